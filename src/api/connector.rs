@@ -1,0 +1,347 @@
+//! `Connector`: one downstream app instance and the policies Roster follows on it.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::LocalSecretKeyRef;
+
+/// One downstream app instance: a SCIM 2.0 service, an LDAP directory, a PostgreSQL
+/// server or a Kubernetes cluster. Exactly one backend is set. Credentials come only from
+/// Secrets in this namespace. The policies here bound what Roster may do on the app:
+/// `Observe` mode, protected accounts, adoption, the deletion budget and the grace period.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "roster.dev",
+    version = "v1alpha1",
+    kind = "Connector",
+    doc = "One downstream app (SCIM, LDAP, PostgreSQL, Kubernetes RBAC) and the safety policies Roster follows on it.",
+    namespaced,
+    status = "ConnectorStatus",
+    shortname = "conn",
+    category = "roster",
+    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Synced",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Synced\")].status"
+    ),
+    printcolumn(
+        name = "Drifted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Drifted\")].status"
+    ),
+    printcolumn(
+        name = "Quarantined",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Quarantined\")].status"
+    ),
+    printcolumn(
+        name = "Managed",
+        type_ = "integer",
+        json_path = ".status.inventory.managed"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("[has(self.scim), has(self.ldap), has(self.postgres), has(self.kubernetes)].filter(b, b).size() == 1")
+    .message("a Connector names exactly one backend: scim, ldap, postgres or kubernetes"))]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorSpec {
+    /// `Enforce` drives the app to the declared state; `Observe` only reports drift and
+    /// makes no downstream write at all.
+    #[serde(default)]
+    pub mode: ConnectorMode,
+
+    /// A SCIM 2.0 service (RFC 7643/7644).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim: Option<ScimBackend>,
+
+    /// An LDAP directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<LdapBackend>,
+
+    /// A PostgreSQL server: identities become LOGIN roles, entitlements group roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresBackend>,
+
+    /// A Kubernetes cluster: entitlements are ClusterRoles and Roles bound to the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesBackend>,
+
+    /// How often the whole downstream inventory is listed to find drift and orphans. The
+    /// per-identity fast path does not wait for it.
+    #[serde(default = "default_poll_interval")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub poll_interval_seconds: i32,
+
+    /// The most downstream requests per second Roster makes to this app.
+    #[serde(default)]
+    pub rate_limit: RateLimit,
+
+    /// What happens to a leaver's account after it is disabled.
+    #[serde(default)]
+    pub deprovisioning: DeprovisioningPolicy,
+
+    /// How many accounts Roster may remove in a time window before it stops removing and
+    /// sets `Quarantined`: a bad commit cannot wipe out accounts.
+    #[serde(default)]
+    pub deletion_budget: DeletionBudget,
+
+    /// What to do with an account that already exists downstream under an identity's
+    /// username but that Roster does not own.
+    #[serde(default)]
+    pub adoption: AdoptionPolicy,
+
+    /// Usernames Roster never touches on this app (break-glass and admin accounts), even
+    /// when an identity or binding would say otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 256)))]
+    pub protected_accounts: Vec<String>,
+}
+
+fn default_poll_interval() -> i32 {
+    300
+}
+
+/// Whether Roster writes to the app.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConnectorMode {
+    /// Drive the app to the declared state.
+    #[default]
+    Enforce,
+    /// Read and report only: zero downstream writes.
+    Observe,
+}
+
+/// A SCIM 2.0 service provider.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimBackend {
+    /// The SCIM base URL, e.g. `https://scim.example.com/v2`.
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://"))]
+    pub base_url: String,
+    /// The bearer token.
+    pub token_secret_ref: LocalSecretKeyRef,
+    /// A PEM CA bundle to trust for `https` instead of the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<LocalSecretKeyRef>,
+}
+
+/// An LDAP directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LdapBackend {
+    /// `ldap://host:port` or `ldaps://host:port`.
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^ldaps?://"))]
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    #[serde(default)]
+    pub start_tls: bool,
+    /// The DN Roster binds as.
+    #[schemars(length(min = 1, max = 1024))]
+    pub bind_dn: String,
+    /// The bind password.
+    pub bind_password_secret_ref: LocalSecretKeyRef,
+    /// A PEM CA bundle to trust for `ldaps://` and StartTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<LocalSecretKeyRef>,
+    /// The DN under which user entries live, e.g. `ou=people,dc=example,dc=com`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub users_dn: String,
+    /// The DN under which group entries live, e.g. `ou=groups,dc=example,dc=com`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub groups_dn: String,
+}
+
+/// A PostgreSQL server.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresBackend {
+    /// Host name or address.
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+    /// TCP port.
+    #[serde(default = "default_postgres_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// The database to connect to (roles are cluster-wide).
+    #[serde(default = "default_postgres_database")]
+    #[schemars(length(min = 1, max = 63))]
+    pub database: String,
+    /// The role Roster logs in as; it needs `CREATEROLE`.
+    #[schemars(length(min = 1, max = 63))]
+    pub username: String,
+    /// That role's password.
+    pub password_secret_ref: LocalSecretKeyRef,
+    /// Whether and how to use TLS.
+    #[serde(default)]
+    pub ssl_mode: PostgresSslMode,
+    /// A PEM CA bundle to verify the server with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<LocalSecretKeyRef>,
+}
+
+fn default_postgres_port() -> i32 {
+    5432
+}
+
+fn default_postgres_database() -> String {
+    "postgres".to_owned()
+}
+
+/// TLS for PostgreSQL connections, as libpq's `sslmode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PostgresSslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it.
+    #[default]
+    Prefer,
+    /// TLS, without verifying the server's certificate.
+    Require,
+    /// TLS, verifying the certificate chain and host name.
+    VerifyFull,
+}
+
+/// A Kubernetes cluster whose RBAC Roster manages.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesBackend {
+    /// A kubeconfig for the target cluster. Absent: the cluster Roster runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_secret_ref: Option<LocalSecretKeyRef>,
+    /// The namespace where ServiceAccounts for `Service` identities are created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub service_account_namespace: Option<String>,
+}
+
+/// A token bucket bounding downstream requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    #[schemars(range(min = 1, max = 10000))]
+    pub requests_per_second: i32,
+    /// Requests allowed in a burst above the sustained rate.
+    #[schemars(range(min = 1, max = 10000))]
+    pub burst: i32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            requests_per_second: 20,
+            burst: 40,
+        }
+    }
+}
+
+/// What happens to a leaver's account after it is disabled and stripped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeprovisioningPolicy {
+    /// Delete the disabled account this many seconds after it was disabled. Absent: keep
+    /// it disabled and never delete it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub delete_after_seconds: Option<i64>,
+}
+
+/// The most removals Roster makes on one app in a sliding window. Whichever limit is
+/// reached first trips the breaker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionBudget {
+    /// The most accounts disabled or deleted in one window.
+    #[schemars(range(min = 0))]
+    pub max_removals: i32,
+    /// The most accounts disabled or deleted in one window, as a percentage of the
+    /// accounts Roster manages on this app.
+    #[schemars(range(min = 0, max = 100))]
+    pub max_percent: i32,
+    /// The window's length.
+    #[schemars(range(min = 60))]
+    pub window_seconds: i64,
+}
+
+impl Default for DeletionBudget {
+    fn default() -> Self {
+        Self {
+            max_removals: 10,
+            max_percent: 10,
+            window_seconds: 3600,
+        }
+    }
+}
+
+/// How Roster treats an account that already exists under an identity's username.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AdoptionPolicy {
+    /// Leave it alone and report a conflict on the identity.
+    #[default]
+    Never,
+    /// Mark it as Roster's and manage it from then on.
+    AdoptByUsername,
+}
+
+/// What Roster observed about a Connector.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Synced`, `Drifted` and `Quarantined`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// What the app said it supports, e.g. `patch`, `filter`, `etag`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// Counts from the last inventory scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Inventory>,
+    /// When the last inventory scan finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scan_time: Option<Time>,
+    /// Set while removals are stopped because the deletion budget was exceeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<QuarantineStatus>,
+}
+
+/// Counts of downstream accounts from an inventory scan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Inventory {
+    /// Accounts Roster owns.
+    pub managed: i64,
+    /// Owned accounts that differ from the declared state.
+    pub drifted: i64,
+    /// Accounts carrying Roster's mark that no identity claims.
+    pub orphaned: i64,
+    /// Accounts Roster does not own (left untouched).
+    pub unmanaged: i64,
+}
+
+/// Why and since when removals on a Connector are stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantineStatus {
+    /// When the breaker tripped.
+    pub since: Time,
+    /// Removals planned in the window when it tripped.
+    pub planned_removals: i32,
+    /// Human-readable reason.
+    pub message: String,
+}

@@ -1,0 +1,104 @@
+//! Writing status: only when something other than a timestamp changed, by server-side
+//! apply (so that fields we stop setting are removed), with an Event when an object's
+//! `Ready` condition turns bad.
+
+use std::fmt::Debug;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::events::{Event, EventType, Recorder},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{Error, MANAGER};
+use crate::api::conditions;
+
+/// Longest message carried into an Event; the API server refuses notes over 1 kB.
+const EVENT_NOTE_LIMIT: usize = 1000;
+
+/// Applies `desired` as `obj`'s status when it differs from the current one, and returns
+/// whether it wrote. `current` is the status the cache holds.
+pub async fn apply_if_changed<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    desired: &S,
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(desired) {
+        return Ok(false);
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": desired,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Publishes a Warning Event when the `Ready` condition turned `False` or changed its
+/// reason while `False`, so that `kubectl describe` and event exporters show why.
+/// Publishing is best effort: a lost Event is logged, never fatal.
+pub async fn warn_on_ready_change<K>(
+    recorder: &Recorder,
+    obj: &K,
+    before: &[Condition],
+    after: &[Condition],
+) where
+    K: Resource<DynamicType = ()>,
+{
+    let Some(now) = conditions::find(after, conditions::READY) else {
+        return;
+    };
+    let was = conditions::find(before, conditions::READY);
+    let changed = was.is_none_or(|w| w.status != now.status || w.reason != now.reason);
+    if now.status != "False" || !changed {
+        return;
+    }
+    let event = Event {
+        type_: EventType::Warning,
+        reason: now.reason.clone(),
+        note: Some(truncate(&now.message, EVENT_NOTE_LIMIT)),
+        action: "Validate".to_owned(),
+        secondary: None,
+    };
+    if let Err(err) = recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %err, reason = %now.reason, "could not publish Event");
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, with an ellipsis when cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncate_keeps_short_text_and_cuts_on_char_boundaries() {
+        assert_eq!(truncate("short", 10), "short");
+        let cut = truncate("ééééééééé", 8);
+        assert!(cut.len() <= 8, "{cut}");
+        assert!(cut.ends_with('…'));
+    }
+}

@@ -1,0 +1,12 @@
+//! Roster: a Kubernetes operator that runs the identity lifecycle — joiners, movers,
+//! leavers — from declared state.
+//!
+//! - [`api`]: the `roster.dev/v1alpha1` resources, from which `crds/` is generated.
+//! - [`controller`]: one thin loop per kind; the checks they make are pure functions.
+//! - [`operator`]: `roster run`, the process that hosts the loops and the probes.
+
+pub mod api;
+pub mod controller;
+pub mod operator;
+pub mod telemetry;
+pub mod time;

@@ -1,0 +1,65 @@
+//! The `roster` command.
+
+use std::{io::Write, net::SocketAddr, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use roster::{operator, telemetry};
+
+/// Roster runs the identity lifecycle of an organisation from declared state.
+#[derive(Debug, Parser)]
+#[command(name = "roster", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print every Roster CRD as multi-document YAML (`roster crds | kubectl apply -f -`).
+    Crds,
+    /// Run the operator against the cluster of the current kubeconfig, or in-cluster.
+    Run {
+        /// Address for /healthz, /readyz and /metrics.
+        #[arg(long, env = "ROSTER_PROBE_ADDR", default_value = "0.0.0.0:8080")]
+        probe_addr: SocketAddr,
+        /// Log line format; the level comes from RUST_LOG (default info).
+        #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum, default_value_t = telemetry::LogFormat::Text)]
+        log_format: telemetry::LogFormat,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => print_crds(),
+        Command::Run {
+            probe_addr,
+            log_format,
+        } => {
+            telemetry::init_logging(log_format);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
+            };
+            match runtime.block_on(operator::run(operator::RunOptions { probe_addr })) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(&err.to_string()),
+            }
+        }
+    }
+}
+
+fn print_crds() -> ExitCode {
+    match roster::api::crds_yaml() {
+        Ok(yaml) => match std::io::stdout().lock().write_all(yaml.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&format!("cannot write the CRDs: {err}")),
+        },
+        Err(err) => fail(&err.to_string()),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,275 @@
+//! `roster run` against the real API server: readiness, status writing, Events, metrics,
+//! clean shutdown — and a clear refusal when the CRDs are missing.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::events::v1::Event;
+use kube::{
+    Api, Client,
+    api::{ListParams, PostParams},
+};
+use roster::api::{Connector, Role, RoleBinding, conditions};
+use serde_json::json;
+
+use crate::harness::{bare_control_plane, control_plane, process};
+
+/// The operator as a child process, killed if the test ends early.
+struct Operator {
+    child: Child,
+    log: std::path::PathBuf,
+    probe: String,
+}
+
+impl Operator {
+    fn start(kubeconfig: &Path) -> Self {
+        let port = process::free_port();
+        let log = process::temp_dir("roster-run-").join("roster.log");
+        let out = std::fs::File::create(&log).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(["run", "--probe-addr", &format!("127.0.0.1:{port}")])
+            .env("KUBECONFIG", kubeconfig)
+            .env(
+                "RUST_LOG",
+                std::env::var("ROSTER_IT_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone().expect("log")))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .expect("start roster run");
+        Self {
+            child,
+            log,
+            probe: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        self.wait(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("no exit 20s after SIGTERM:\n{}", self.log()))
+    }
+
+    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Operator {
+    /// Polls `check` every 200 ms for up to `limit`; on failure the operator's log is shown.
+    async fn eventually<F, Fut>(&self, what: &str, limit: Duration, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!(
+            "{what}: not within {limit:?}; operator log:\n{}",
+            self.log()
+        );
+    }
+}
+
+async fn ready_reason(client: &Client, ns: &str, role: &str) -> Option<(String, String)> {
+    let role = Api::<Role>::namespaced(client.clone(), ns)
+        .get(role)
+        .await
+        .ok()?;
+    let status = role.status?;
+    let c = conditions::find(&status.conditions, conditions::READY)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test]
+async fn run_reports_ready_writes_status_and_stops_on_sigterm() {
+    let cp = control_plane();
+    let client = cp.client().await;
+    let ns = cp.namespace(&client, "operator").await;
+    let mut op = Operator::start(&cp.kubeconfig);
+
+    let http = reqwest::Client::new();
+    op.eventually("/readyz answers ok", Duration::from_secs(60), || async {
+        let r = http.get(format!("{}/readyz", op.probe)).send().await;
+        matches!(r, Ok(r) if r.status().is_success())
+    })
+    .await;
+    let health = http
+        .get(format!("{}/healthz", op.probe))
+        .send()
+        .await
+        .expect("/healthz");
+    assert!(health.status().is_success());
+
+    // A Role naming a Connector that does not exist is reported, with an Event.
+    let role: Role = serde_json::from_value(json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Role", "metadata": {"name": "eng"},
+        "spec": {"entitlements": [{"connector": "scim", "name": "engineers"}]}
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create role");
+    op.eventually(
+        "Role Ready=False ConnectorNotFound",
+        Duration::from_secs(30),
+        || async {
+            ready_reason(&client, &ns, "eng").await
+                == Some(("False".into(), "ConnectorNotFound".into()))
+        },
+    )
+    .await;
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    op.eventually(
+        "a Warning Event for the Role",
+        Duration::from_secs(30),
+        || async {
+            events.list(&ListParams::default()).await.is_ok_and(|l| {
+                l.items.iter().any(|e| {
+                    e.reason.as_deref() == Some("ConnectorNotFound")
+                        && e.type_.as_deref() == Some("Warning")
+                })
+            })
+        },
+    )
+    .await;
+
+    // Creating the Connector re-checks the Role through the secondary watch.
+    let connector: Connector = serde_json::from_value(json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Connector", "metadata": {"name": "scim"},
+        "spec": {"scim": {"baseUrl": "http://127.0.0.1:9/v2", "tokenSecretRef": {"name": "scim-token", "key": "token"}}}
+    }))
+    .unwrap();
+    Api::<Connector>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &connector)
+        .await
+        .expect("create connector");
+    op.eventually("Role Ready=True", Duration::from_secs(30), || async {
+        ready_reason(&client, &ns, "eng")
+            .await
+            .is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+    // The Connector's missing Secret is named in its condition, never its content.
+    op.eventually(
+        "Connector Ready=False SecretNotFound",
+        Duration::from_secs(30),
+        || async {
+            let c = Api::<Connector>::namespaced(client.clone(), &ns)
+                .get("scim")
+                .await
+                .ok();
+            c.and_then(|c| c.status).is_some_and(|s| {
+                conditions::find(&s.conditions, conditions::READY)
+                    .is_some_and(|c| c.reason == "SecretNotFound")
+            })
+        },
+    )
+    .await;
+
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "RoleBinding", "metadata": {"name": "eng-ada"},
+        "spec": {"role": "eng", "subjects": {"identities": ["ada"]}}
+    }))
+    .unwrap();
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), &ns);
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create binding");
+    op.eventually(
+        "RoleBinding Ready=True",
+        Duration::from_secs(30),
+        || async {
+            bindings
+                .get("eng-ada")
+                .await
+                .ok()
+                .and_then(|b| b.status)
+                .is_some_and(|s| {
+                    s.observed_generation == Some(1)
+                        && conditions::find(&s.conditions, conditions::READY)
+                            .is_some_and(|c| c.status == "True")
+                })
+        },
+    )
+    .await;
+
+    let metrics = http
+        .get(format!("{}/metrics", op.probe))
+        .send()
+        .await
+        .expect("/metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    assert!(
+        metrics.contains(r#"roster_reconciliations_total{kind="Role",outcome="ok"}"#),
+        "{metrics}"
+    );
+
+    let status = op.terminate();
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status:?}\n{}",
+        op.log()
+    );
+    let log = op.log();
+    assert!(
+        log.contains("reconciled"),
+        "no reconcile outcome logged:\n{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[tokio::test]
+async fn run_without_crds_exits_with_how_to_install_them() {
+    let cp = bare_control_plane();
+    let mut op = Operator::start(&cp.kubeconfig);
+    let status = op
+        .wait(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("roster run kept running without CRDs:\n{}", op.log()));
+    assert!(!status.success());
+    let log = op.log();
+    assert!(
+        log.contains("CustomResourceDefinitions are not installed"),
+        "{log}"
+    );
+    assert!(log.contains("identities.roster.dev"), "{log}");
+    assert!(
+        log.contains("roster crds | kubectl apply --server-side -f -"),
+        "{log}"
+    );
+}
