@@ -1,6 +1,6 @@
 //! Logging set-up and the Prometheus metrics the operator serves on `/metrics`.
 
-use std::time::Duration;
+use std::{io::IsTerminal, time::Duration};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -28,9 +28,13 @@ pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
-            .init(),
+        LogFormat::Text => {
+            // Colour only for a person at a terminal, never in files or log pipelines.
+            let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            registry
+                .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+                .init()
+        }
         LogFormat::Json => registry
             .with(
                 fmt::layer()
@@ -60,6 +64,7 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<OutcomeLabels, Counter>,
     reconcile_seconds: HistogramFamily,
+    status_writes: Family<KindLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -85,10 +90,17 @@ impl Metrics {
             "Time spent in one reconcile",
             reconcile_seconds.clone(),
         );
+        let status_writes = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "status_writes",
+            "Status writes sent to the API server; zero while nothing changes",
+            status_writes.clone(),
+        );
         Self {
             registry,
             reconciles,
             reconcile_seconds,
+            status_writes,
         }
     }
 
@@ -101,6 +113,11 @@ impl Metrics {
         self.reconcile_seconds
             .get_or_create(&KindLabels { kind })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts one status write for `kind`.
+    pub fn observe_status_write(&self, kind: &'static str) {
+        self.status_writes.get_or_create(&KindLabels { kind }).inc();
     }
 
     /// The metrics in the OpenMetrics text format.

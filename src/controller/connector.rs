@@ -152,6 +152,8 @@ pub async fn reconcile(connector: Arc<Connector>, ctx: Arc<Context>) -> Result<A
         };
         let api = Api::<Connector>::namespaced(ctx.client.clone(), &ns);
         status::apply_if_changed(
+            &ctx,
+            "Connector",
             &api,
             connector.as_ref(),
             connector.status.as_ref(),

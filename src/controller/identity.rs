@@ -69,8 +69,15 @@ pub async fn reconcile(identity: Arc<Identity>, ctx: Arc<Context>) -> Result<Act
             ..current.clone()
         };
         let api = Api::<Identity>::all(ctx.client.clone());
-        status::apply_if_changed(&api, identity.as_ref(), identity.status.as_ref(), &desired)
-            .await?;
+        status::apply_if_changed(
+            &ctx,
+            "Identity",
+            &api,
+            identity.as_ref(),
+            identity.status.as_ref(),
+            &desired,
+        )
+        .await?;
         status::warn_on_ready_change(
             &ctx.recorder,
             identity.as_ref(),

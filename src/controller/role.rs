@@ -78,7 +78,15 @@ pub async fn reconcile(role: Arc<Role>, ctx: Arc<Context>) -> Result<Action, Err
             entitlement_count: i32::try_from(role.spec.entitlements.len()).unwrap_or(i32::MAX),
         };
         let api = Api::<Role>::namespaced(ctx.client.clone(), &ns);
-        status::apply_if_changed(&api, role.as_ref(), role.status.as_ref(), &desired).await?;
+        status::apply_if_changed(
+            &ctx,
+            "Role",
+            &api,
+            role.as_ref(),
+            role.status.as_ref(),
+            &desired,
+        )
+        .await?;
         status::warn_on_ready_change(
             &ctx.recorder,
             role.as_ref(),

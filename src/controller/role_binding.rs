@@ -60,7 +60,15 @@ pub async fn reconcile(binding: Arc<RoleBinding>, ctx: Arc<Context>) -> Result<A
             ..current.clone()
         };
         let api = Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns);
-        status::apply_if_changed(&api, binding.as_ref(), binding.status.as_ref(), &desired).await?;
+        status::apply_if_changed(
+            &ctx,
+            "RoleBinding",
+            &api,
+            binding.as_ref(),
+            binding.status.as_ref(),
+            &desired,
+        )
+        .await?;
         status::warn_on_ready_change(
             &ctx.recorder,
             binding.as_ref(),

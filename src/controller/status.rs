@@ -12,15 +12,18 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{Error, MANAGER};
+use super::{Context, Error, MANAGER};
 use crate::api::conditions;
 
 /// Longest message carried into an Event; the API server refuses notes over 1 kB.
 const EVENT_NOTE_LIMIT: usize = 1000;
 
 /// Applies `desired` as `obj`'s status when it differs from the current one, and returns
-/// whether it wrote. `current` is the status the cache holds.
+/// whether it wrote. `current` is the status the cache holds; `kind` labels the
+/// `roster_status_writes_total` counter.
 pub async fn apply_if_changed<K, S>(
+    ctx: &Context,
+    kind: &'static str,
     api: &Api<K>,
     obj: &K,
     current: Option<&S>,
@@ -44,6 +47,7 @@ where
         &Patch::Apply(&patch),
     )
     .await?;
+    ctx.metrics.observe_status_write(kind);
     Ok(true)
 }
 

@@ -102,6 +102,18 @@ impl Operator {
     }
 }
 
+/// The value of one counter series, as the operator's `/metrics` reports it (0 if absent).
+async fn metric(http: &reqwest::Client, probe: &str, series: &str) -> u64 {
+    let text = match http.get(format!("{probe}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => return 0,
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 async fn ready_reason(client: &Client, ns: &str, role: &str) -> Option<(String, String)> {
     let role = Api::<Role>::namespaced(client.clone(), ns)
         .get(role)
@@ -227,18 +239,53 @@ async fn run_reports_ready_writes_status_and_stops_on_sigterm() {
     )
     .await;
 
-    let metrics = http
-        .get(format!("{}/metrics", op.probe))
-        .send()
+    // A reconcile that finds nothing new writes nothing: touch the Role's metadata (no
+    // generation change), see the reconcile counted, and no status write sent.
+    let roles = Api::<Role>::namespaced(client.clone(), &ns);
+    let before = metric(
+        &http,
+        &op.probe,
+        r#"roster_reconciliations_total{kind="Role",outcome="ok"}"#,
+    )
+    .await;
+    let writes = metric(
+        &http,
+        &op.probe,
+        r#"roster_status_writes_total{kind="Role"}"#,
+    )
+    .await;
+    assert!(writes > 0, "the Role's status was written at least once");
+    roles
+        .patch(
+            "eng",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {"roster.dev/touched": "1"}}}),
+            ),
+        )
         .await
-        .expect("/metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    assert!(
-        metrics.contains(r#"roster_reconciliations_total{kind="Role",outcome="ok"}"#),
-        "{metrics}"
-    );
+        .expect("annotate role");
+    op.eventually(
+        "the touched Role to be reconciled",
+        Duration::from_secs(30),
+        || async {
+            metric(
+                &http,
+                &op.probe,
+                r#"roster_reconciliations_total{kind="Role",outcome="ok"}"#,
+            )
+            .await
+                > before
+        },
+    )
+    .await;
+    let writes_after = metric(
+        &http,
+        &op.probe,
+        r#"roster_status_writes_total{kind="Role"}"#,
+    )
+    .await;
+    assert_eq!(writes_after, writes, "an unchanged status was sent again");
 
     let status = op.terminate();
     assert!(

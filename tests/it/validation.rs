@@ -4,7 +4,7 @@ use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},
 };
-use roster::api::{Connector, Identity, RoleBinding};
+use roster::api::{Connector, Identity, Role, RoleBinding};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
@@ -184,6 +184,20 @@ async fn role_binding_needs_subjects_and_an_ordered_window() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+}
+
+#[tokio::test]
+async fn role_lists_each_entitlement_once() {
+    let cp = control_plane();
+    let client = cp.client().await;
+    let ns = cp.namespace(&client, "role-rules").await;
+    let api: Api<Role> = namespaced(&client, &ns).await;
+    let twice = json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role", "metadata": {"name": "twice"},
+        "spec": {"entitlements": [{"connector": "scim", "name": "eng"}, {"connector": "scim", "name": "eng"}]}});
+    assert_refused(&api, twice, "Duplicate value").await;
+    let none = json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role", "metadata": {"name": "none"},
+        "spec": {"entitlements": []}});
+    assert_refused(&api, none, "spec.entitlements").await;
 }
 
 #[tokio::test]

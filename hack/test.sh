@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, clippy, unit tests and the integration tests
+# against a real kube-apiserver + etcd (built once into ~/.cache/roster, see
+# hack/control-plane-bins.sh). Needs cargo and Go; installs the rest itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null || { echo "test.sh: $1 is required: $2" >&2; exit 1; }; }
+need cargo "install Rust with rustup (https://rustup.rs)"
+need go "install Go >= 1.22 (https://go.dev/dl); newer toolchains are fetched from the Go module proxy"
+if command -v rustup >/dev/null; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+
+section() { printf '\n== %s\n' "$*"; }
+start=$(date +%s)
+
+section "control plane binaries"
+ROSTER_CONTROL_PLANE_BIN=$(hack/control-plane-bins.sh)
+export ROSTER_CONTROL_PLANE_BIN
+
+section "cargo fmt --check"
+cargo fmt --all -- --check
+
+section "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
+section "cargo test (unit and integration)"
+cargo test --locked --all-targets
+
+section "done in $(( $(date +%s) - start ))s"
