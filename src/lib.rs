@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod controller;
+pub mod lifecycle;
 pub mod operator;
 pub mod telemetry;
 pub mod time;

@@ -1,0 +1,12 @@
+//! The functional core of provisioning. Everything here is pure: no client, no clock.
+//!
+//! - [`resolve`]: Identities, Roles, RoleBindings → the desired account per connector.
+//! - [`plan`]: desired vs observed, through the ownership ledger and the Connector's
+//!   policies → the changes to make and the drift to report.
+
+pub mod model;
+pub mod plan;
+pub mod resolve;
+pub mod subjects;
+
+pub use model::{AccountAttributes, ConnectorKey, DesiredAccount, ObservedAccount};

@@ -1,0 +1,100 @@
+//! Plain data the pipeline passes between its steps.
+
+use std::{collections::BTreeSet, fmt};
+
+use serde::{Deserialize, Serialize};
+
+/// A Connector, by namespace and name. Displays as `namespace/name`, the form status uses.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConnectorKey {
+    /// The Connector's namespace.
+    pub namespace: String,
+    /// The Connector's name.
+    pub name: String,
+}
+
+impl ConnectorKey {
+    /// The key of Connector `name` in `namespace`.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Parses `namespace/name`, as status records it.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (ns, name) = s.split_once('/')?;
+        (!ns.is_empty() && !name.is_empty() && !name.contains('/')).then(|| Self::new(ns, name))
+    }
+}
+
+impl fmt::Display for ConnectorKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The attributes of an account that follow the Identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountAttributes {
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Email addresses, primary first.
+    pub emails: Vec<String>,
+}
+
+impl AccountAttributes {
+    /// Names of the attributes that differ from `other`, for drift reports.
+    pub fn differences(&self, other: &Self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.display_name != other.display_name {
+            out.push("displayName");
+        }
+        if self.given_name != other.given_name {
+            out.push("givenName");
+        }
+        if self.family_name != other.family_name {
+            out.push("familyName");
+        }
+        if self.emails != other.emails {
+            out.push("emails");
+        }
+        out
+    }
+}
+
+/// What one identity should have on one connector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredAccount {
+    /// The login name.
+    pub username: String,
+    /// Attributes to keep in step with the Identity.
+    pub attributes: AccountAttributes,
+    /// `false` while the identity is Suspended: the account exists but is disabled.
+    pub active: bool,
+    /// Entitlements on this connector, in the connector's own terms.
+    pub entitlements: BTreeSet<String>,
+}
+
+/// An account as read from the downstream app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedAccount {
+    /// The app's id for it.
+    pub id: String,
+    /// The login name.
+    pub username: String,
+    /// The ownership mark, when one is present: the name of the Identity Roster manages
+    /// it for. `None`: Roster does not own this account.
+    pub owner: Option<String>,
+    /// Whether the account is enabled.
+    pub active: bool,
+    /// Its attributes.
+    pub attributes: AccountAttributes,
+    /// The entitlements it holds, in the connector's own terms.
+    pub entitlements: BTreeSet<String>,
+}

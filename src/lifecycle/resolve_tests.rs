@@ -1,0 +1,220 @@
+use std::sync::Arc;
+
+use k8s_openapi::jiff::Timestamp;
+use serde_json::json;
+
+use super::*;
+
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn identity(name: &str, spec: serde_json::Value) -> Identity {
+    let mut spec = spec;
+    spec["username"] = json!(name);
+    Identity::new(name, serde_json::from_value(spec).unwrap())
+}
+
+fn role(ns: &str, name: &str, entitlements: &[(&str, &str)]) -> Arc<Role> {
+    let list: Vec<_> = entitlements
+        .iter()
+        .map(|(c, n)| json!({"connector": c, "name": n}))
+        .collect();
+    let mut r = Role::new(
+        name,
+        serde_json::from_value(json!({"entitlements": list})).unwrap(),
+    );
+    r.metadata.namespace = Some(ns.into());
+    Arc::new(r)
+}
+
+fn binding(ns: &str, name: &str, spec: serde_json::Value) -> Arc<RoleBinding> {
+    let mut b = RoleBinding::new(name, serde_json::from_value(spec).unwrap());
+    b.metadata.namespace = Some(ns.into());
+    Arc::new(b)
+}
+
+fn connector(ns: &str, name: &str) -> Arc<Connector> {
+    let mut c = Connector::new(
+        name,
+        serde_json::from_value(json!({"kubernetes": {}})).unwrap(),
+    );
+    c.metadata.namespace = Some(ns.into());
+    Arc::new(c)
+}
+
+fn catalog(bindings: &[Arc<RoleBinding>]) -> Catalog {
+    Catalog::new(
+        &[
+            role("acme", "eng", &[("scim", "engineers"), ("pg", "readonly")]),
+            role("acme", "all", &[("scim", "all-staff")]),
+            role("acme", "ghost", &[("missing", "x")]),
+        ],
+        bindings,
+        &[connector("acme", "scim"), connector("acme", "pg")],
+    )
+}
+
+fn entitlements(r: &Resolution, connector: &str) -> Vec<String> {
+    r.accounts
+        .get(&ConnectorKey::new("acme", connector))
+        .map(|a| a.entitlements.iter().cloned().collect())
+        .unwrap_or_default()
+}
+
+const NOW: &str = "2027-03-01T12:00:00Z";
+
+#[test]
+fn bindings_add_up_per_connector() {
+    let cat = catalog(&[
+        binding(
+            "acme",
+            "eng",
+            json!({"role": "eng", "subjects": {"expression": "identity.attributes.department == \"eng\""}}),
+        ),
+        binding(
+            "acme",
+            "all",
+            json!({"role": "all", "subjects": {"expression": "identity.kind == \"Person\""}}),
+        ),
+    ]);
+    let ada = identity(
+        "ada",
+        json!({"attributes": {"department": "eng"}, "displayName": "Ada"}),
+    );
+    let r = resolve(&ada, &cat, at(NOW));
+    assert_eq!(r.effective, Effective::Active);
+    assert_eq!(entitlements(&r, "scim"), ["all-staff", "engineers"]);
+    assert_eq!(entitlements(&r, "pg"), ["readonly"]);
+    let account = &r.accounts[&ConnectorKey::new("acme", "scim")];
+    assert!(account.active);
+    assert_eq!(account.attributes.display_name.as_deref(), Some("Ada"));
+}
+
+#[test]
+fn no_binding_no_account() {
+    let cat = catalog(&[binding(
+        "acme",
+        "eng",
+        json!({"role": "eng", "subjects": {"identities": ["bob"]}}),
+    )]);
+    let r = resolve(&identity("ada", json!({})), &cat, at(NOW));
+    assert!(r.accounts.is_empty());
+}
+
+#[test]
+fn unknown_roles_missing_connectors_and_bad_expressions_grant_nothing() {
+    let cat = catalog(&[
+        binding(
+            "acme",
+            "a",
+            json!({"role": "nope", "subjects": {"identities": ["ada"]}}),
+        ),
+        binding(
+            "acme",
+            "b",
+            json!({"role": "ghost", "subjects": {"identities": ["ada"]}}),
+        ),
+        binding(
+            "acme",
+            "c",
+            json!({"role": "eng", "subjects": {"expression": "identity.("}}),
+        ),
+        binding(
+            "other",
+            "d",
+            json!({"role": "eng", "subjects": {"identities": ["ada"]}}),
+        ),
+    ]);
+    let r = resolve(&identity("ada", json!({})), &cat, at(NOW));
+    assert!(r.accounts.is_empty(), "{r:?}");
+}
+
+#[test]
+fn suspended_keeps_entitlements_on_a_disabled_account() {
+    let cat = catalog(&[binding(
+        "acme",
+        "eng",
+        json!({"role": "eng", "subjects": {"identities": ["ada"]}}),
+    )]);
+    let r = resolve(
+        &identity("ada", json!({"state": "Suspended"})),
+        &cat,
+        at(NOW),
+    );
+    assert_eq!(r.effective, Effective::Suspended);
+    let account = &r.accounts[&ConnectorKey::new("acme", "scim")];
+    assert!(!account.active);
+    assert_eq!(account.entitlements.len(), 1);
+}
+
+#[test]
+fn terminated_or_expired_or_not_started_identities_get_nothing() {
+    let cat = catalog(&[binding(
+        "acme",
+        "eng",
+        json!({"role": "eng", "subjects": {"identities": ["ada"]}}),
+    )]);
+    for spec in [
+        json!({"state": "Terminated"}),
+        json!({"validUntil": "2027-03-01T11:59:59Z"}),
+        json!({"validFrom": "2027-03-02T00:00:00Z"}),
+    ] {
+        let r = resolve(&identity("ada", spec.clone()), &cat, at(NOW));
+        assert!(r.accounts.is_empty(), "{spec}: {r:?}");
+        assert_ne!(r.effective, Effective::Active);
+    }
+    let not_started = resolve(
+        &identity("ada", json!({"validFrom": "2027-03-02T00:00:00Z"})),
+        &cat,
+        at(NOW),
+    );
+    assert_eq!(not_started.next_change, Some(at("2027-03-02T00:00:00Z")));
+}
+
+#[test]
+fn time_bound_bindings_apply_inside_their_window_and_requeue_at_its_edges() {
+    let cat = catalog(&[binding(
+        "acme",
+        "temp",
+        json!({"role": "eng", "subjects": {"identities": ["ada"]},
+            "validFrom": "2027-03-01T00:00:00Z", "validUntil": "2027-03-01T18:00:00Z"}),
+    )]);
+    let ada = identity("ada", json!({"validUntil": "2027-12-31T00:00:00Z"}));
+    let inside = resolve(&ada, &cat, at(NOW));
+    assert_eq!(entitlements(&inside, "scim"), ["engineers"]);
+    assert_eq!(
+        inside.next_change,
+        Some(at("2027-03-01T18:00:00Z")),
+        "the binding ends before the identity"
+    );
+    let after = resolve(&ada, &cat, at("2027-03-01T18:00:00Z"));
+    assert!(after.accounts.is_empty());
+    assert_eq!(after.next_change, Some(at("2027-12-31T00:00:00Z")));
+    let before = resolve(&ada, &cat, at("2027-02-28T00:00:00Z"));
+    assert!(before.accounts.is_empty());
+    assert_eq!(before.next_change, Some(at("2027-03-01T00:00:00Z")));
+}
+
+#[test]
+fn managed_lists_every_entitlement_roles_name_on_a_connector() {
+    let cat = catalog(&[]);
+    let managed: Vec<_> = cat
+        .managed(&ConnectorKey::new("acme", "scim"))
+        .into_iter()
+        .collect();
+    assert_eq!(managed, ["all-staff", "engineers"]);
+    assert!(
+        cat.managed(&ConnectorKey::new("acme", "missing"))
+            .is_empty()
+    );
+}
+
+#[test]
+fn connector_keys_round_trip() {
+    let k = ConnectorKey::new("acme", "scim");
+    assert_eq!(ConnectorKey::parse(&k.to_string()), Some(k));
+    assert_eq!(ConnectorKey::parse("no-slash"), None);
+    assert_eq!(ConnectorKey::parse("a/b/c"), None);
+    assert_eq!(ConnectorKey::parse("/b"), None);
+}
