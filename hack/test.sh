@@ -20,6 +20,10 @@ section "control plane binaries"
 ROSTER_CONTROL_PLANE_BIN=$(hack/control-plane-bins.sh)
 export ROSTER_CONTROL_PLANE_BIN
 
+section "downstream test servers"
+ROSTER_SCIM2_SERVER=$(hack/scim2-server-bin.sh)
+export ROSTER_SCIM2_SERVER
+
 section "cargo fmt --check"
 cargo fmt --all -- --check
 

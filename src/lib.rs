@@ -6,6 +6,7 @@
 //! - [`operator`]: `roster run`, the process that hosts the loops and the probes.
 
 pub mod api;
+pub mod connector;
 pub mod controller;
 pub mod lifecycle;
 pub mod operator;

@@ -97,4 +97,6 @@ pub struct ObservedAccount {
     pub attributes: AccountAttributes,
     /// The entitlements it holds, in the connector's own terms.
     pub entitlements: BTreeSet<String>,
+    /// The app's version of the account (an ETag), for conditional writes.
+    pub version: Option<String>,
 }

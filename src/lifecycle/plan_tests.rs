@@ -49,6 +49,7 @@ fn observed(owner: Option<&str>, active: bool, entitlements: &[&str]) -> Observe
         active,
         attributes: attrs("Ada"),
         entitlements: set(entitlements),
+        version: None,
     }
 }
 
@@ -325,6 +326,7 @@ fn apply(
                     active: *active,
                     attributes: d.attributes.clone(),
                     entitlements: BTreeSet::new(),
+                    version: None,
                 });
             }
             Change::Delete => account = None,
@@ -393,6 +395,7 @@ fn arb_observed() -> impl Strategy<Value = Option<ObservedAccount>> {
                 active,
                 attributes: attrs(name),
                 entitlements,
+                version: None,
             }),
     )
 }

@@ -1,8 +1,10 @@
 //! Integration tests against a real kube-apiserver and etcd, started once for this
 //! binary by [`harness`].
 
+mod conformance;
 mod crds;
 mod examples;
 mod harness;
 mod operator;
+mod scim_connector;
 mod validation;

@@ -9,6 +9,7 @@
 
 mod certs;
 pub mod process;
+pub mod scim;
 
 use std::{
     hash::{BuildHasher, Hasher},

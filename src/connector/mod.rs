@@ -1,0 +1,147 @@
+//! Downstream apps. Each backend implements [`Connector`], shaped like Crossplane's
+//! external client and Baton's syncer: observing never writes; every write is idempotent
+//! (what is already absent counts as done); errors say what a person should do.
+
+pub mod scim;
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+
+use crate::lifecycle::{AccountAttributes, DesiredAccount, ObservedAccount};
+
+/// What an app said it supports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Feature names, e.g. `patch`, `filter`, `etag`.
+    pub features: BTreeSet<String>,
+}
+
+/// One page of an inventory listing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items on this page.
+    pub items: Vec<T>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// An entitlement and who holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntitlementMembers {
+    /// The entitlement, in the connector's own terms.
+    pub name: String,
+    /// Ids of the accounts holding it.
+    pub members: Vec<String>,
+}
+
+/// A downstream app, as Roster drives it.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// Reachability, credentials and capabilities.
+    async fn check(&self) -> Result<Capabilities, ConnectorError>;
+    /// The account with this username, with its entitlements; `None` if there is none.
+    async fn observe(&self, username: &str) -> Result<Option<ObservedAccount>, ConnectorError>;
+    /// One page of every account. Entitlements are not filled in: they come from
+    /// [`Connector::list_entitlements`], so that a full scan costs O(pages) requests.
+    async fn list_accounts(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<Page<ObservedAccount>, ConnectorError>;
+    /// One page of every entitlement with the ids of the accounts holding it.
+    async fn list_entitlements(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<Page<EntitlementMembers>, ConnectorError>;
+    /// Creates the account with Roster's mark for `identity`; returns its id.
+    async fn create(
+        &self,
+        identity: &str,
+        desired: &DesiredAccount,
+        active: bool,
+    ) -> Result<String, ConnectorError>;
+    /// Puts Roster's mark for `identity` on an existing account.
+    async fn adopt(&self, account: &ObservedAccount, identity: &str) -> Result<(), ConnectorError>;
+    /// Brings the account's attributes in line.
+    async fn update(
+        &self,
+        account: &ObservedAccount,
+        attributes: &AccountAttributes,
+    ) -> Result<(), ConnectorError>;
+    /// Enables or disables the account.
+    async fn set_active(
+        &self,
+        account: &ObservedAccount,
+        active: bool,
+    ) -> Result<(), ConnectorError>;
+    /// Deletes the account; an absent account is success.
+    async fn delete(&self, account: &ObservedAccount) -> Result<(), ConnectorError>;
+    /// Gives the account an entitlement; holding it already is success.
+    async fn grant(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError>;
+    /// Takes an entitlement away; not holding it, or the entitlement not existing, is
+    /// success.
+    async fn revoke(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError>;
+}
+
+/// Longest downstream text carried into an error (design invariant 7: truncated bodies).
+pub const BODY_LIMIT: usize = 256;
+
+/// Why a downstream call failed. Messages never contain credentials; downstream bodies are
+/// truncated to [`BODY_LIMIT`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// The connector's settings or Secret are unusable.
+    #[error("{0}")]
+    Config(String),
+    /// No answer: refused, timed out, DNS, TLS.
+    #[error("cannot reach {target}: {reason}")]
+    Unreachable {
+        /// What was called (no credentials).
+        target: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The app refused the credentials.
+    #[error("the app refused Roster's credentials (HTTP {status}); check the Secret")]
+    Unauthorized {
+        /// HTTP status.
+        status: u16,
+    },
+    /// The app answered with an error.
+    #[error("the app answered HTTP {status}: {body}")]
+    Http {
+        /// HTTP status.
+        status: u16,
+        /// The start of the response body.
+        body: String,
+    },
+    /// The app's answer does not parse or makes no sense.
+    #[error("malformed response from the app: {0}")]
+    Malformed(String),
+    /// An entitlement a Role names does not exist downstream.
+    #[error("entitlement {0:?} does not exist in the app")]
+    EntitlementNotFound(String),
+    /// Someone else changed the same object at the same time; retry.
+    #[error("concurrent change in the app: {0}")]
+    Conflict(String),
+}
+
+impl ConnectorError {
+    /// A CamelCase reason for conditions and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "InvalidConfig",
+            Self::Unreachable { .. } => "Unreachable",
+            Self::Unauthorized { .. } => "Unauthorized",
+            Self::Http { .. } => "DownstreamError",
+            Self::Malformed(_) => "MalformedResponse",
+            Self::EntitlementNotFound(_) => "EntitlementNotFound",
+            Self::Conflict(_) => "Conflict",
+        }
+    }
+}
+
+/// `s` cut to [`BODY_LIMIT`] bytes on a character boundary.
+pub fn truncate_body(s: &str) -> String {
+    crate::controller::status::truncate(s.trim(), BODY_LIMIT)
+}

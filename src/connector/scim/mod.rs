@@ -1,0 +1,469 @@
+//! SCIM 2.0 (RFC 7643/7644): Users are accounts, Groups are entitlements (by
+//! `displayName`), `externalId` = `roster:<identity>` is the ownership mark.
+//!
+//! Membership is read from Groups (`members[value eq "id"]`), because servers need not
+//! fill `User.groups`. Writes are PATCHes; a 204 with no body is as good as a 200. Where
+//! the server hands out ETags, account writes carry `If-Match`.
+
+mod http;
+mod wire;
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use self::http::{Response, send};
+use super::{Capabilities, Connector, ConnectorError, EntitlementMembers, Page};
+use crate::lifecycle::{AccountAttributes, DesiredAccount, ObservedAccount};
+
+/// Prefix of Roster's ownership mark in `externalId`.
+pub const MARK_PREFIX: &str = "roster:";
+/// Page size for inventory listings.
+const PAGE_SIZE: u64 = 100;
+const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// A SCIM service provider.
+pub struct ScimConnector {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl ScimConnector {
+    /// A client for the service at `base_url` (e.g. `https://scim.example.com/v2`),
+    /// authenticating with `token`, trusting `ca_pem` in addition to the system roots.
+    pub fn new(base_url: &str, token: &str, ca_pem: Option<&[u8]>) -> Result<Self, ConnectorError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(ConnectorError::Config("the bearer token is empty".into()));
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(30))
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                ConnectorError::Config(format!("the CA bundle is not valid PEM: {e}"))
+            })?;
+            if certs.is_empty() {
+                return Err(ConnectorError::Config(
+                    "the CA bundle holds no certificate".into(),
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ConnectorError::Config(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Response, ConnectorError> {
+        let url = format!("{}{path}", self.base);
+        send(&self.http, &self.token, method, &url, query, body, if_match).await
+    }
+
+    /// Users matching a filter, one page.
+    async fn users(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<wire::ListResponse<wire::User>, ConnectorError> {
+        let resp = self.call(Method::GET, "/Users", query, None, None).await?;
+        expect_ok(&resp, "list Users")?;
+        resp.json()
+    }
+
+    /// Groups matching a filter, one page.
+    async fn groups(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<wire::ListResponse<wire::Group>, ConnectorError> {
+        let resp = self.call(Method::GET, "/Groups", query, None, None).await?;
+        expect_ok(&resp, "list Groups")?;
+        resp.json()
+    }
+
+    /// The group whose displayName is `name`.
+    async fn group(&self, name: &str) -> Result<Option<wire::Group>, ConnectorError> {
+        let list = self
+            .groups(&[
+                ("filter", format!("displayName eq {}", filter_value(name))),
+                ("excludedAttributes", "members".into()),
+            ])
+            .await?;
+        Ok(list.resources.into_iter().find(|g| g.display_name == name))
+    }
+
+    /// PATCHes `path` with `operations`, with `If-Match` when a version is known; a 412
+    /// means someone else changed it first.
+    async fn patch(
+        &self,
+        path: &str,
+        operations: Value,
+        version: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        let body = json!({"schemas": [PATCH_SCHEMA], "Operations": operations});
+        let resp = self
+            .call(Method::PATCH, path, &[], Some(&body), version)
+            .await?;
+        match resp.status {
+            StatusCode::PRECONDITION_FAILED => Err(ConnectorError::Conflict(format!(
+                "{path} changed since it was read"
+            ))),
+            StatusCode::NOT_FOUND => {
+                Err(ConnectorError::Conflict(format!("{path} no longer exists")))
+            }
+            s if s.is_success() => Ok(()),
+            s => Err(unexpected(s, &resp.body, "PATCH")),
+        }
+    }
+
+    async fn membership_patch(
+        &self,
+        account_id: &str,
+        entitlement: &str,
+        add: bool,
+    ) -> Result<(), ConnectorError> {
+        let Some(group) = self.group(entitlement).await? else {
+            return if add {
+                Err(ConnectorError::EntitlementNotFound(entitlement.to_owned()))
+            } else {
+                Ok(())
+            };
+        };
+        let op = if add {
+            json!([{"op": "add", "path": "members", "value": [{"value": account_id}]}])
+        } else {
+            json!([{"op": "remove", "path": format!("members[value eq {}]", filter_value(account_id))}])
+        };
+        // Membership PATCHes add or remove one member and commute with concurrent ones, so
+        // they go without If-Match; a stale group version must not block a leaver.
+        self.patch(&format!("/Groups/{}", group.id), op, None).await
+    }
+
+    fn account(user: wire::User, entitlements: BTreeSet<String>) -> ObservedAccount {
+        let name = user.name.unwrap_or_default();
+        let mut emails = user.emails;
+        // Primary first, as Identity lists them.
+        emails.sort_by_key(|e| !e.primary);
+        ObservedAccount {
+            owner: user
+                .external_id
+                .as_deref()
+                .and_then(|x| x.strip_prefix(MARK_PREFIX))
+                .map(str::to_owned),
+            active: user.active.unwrap_or(true),
+            attributes: AccountAttributes {
+                display_name: user.display_name,
+                given_name: name.given_name,
+                family_name: name.family_name,
+                emails: emails.into_iter().map(|e| e.value).collect(),
+            },
+            entitlements,
+            version: user.meta.and_then(|m| m.version),
+            id: user.id,
+            username: user.user_name,
+        }
+    }
+}
+
+/// A SCIM filter value: a JSON string literal, so quotes and backslashes are escaped
+/// (RFC 7644 §3.4.2.2).
+pub fn filter_value(s: &str) -> String {
+    Value::String(s.to_owned()).to_string()
+}
+
+fn expect_ok(resp: &Response, what: &str) -> Result<(), ConnectorError> {
+    if resp.status.is_success() {
+        Ok(())
+    } else {
+        Err(unexpected(resp.status, &resp.body, what))
+    }
+}
+
+fn unexpected(status: StatusCode, body: &[u8], what: &str) -> ConnectorError {
+    ConnectorError::Http {
+        status: status.as_u16(),
+        body: format!("{what}: {}", http::scim_detail(body)),
+    }
+}
+
+fn attribute_body(attributes: &AccountAttributes) -> Value {
+    let emails: Vec<Value> = attributes
+        .emails
+        .iter()
+        .enumerate()
+        .map(|(i, e)| json!({"value": e, "type": "work", "primary": i == 0}))
+        .collect();
+    json!({
+        "displayName": attributes.display_name,
+        "name": {"givenName": attributes.given_name, "familyName": attributes.family_name},
+        "emails": emails,
+    })
+}
+
+#[async_trait]
+impl Connector for ScimConnector {
+    async fn check(&self) -> Result<Capabilities, ConnectorError> {
+        let resp = self
+            .call(Method::GET, "/ServiceProviderConfig", &[], None, None)
+            .await?;
+        expect_ok(&resp, "read ServiceProviderConfig")?;
+        let config: wire::ServiceProviderConfig = resp.json()?;
+        // The config may be public; listing one user proves the token works.
+        self.users(&[("count", "1".into())]).await?;
+        let features = [
+            ("patch", config.patch.supported),
+            ("filter", config.filter.supported),
+            ("etag", config.etag.supported),
+            ("bulk", config.bulk.supported),
+            ("sort", config.sort.supported),
+        ];
+        if !config.patch.supported || !config.filter.supported {
+            return Err(ConnectorError::Config(
+                "the SCIM service does not announce PATCH and filter support, which Roster needs"
+                    .into(),
+            ));
+        }
+        Ok(Capabilities {
+            features: features
+                .iter()
+                .filter(|(_, on)| *on)
+                .map(|(n, _)| (*n).to_owned())
+                .collect(),
+        })
+    }
+
+    async fn observe(&self, username: &str) -> Result<Option<ObservedAccount>, ConnectorError> {
+        let list = self
+            .users(&[("filter", format!("userName eq {}", filter_value(username)))])
+            .await?;
+        // Servers compare userName case-insensitively (RFC 7643 §4.1.1); take the exact one
+        // when there is a choice.
+        let mut found = list.resources;
+        let Some(pos) = found
+            .iter()
+            .position(|u| u.user_name == username)
+            .or((!found.is_empty()).then_some(0))
+        else {
+            return Ok(None);
+        };
+        let user = found.swap_remove(pos);
+        let groups = self
+            .groups(&[
+                (
+                    "filter",
+                    format!("members[value eq {}]", filter_value(&user.id)),
+                ),
+                ("attributes", "displayName".into()),
+            ])
+            .await?;
+        let entitlements = groups
+            .resources
+            .into_iter()
+            .map(|g| g.display_name)
+            .collect();
+        Ok(Some(Self::account(user, entitlements)))
+    }
+
+    async fn list_accounts(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<Page<ObservedAccount>, ConnectorError> {
+        let start: u64 = cursor.and_then(|c| c.parse().ok()).unwrap_or(1);
+        let list = self
+            .users(&[
+                ("startIndex", start.to_string()),
+                ("count", PAGE_SIZE.to_string()),
+            ])
+            .await?;
+        let got = list.resources.len() as u64;
+        let next =
+            (got > 0 && start + got <= list.total_results).then(|| (start + got).to_string());
+        Ok(Page {
+            items: list
+                .resources
+                .into_iter()
+                .map(|u| Self::account(u, BTreeSet::new()))
+                .collect(),
+            next,
+        })
+    }
+
+    async fn list_entitlements(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<Page<EntitlementMembers>, ConnectorError> {
+        let start: u64 = cursor.and_then(|c| c.parse().ok()).unwrap_or(1);
+        let list = self
+            .groups(&[
+                ("startIndex", start.to_string()),
+                ("count", PAGE_SIZE.to_string()),
+            ])
+            .await?;
+        let got = list.resources.len() as u64;
+        let next =
+            (got > 0 && start + got <= list.total_results).then(|| (start + got).to_string());
+        Ok(Page {
+            items: list
+                .resources
+                .into_iter()
+                .map(|g| EntitlementMembers {
+                    name: g.display_name,
+                    members: g.members.into_iter().map(|m| m.value).collect(),
+                })
+                .collect(),
+            next,
+        })
+    }
+
+    async fn create(
+        &self,
+        identity: &str,
+        desired: &DesiredAccount,
+        active: bool,
+    ) -> Result<String, ConnectorError> {
+        let mut body = attribute_body(&desired.attributes);
+        body["schemas"] = json!([USER_SCHEMA]);
+        body["userName"] = json!(desired.username);
+        body["externalId"] = json!(format!("{MARK_PREFIX}{identity}"));
+        body["active"] = json!(active);
+        let resp = self
+            .call(Method::POST, "/Users", &[], Some(&body), None)
+            .await?;
+        match resp.status {
+            StatusCode::CONFLICT => Err(ConnectorError::Conflict(format!(
+                "an account {:?} appeared while Roster was creating it",
+                desired.username
+            ))),
+            s if s.is_success() => {
+                let user: wire::User = resp.json()?;
+                Ok(user.id)
+            }
+            s => Err(unexpected(s, &resp.body, "create User")),
+        }
+    }
+
+    async fn adopt(&self, account: &ObservedAccount, identity: &str) -> Result<(), ConnectorError> {
+        let ops = json!([{"op": "replace", "path": "externalId", "value": format!("{MARK_PREFIX}{identity}")}]);
+        self.patch(
+            &format!("/Users/{}", account.id),
+            ops,
+            account.version.as_deref(),
+        )
+        .await
+    }
+
+    async fn update(
+        &self,
+        account: &ObservedAccount,
+        attributes: &AccountAttributes,
+    ) -> Result<(), ConnectorError> {
+        let value = attribute_body(attributes);
+        let ops = json!([{"op": "replace", "value": value}]);
+        self.patch(
+            &format!("/Users/{}", account.id),
+            ops,
+            account.version.as_deref(),
+        )
+        .await
+    }
+
+    async fn set_active(
+        &self,
+        account: &ObservedAccount,
+        active: bool,
+    ) -> Result<(), ConnectorError> {
+        let ops = json!([{"op": "replace", "path": "active", "value": active}]);
+        // Disabling must not lose a race to an unrelated attribute change: no If-Match.
+        self.patch(&format!("/Users/{}", account.id), ops, None)
+            .await
+    }
+
+    async fn delete(&self, account: &ObservedAccount) -> Result<(), ConnectorError> {
+        let resp = self
+            .call(
+                Method::DELETE,
+                &format!("/Users/{}", account.id),
+                &[],
+                None,
+                None,
+            )
+            .await?;
+        match resp.status {
+            StatusCode::NOT_FOUND => Ok(()),
+            s if s.is_success() => Ok(()),
+            s => Err(unexpected(s, &resp.body, "delete User")),
+        }
+    }
+
+    async fn grant(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError> {
+        self.membership_patch(account_id, entitlement, true).await
+    }
+
+    async fn revoke(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError> {
+        self.membership_patch(account_id, entitlement, false).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_values_are_escaped_json_strings() {
+        assert_eq!(filter_value("ada"), r#""ada""#);
+        assert_eq!(
+            filter_value(r#"a" or userName pr or "x"#),
+            r#""a\" or userName pr or \"x""#
+        );
+        assert_eq!(filter_value(r"back\slash"), r#""back\\slash""#);
+    }
+
+    #[test]
+    fn an_empty_token_is_a_config_error() {
+        assert!(matches!(
+            ScimConnector::new("http://127.0.0.1:1/v2", " \n", None),
+            Err(ConnectorError::Config(_))
+        ));
+        assert!(matches!(
+            ScimConnector::new("http://127.0.0.1:1/v2", "t", Some(b"not pem")),
+            Err(ConnectorError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn the_mark_and_primary_email_are_read_back() {
+        let user: wire::User = serde_json::from_value(json!({
+            "id": "1", "userName": "ada", "externalId": "roster:ada", "active": false,
+            "emails": [{"value": "b@x"}, {"value": "a@x", "primary": true}],
+            "meta": {"version": "W/\"3\""}
+        }))
+        .unwrap();
+        let a = ScimConnector::account(user, BTreeSet::new());
+        assert_eq!(a.owner.as_deref(), Some("ada"));
+        assert!(!a.active);
+        assert_eq!(a.attributes.emails, ["a@x", "b@x"]);
+        assert_eq!(a.version.as_deref(), Some("W/\"3\""));
+        let theirs: wire::User =
+            serde_json::from_value(json!({"id": "2", "userName": "x", "externalId": "hr-42"}))
+                .unwrap();
+        assert_eq!(ScimConnector::account(theirs, BTreeSet::new()).owner, None);
+    }
+}

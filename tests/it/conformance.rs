@@ -1,0 +1,166 @@
+//! The connector conformance suite: one list of behaviours every backend must show
+//! against its real server. A backend supplies a [`Fixture`] that makes things out of
+//! band (an entitlement, an account Roster does not own), as an admin of the app would.
+
+use std::collections::BTreeSet;
+
+use roster::{
+    connector::{Connector, ConnectorError},
+    lifecycle::{AccountAttributes, DesiredAccount, ObservedAccount},
+};
+
+/// Out-of-band set-up on the real server.
+#[async_trait::async_trait]
+pub trait Fixture: Sync {
+    /// Creates an entitlement (group, role) downstream.
+    async fn make_entitlement(&self, name: &str);
+    /// Creates an account without Roster's mark.
+    async fn make_unowned_account(&self, username: &str);
+}
+
+fn desired(username: &str, display: &str) -> DesiredAccount {
+    DesiredAccount {
+        username: username.to_owned(),
+        attributes: AccountAttributes {
+            display_name: Some(display.to_owned()),
+            given_name: Some("Ada".into()),
+            family_name: Some("Lovelace".into()),
+            emails: vec![format!("{username}@example.com")],
+        },
+        active: true,
+        entitlements: BTreeSet::new(),
+    }
+}
+
+async fn must_observe(c: &dyn Connector, username: &str) -> ObservedAccount {
+    c.observe(username)
+        .await
+        .expect("observe")
+        .unwrap_or_else(|| panic!("{username} not found"))
+}
+
+/// Runs every check; `prefix` keeps names unique per run.
+pub async fn run(c: &dyn Connector, fixture: &dyn Fixture, prefix: &str) {
+    let ada = format!("{prefix}-ada");
+    let eng = format!("{prefix}-eng");
+    c.check().await.expect("check");
+
+    // Create, read back, update.
+    let d = desired(&ada, "Ada Lovelace");
+    let id = c.create(&ada, &d, true).await.expect("create");
+    let seen = must_observe(c, &ada).await;
+    assert_eq!(seen.id, id);
+    assert_eq!(
+        seen.owner.as_deref(),
+        Some(ada.as_str()),
+        "the ownership mark is read back"
+    );
+    assert!(seen.active);
+    assert_eq!(seen.attributes, d.attributes);
+    let mut moved = d.attributes.clone();
+    moved.display_name = Some("Ada King".into());
+    moved.emails = vec![format!("{ada}@example.org")];
+    c.update(&seen, &moved).await.expect("update");
+    let seen = must_observe(c, &ada).await;
+    assert_eq!(seen.attributes, moved);
+
+    // Disable and enable, each twice.
+    for active in [false, false, true, true] {
+        c.set_active(&seen, active).await.expect("set_active");
+        assert_eq!(must_observe(c, &ada).await.active, active);
+    }
+
+    // Grant and revoke: the count goes up by one, then back down; repeats are no-ops.
+    fixture.make_entitlement(&eng).await;
+    let before = must_observe(c, &ada).await.entitlements.len();
+    c.grant(&id, &eng).await.expect("grant");
+    c.grant(&id, &eng).await.expect("grant again");
+    let granted = must_observe(c, &ada).await.entitlements;
+    assert_eq!(granted.len(), before + 1);
+    assert!(granted.contains(&eng));
+    let listed = all_entitlements(c).await;
+    assert!(
+        listed
+            .iter()
+            .any(|(name, members)| *name == eng && members.contains(&id)),
+        "{listed:?}"
+    );
+    c.revoke(&id, &eng).await.expect("revoke");
+    c.revoke(&id, &eng).await.expect("revoke again");
+    c.revoke(&id, &format!("{prefix}-no-such-entitlement"))
+        .await
+        .expect("revoke of a missing entitlement");
+    assert_eq!(must_observe(c, &ada).await.entitlements.len(), before);
+    match c.grant(&id, &format!("{prefix}-no-such-entitlement")).await {
+        Err(ConnectorError::EntitlementNotFound(_)) => {}
+        other => panic!("granting a missing entitlement: {other:?}"),
+    }
+
+    // An account Roster does not own carries no mark.
+    let theirs = format!("{prefix}-theirs");
+    fixture.make_unowned_account(&theirs).await;
+    assert_eq!(must_observe(c, &theirs).await.owner, None);
+
+    // Injection-shaped usernames are just names that do not exist.
+    assert_eq!(
+        c.observe(&format!("{prefix}\" or userName pr or \""))
+            .await
+            .expect("observe"),
+        None
+    );
+
+    // Paged listing reaches every account.
+    let extra = 105;
+    for i in 0..extra {
+        let name = format!("{prefix}-bulk-{i:03}");
+        c.create(&name, &desired(&name, "Bulk"), true)
+            .await
+            .expect("bulk create");
+    }
+    let (accounts, pages) = all_accounts(c).await;
+    let ours = accounts
+        .iter()
+        .filter(|a| a.username.starts_with(prefix))
+        .count();
+    assert_eq!(ours, extra + 2, "every account listed once");
+    assert!(pages > 1, "more than one page was needed");
+
+    // Delete, twice.
+    c.delete(&seen).await.expect("delete");
+    c.delete(&seen).await.expect("delete again");
+    assert_eq!(c.observe(&ada).await.expect("observe"), None);
+}
+
+async fn all_accounts(c: &dyn Connector) -> (Vec<ObservedAccount>, usize) {
+    let (mut out, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let page = c
+            .list_accounts(cursor.as_deref())
+            .await
+            .expect("list_accounts");
+        pages += 1;
+        out.extend(page.items);
+        assert!(pages < 1000, "paging does not end");
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => return (out, pages),
+        }
+    }
+}
+
+async fn all_entitlements(c: &dyn Connector) -> Vec<(String, Vec<String>)> {
+    let (mut out, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let page = c
+            .list_entitlements(cursor.as_deref())
+            .await
+            .expect("list_entitlements");
+        pages += 1;
+        out.extend(page.items.into_iter().map(|e| (e.name, e.members)));
+        assert!(pages < 1000, "paging does not end");
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => return out,
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! A real scim2-server (PyPI) on loopback, started once per test binary with dynamic
+//! tenants: each test gets a tenant of its own, so tests do not see each other's users.
+
+use std::{
+    process::Command,
+    sync::{
+        OnceLock,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use super::process;
+
+/// The bearer token the server accepts.
+pub const TOKEN: &str = "roster-it-scim-token";
+
+static SERVER: OnceLock<String> = OnceLock::new();
+
+/// The server's root URL, e.g. `http://127.0.0.1:PORT`.
+fn server() -> &'static str {
+    SERVER.get_or_init(|| {
+        let bin = std::env::var_os("ROSTER_SCIM2_SERVER").unwrap_or_else(|| {
+            panic!(
+                "ROSTER_SCIM2_SERVER is not set. Install the test SCIM server and point at it:\n  \
+                 export ROSTER_SCIM2_SERVER=$(hack/scim2-server-bin.sh)\n\
+                 (the README's test command, hack/test.sh, does this)"
+            )
+        });
+        let port = process::free_port();
+        let dir = process::temp_dir("roster-scim-");
+        let log = dir.join("scim2-server.log");
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--bearer-token",
+            TOKEN,
+            "--dynamic-tenants",
+        ]);
+        let pid = process::spawn(cmd, &log);
+        let url = format!("http://127.0.0.1:{port}");
+        let probe = format!("{url}/probe/v2/ServiceProviderConfig");
+        std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::new();
+            process::wait_until("scim2-server", Duration::from_secs(30), &log, pid, || {
+                http.get(&probe)
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .is_ok_and(|r| r.status().is_success())
+            });
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        url
+    })
+}
+
+/// A fresh tenant's SCIM base URL (`…/TENANT/v2`).
+pub fn tenant(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}/{prefix}-{}/v2",
+        server(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Test-side access to a tenant, as a person or another system would change it out of
+/// band: plain HTTP, nothing of Roster's.
+pub struct Direct {
+    http: reqwest::Client,
+    pub base: String,
+}
+
+impl Direct {
+    pub fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.to_owned(),
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST");
+        assert!(resp.status().is_success(), "POST {path}: {}", resp.status());
+        resp.json().await.expect("json")
+    }
+
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("GET");
+        resp.json().await.expect("json")
+    }
+
+    pub async fn patch(&self, path: &str, ops: serde_json::Value) {
+        let body = serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+        let resp = self
+            .http
+            .patch(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("PATCH");
+        assert!(
+            resp.status().is_success(),
+            "PATCH {path}: {}",
+            resp.status()
+        );
+    }
+
+    /// Creates a group; returns its id.
+    pub async fn group(&self, name: &str) -> String {
+        let g = self
+            .post("/Groups", serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name}))
+            .await;
+        g["id"].as_str().expect("group id").to_owned()
+    }
+
+    /// Creates a user nobody marked; returns its id.
+    pub async fn user(&self, name: &str) -> String {
+        let u = self
+            .post("/Users", serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}))
+            .await;
+        u["id"].as_str().expect("user id").to_owned()
+    }
+
+    /// The member ids of group `id`.
+    pub async fn members(&self, id: &str) -> Vec<String> {
+        let g = self.get(&format!("/Groups/{id}")).await;
+        g["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|v| v["value"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The user named `name`, if any.
+    pub async fn find_user(&self, name: &str) -> Option<serde_json::Value> {
+        let filter = format!("userName eq {}", serde_json::Value::String(name.into()));
+        let url =
+            reqwest::Url::parse_with_params(&format!("{}/Users", self.base), &[("filter", filter)])
+                .expect("url");
+        let list: serde_json::Value = self
+            .http
+            .get(url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        list["Resources"]
+            .as_array()
+            .and_then(|r| r.first().cloned())
+    }
+}
