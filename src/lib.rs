@@ -10,5 +10,6 @@ pub mod connector;
 pub mod controller;
 pub mod lifecycle;
 pub mod operator;
+pub mod provision;
 pub mod telemetry;
 pub mod time;

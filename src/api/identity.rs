@@ -177,6 +177,13 @@ pub struct AccountStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub drift: Vec<String>,
+    /// When Roster found the account disabled after the identity lost access here: the
+    /// start of the Connector's grace period before deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<Time>,
+    /// The last downstream error on this connector, if the last pass failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The state of an account downstream.
@@ -194,6 +201,8 @@ pub enum AccountState {
     /// An account with this username exists downstream but Roster does not own it; it is
     /// left untouched.
     Conflict,
+    /// The username is a protected account on this connector; Roster never touches it.
+    Protected,
 }
 
 /// Evidence that an identity's access was taken away.

@@ -49,6 +49,14 @@ pub enum Error {
     /// A status could not be serialised.
     #[error("cannot serialise status: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// Adding or removing a finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// A deleted Identity still has access somewhere; it is held until that is gone.
+    #[error(
+        "Identity {0:?} still has access downstream; deletion waits for deprovisioning (see its Ready condition)"
+    )]
+    Deprovisioning(String),
 }
 
 /// The caches of every Roster kind, read by the reconcilers of the others.

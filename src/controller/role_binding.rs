@@ -11,16 +11,33 @@ use kube::{
 use super::{Context, Error, instrumented, status};
 use crate::{
     api::{
-        Role, RoleBinding, RoleBindingSpec, RoleBindingStatus,
+        Identity, Role, RoleBinding, RoleBindingSpec, RoleBindingStatus,
         conditions::{self, Desired},
     },
+    lifecycle::subjects::{SubjectError, SubjectMatcher},
     time::now,
 };
 
 const RESYNC: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// The binding's `Ready` condition, given whether its Role exists. Pure.
-pub fn binding_ready(spec: &RoleBindingSpec, role_exists: bool) -> Desired {
+/// The binding's `Ready` condition, given whether its Role exists and whether its
+/// subjects compile. Pure.
+pub fn binding_ready(
+    spec: &RoleBindingSpec,
+    role_exists: bool,
+    subjects: Result<(), &SubjectError>,
+) -> Desired {
+    if let Err(e) = subjects {
+        let reason = match e {
+            SubjectError::Selector(_) => "InvalidSelector",
+            SubjectError::Expression(_) => "InvalidExpression",
+        };
+        return Desired::false_(
+            conditions::READY,
+            reason,
+            status::truncate(&format!("{e}; the binding grants nothing"), 1024),
+        );
+    }
     if role_exists {
         Desired::true_(
             conditions::READY,
@@ -39,6 +56,24 @@ pub fn binding_ready(spec: &RoleBindingSpec, role_exists: bool) -> Desired {
     }
 }
 
+/// How many identities `matcher` selects, and the first evaluation error, if any. Pure.
+pub fn count_subjects(
+    matcher: &SubjectMatcher,
+    identities: &[Arc<Identity>],
+) -> (i32, Option<String>) {
+    let (mut count, mut first_error) = (0i32, None);
+    for identity in identities {
+        match matcher.matches(identity) {
+            Ok(true) => count = count.saturating_add(1),
+            Ok(false) => {}
+            Err(e) => {
+                first_error.get_or_insert_with(|| format!("{}: {e}", identity.name_any()));
+            }
+        }
+    }
+    (count, first_error)
+}
+
 /// Reconciles one RoleBinding: load → validate → status.
 pub async fn reconcile(binding: Arc<RoleBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
     instrumented("RoleBinding", &ctx, async {
@@ -51,13 +86,28 @@ pub async fn reconcile(binding: Arc<RoleBinding>, ctx: Arc<Context>) -> Result<A
             .roles
             .get(&ObjectRef::<Role>::new(&binding.spec.role).within(&ns))
             .is_some();
-        let ready = binding_ready(&binding.spec, role_exists);
+        let matcher = SubjectMatcher::new(&binding.spec.subjects);
+        let mut ready = binding_ready(&binding.spec, role_exists, matcher.as_ref().map(|_| ()));
+        let subject_count = match &matcher {
+            Ok(m) => {
+                let (count, first_error) = count_subjects(m, &ctx.stores.identities.state());
+                if let (Some(e), "True") = (first_error, ready.status) {
+                    // Valid, but some identity could not be evaluated: say which.
+                    ready.message = status::truncate(
+                        &format!("{}; not evaluable for {e}", ready.message),
+                        1024,
+                    );
+                }
+                Some(count)
+            }
+            Err(_) => None,
+        };
         let current = binding.status.clone().unwrap_or_default();
         let generation = binding.metadata.generation;
         let desired = RoleBindingStatus {
             observed_generation: generation,
             conditions: conditions::merge(&current.conditions, &[ready], generation, &now()),
-            ..current.clone()
+            subject_count,
         };
         let api = Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns);
         status::apply_if_changed(
@@ -104,9 +154,15 @@ mod tests {
 
     #[test]
     fn ready_follows_the_role() {
-        assert_eq!(binding_ready(&spec("eng"), true).status, "True");
-        let d = binding_ready(&spec("eng"), false);
+        assert_eq!(binding_ready(&spec("eng"), true, Ok(())).status, "True");
+        let d = binding_ready(&spec("eng"), false, Ok(()));
         assert_eq!((d.status, d.reason.as_str()), ("False", "RoleNotFound"));
+        let bad = SubjectError::Expression("Syntax error".into());
+        let d = binding_ready(&spec("eng"), true, Err(&bad));
+        assert_eq!(
+            (d.status, d.reason.as_str()),
+            ("False", "InvalidExpression")
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! starts one controller per kind and the probe endpoint, and stops cleanly on SIGTERM.
 
 mod http;
+mod wiring;
 
 use std::{
     net::SocketAddr,
@@ -11,17 +12,13 @@ use std::{
     },
 };
 
-use kube::{
-    Api, Client, CustomResourceExt, Resource,
-    api::ListParams,
-    runtime::{Controller, events::Recorder, watcher},
-};
+use kube::{Api, Client, CustomResourceExt, Resource, api::ListParams, runtime::events::Recorder};
 use serde::de::DeserializeOwned;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     api::{Connector, Identity, Role, RoleBinding},
-    controller::{self, Context, Stores, connector, identity, role, role_binding},
+    controller::{self, Context, connector, identity, role, role_binding},
     telemetry::Metrics,
 };
 
@@ -90,18 +87,8 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         }
     };
 
-    let config = watcher::Config::default;
-    let identities = Controller::new(Api::<Identity>::all(client.clone()), config());
-    let roles = Controller::new(Api::<Role>::all(client.clone()), config());
-    let bindings = Controller::new(Api::<RoleBinding>::all(client.clone()), config());
-    let connectors = Controller::new(Api::<Connector>::all(client.clone()), config());
-    let stores = Stores {
-        identities: identities.store(),
-        roles: roles.store(),
-        bindings: bindings.store(),
-        connectors: connectors.store(),
-    };
-
+    let wiring = wiring::wire(&client);
+    let stores = wiring.stores.clone();
     let metrics = Arc::new(Metrics::new());
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -109,28 +96,6 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         metrics: metrics.clone(),
         stores: stores.clone(),
     });
-
-    // Secondary watches: a change to one object re-checks the objects that refer to it.
-    let identities = {
-        let all = stores.identities.clone();
-        identities.watches(
-            Api::<Identity>::all(client.clone()),
-            config(),
-            move |owner| identity::owned_services(&owner, &all.state()),
-        )
-    };
-    let roles = {
-        let all = stores.roles.clone();
-        roles.watches(Api::<Connector>::all(client.clone()), config(), move |c| {
-            role::roles_naming(&c, &all.state())
-        })
-    };
-    let bindings = {
-        let all = stores.bindings.clone();
-        bindings.watches(Api::<Role>::all(client.clone()), config(), move |r| {
-            role_binding::bindings_of(&r, &all.state())
-        })
-    };
 
     let ready = Arc::new(AtomicBool::new(false));
     let http = tokio::spawn(http::serve(
@@ -165,7 +130,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     tokio::join!(
         controller::drive(
             "Identity",
-            identities.graceful_shutdown_on(stopped()).run(
+            wiring.identities.graceful_shutdown_on(stopped()).run(
                 identity::reconcile,
                 controller::error_policy,
                 ctx.clone()
@@ -173,7 +138,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         ),
         controller::drive(
             "Role",
-            roles.graceful_shutdown_on(stopped()).run(
+            wiring.roles.graceful_shutdown_on(stopped()).run(
                 role::reconcile,
                 controller::error_policy,
                 ctx.clone()
@@ -181,7 +146,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         ),
         controller::drive(
             "RoleBinding",
-            bindings.graceful_shutdown_on(stopped()).run(
+            wiring.bindings.graceful_shutdown_on(stopped()).run(
                 role_binding::reconcile,
                 controller::error_policy,
                 ctx.clone()
@@ -189,7 +154,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         ),
         controller::drive(
             "Connector",
-            connectors.graceful_shutdown_on(stopped()).run(
+            wiring.connectors.graceful_shutdown_on(stopped()).run(
                 connector::reconcile,
                 controller::error_policy,
                 ctx.clone()
@@ -197,6 +162,9 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         ),
     );
     readiness.abort();
+    for task in &wiring.tasks {
+        task.abort();
+    }
     signals.abort();
     let served = http.await;
     tracing::info!("stopped");

@@ -5,6 +5,7 @@ mod conformance;
 mod crds;
 mod examples;
 mod harness;
+mod lifecycle;
 mod operator;
 mod scim_connector;
 mod validation;

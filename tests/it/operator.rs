@@ -15,7 +15,7 @@ use kube::{
 use roster::api::{Connector, Role, RoleBinding, conditions};
 use serde_json::json;
 
-use crate::harness::{bare_control_plane, control_plane, process};
+use crate::harness::{bare_control_plane, isolated_control_plane, process};
 
 /// The operator as a child process, killed if the test ends early.
 struct Operator {
@@ -126,7 +126,7 @@ async fn ready_reason(client: &Client, ns: &str, role: &str) -> Option<(String, 
 
 #[tokio::test]
 async fn run_reports_ready_writes_status_and_stops_on_sigterm() {
-    let cp = control_plane();
+    let cp = isolated_control_plane();
     let client = cp.client().await;
     let ns = cp.namespace(&client, "operator").await;
     let mut op = Operator::start(&cp.kubeconfig);

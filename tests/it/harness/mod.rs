@@ -8,6 +8,7 @@
 //! component is never a silent skip.
 
 mod certs;
+pub mod operator;
 pub mod process;
 pub mod scim;
 
@@ -46,11 +47,18 @@ pub struct ControlPlane {
 
 static MAIN: OnceLock<ControlPlane> = OnceLock::new();
 static BARE: OnceLock<ControlPlane> = OnceLock::new();
+static ISOLATED: OnceLock<ControlPlane> = OnceLock::new();
 static ETCD: OnceLock<String> = OnceLock::new();
 
 /// The shared control plane, with Roster's CRDs installed and Established.
 pub fn control_plane() -> &'static ControlPlane {
     MAIN.get_or_init(|| on_plain_thread(|| start("main", true)))
+}
+
+/// Another apiserver with the CRDs, on the same etcd under its own prefix: for a test
+/// that runs an operator of its own, which must not meet the shared one.
+pub fn isolated_control_plane() -> &'static ControlPlane {
+    ISOLATED.get_or_init(|| on_plain_thread(|| start("isolated", true)))
 }
 
 /// A second apiserver on the same etcd under another prefix: an empty cluster without

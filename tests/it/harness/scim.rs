@@ -142,19 +142,6 @@ impl Direct {
         u["id"].as_str().expect("user id").to_owned()
     }
 
-    /// The member ids of group `id`.
-    pub async fn members(&self, id: &str) -> Vec<String> {
-        let g = self.get(&format!("/Groups/{id}")).await;
-        g["members"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|v| v["value"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     /// The user named `name`, if any.
     pub async fn find_user(&self, name: &str) -> Option<serde_json::Value> {
         let filter = format!("userName eq {}", serde_json::Value::String(name.into()));

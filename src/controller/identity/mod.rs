@@ -1,0 +1,341 @@
+//! The Identity loop: the event-driven fast path for joiners, movers and leavers.
+
+mod account;
+pub mod affected;
+pub mod report;
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::{
+    Api, ResourceExt,
+    runtime::{
+        controller::Action,
+        finalizer::{Event as FinalizerEvent, finalizer},
+        reflector::ObjectRef,
+    },
+};
+
+use super::{Context, Error, instrumented, status};
+use crate::{
+    api::{
+        AccountState, Connector, Identity, IdentityKind, IdentitySpec, IdentityStatus,
+        LifecycleState,
+        conditions::{self, Desired},
+    },
+    lifecycle::{
+        ConnectorKey,
+        resolve::{Catalog, Effective, Resolution, resolve},
+    },
+    time::now,
+};
+
+/// How often an Identity is looked at again when nothing changes.
+const RESYNC: Duration = Duration::from_secs(300);
+
+/// The Identity's `Ready` condition, given its owner as the cache holds it. Pure.
+pub fn identity_ready(spec: &IdentitySpec, owner: Option<&Identity>) -> Desired {
+    let Some(owner_name) = spec.owner.as_deref() else {
+        return match spec.kind {
+            // The schema already refuses this; a stale object could still carry it.
+            IdentityKind::Service => Desired::false_(
+                conditions::READY,
+                "OwnerMissing",
+                "a Service identity needs spec.owner",
+            ),
+            IdentityKind::Person => {
+                Desired::true_(conditions::READY, "Valid", "references resolve")
+            }
+        };
+    };
+    match owner {
+        None => Desired::false_(
+            conditions::READY,
+            "OwnerNotFound",
+            format!("owner Identity {owner_name:?} does not exist"),
+        ),
+        Some(o) if o.spec.state == LifecycleState::Terminated => Desired::false_(
+            conditions::READY,
+            "OwnerTerminated",
+            format!("owner Identity {owner_name:?} is Terminated; assign a new owner"),
+        ),
+        Some(_) => Desired::true_(conditions::READY, "Valid", "references resolve"),
+    }
+}
+
+/// The finalizer that makes deleting an Identity deprovision it first.
+pub const FINALIZER: &str = "roster.dev/deprovision";
+/// Annotation listing connectors (`namespace/name`, comma-separated) that a deleted
+/// Identity may be released from without deprovisioning there, e.g. because the
+/// Connector is gone for good. Roster records the choice in an Event.
+pub const ABANDON_ANNOTATION: &str = "roster.dev/abandon-connectors";
+/// How soon to look again after a downstream error.
+const RETRY: Duration = Duration::from_secs(20);
+
+/// Reconciles one Identity: resolve → (per connector: observe → plan → execute → read
+/// back) → status. Deletion runs the same pass with nothing desired, and holds the
+/// Identity until every connector's access is verified gone.
+pub async fn reconcile(identity: Arc<Identity>, ctx: Arc<Context>) -> Result<Action, Error> {
+    instrumented("Identity", &ctx, async {
+        ctx.stores.wait_until_ready().await?;
+        let api = Api::<Identity>::all(ctx.client.clone());
+        finalizer(&api, FINALIZER, identity, |event| async {
+            match event {
+                FinalizerEvent::Apply(i) => pass(&ctx, &i, false).await,
+                FinalizerEvent::Cleanup(i) => pass(&ctx, &i, true).await,
+            }
+        })
+        .await
+        .map_err(|e| Error::Finalizer(Box::new(e)))
+    })
+    .await
+}
+
+async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Action, Error> {
+    let now_time = now();
+    let now = now_time.0;
+    let catalog = Catalog::new(
+        &ctx.stores.roles.state(),
+        &ctx.stores.bindings.state(),
+        &ctx.stores.connectors.state(),
+    );
+    let resolution = if deleting {
+        Resolution {
+            effective: Effective::Terminated,
+            accounts: Default::default(),
+            next_change: None,
+        }
+    } else {
+        resolve(identity, &catalog, now)
+    };
+    let leaving = deleting || resolution.effective == Effective::Terminated;
+    let previous = identity.status.clone().unwrap_or_default();
+    let abandoned = abandoned(identity);
+
+    let mut keys: BTreeSet<ConnectorKey> = resolution.accounts.keys().cloned().collect();
+    for entry in &previous.accounts {
+        // A deleted account that is not wanted needs no more looking at.
+        let settled = entry.state == AccountState::Deleted && entry.entitlements.is_empty();
+        if let (Some(key), false) = (ConnectorKey::parse(&entry.connector), settled) {
+            keys.insert(key);
+        }
+    }
+    let mut reports = Vec::with_capacity(keys.len());
+    for key in &keys {
+        if deleting && abandoned.contains(key) {
+            continue;
+        }
+        let managed = catalog.managed(key);
+        let input = account::Input {
+            identity,
+            key,
+            desired: resolution.accounts.get(key),
+            previous: previous
+                .accounts
+                .iter()
+                .find(|a| a.connector == key.to_string()),
+            managed: &managed,
+            now,
+        };
+        reports.push(account::sync(ctx, input).await);
+    }
+
+    let owner = identity
+        .spec
+        .owner
+        .as_deref()
+        .and_then(|name| ctx.stores.identities.get(&ObjectRef::new(name)));
+    let desired_conditions =
+        report::conditions(identity_ready(&identity.spec, owner.as_deref()), &reports);
+    let generation = identity.metadata.generation;
+    let desired = IdentityStatus {
+        observed_generation: generation,
+        conditions: conditions::merge(
+            &previous.conditions,
+            &desired_conditions,
+            generation,
+            &now_time,
+        ),
+        accounts: report::accounts(&reports),
+        deprovisioning: report::receipt(
+            previous.deprovisioning.as_ref(),
+            leaving,
+            &reports,
+            &now_time,
+        ),
+    };
+    if !same_but_for_timestamps(&previous, &desired) {
+        let api = Api::<Identity>::all(ctx.client.clone());
+        status::apply_if_changed(
+            ctx,
+            "Identity",
+            &api,
+            identity,
+            identity.status.as_ref(),
+            &desired,
+        )
+        .await?;
+    }
+    status::warn_on_ready_change(
+        &ctx.recorder,
+        identity,
+        &previous.conditions,
+        &desired.conditions,
+    )
+    .await;
+
+    if deleting {
+        if !report::deprovisioned(&reports) {
+            return Err(Error::Deprovisioning(identity.name_any()));
+        }
+        for key in abandoned.iter().filter(|k| keys.contains(*k)) {
+            tracing::warn!(identity = %identity.name_any(), connector = %key, "released without deprovisioning (abandoned)");
+        }
+        return Ok(Action::await_change());
+    }
+    Ok(Action::requeue(next_look(
+        &reports,
+        resolution.next_change,
+        &catalog_grace(ctx, &reports),
+        now,
+    )))
+}
+
+/// The connectors the abandon annotation names.
+fn abandoned(identity: &Identity) -> BTreeSet<ConnectorKey> {
+    identity
+        .annotations()
+        .get(ABANDON_ANNOTATION)
+        .map(|v| {
+            v.split(',')
+                .filter_map(|k| ConnectorKey::parse(k.trim()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Each connector's deletion grace, for accounts waiting to be deleted.
+fn catalog_grace(
+    ctx: &Context,
+    reports: &[report::AccountReport],
+) -> Vec<(Timestamp, Option<i64>)> {
+    reports
+        .iter()
+        .filter_map(|r| {
+            let since = r.entry.disabled_at.as_ref()?.0;
+            let c = ctx
+                .stores
+                .connectors
+                .get(&ObjectRef::<Connector>::new(&r.key.name).within(&r.key.namespace))?;
+            Some((since, c.spec.deprovisioning.delete_after_seconds))
+        })
+        .collect()
+}
+
+/// When to look again: soon after an error, when a time bound passes, when a disabled
+/// account's grace period ends, and at the latest after [`RESYNC`]. Pure.
+pub fn next_look(
+    reports: &[report::AccountReport],
+    next_change: Option<Timestamp>,
+    grace: &[(Timestamp, Option<i64>)],
+    now: Timestamp,
+) -> Duration {
+    let mut wait = RESYNC;
+    if reports.iter().any(|r| r.error.is_some()) {
+        wait = wait.min(RETRY);
+    }
+    let deletions = grace
+        .iter()
+        .filter_map(|(since, secs)| since.checked_add(SignedDuration::from_secs((*secs)?)).ok());
+    for at in next_change.into_iter().chain(deletions) {
+        let until = at.duration_since(now);
+        // A bound that just passed still gets a prompt look, not a busy loop.
+        let until = Duration::try_from(until)
+            .unwrap_or(Duration::ZERO)
+            .max(Duration::from_secs(1));
+        wait = wait.min(until);
+    }
+    wait
+}
+
+/// Whether two statuses differ only in `lastVerified` times: such a change is not
+/// worth a write.
+fn same_but_for_timestamps(a: &IdentityStatus, b: &IdentityStatus) -> bool {
+    let strip = |s: &IdentityStatus| {
+        let mut s = s.clone();
+        for account in &mut s.accounts {
+            account.last_verified = None;
+        }
+        s
+    };
+    strip(a) == strip(b)
+}
+
+/// The Service identities an Identity owns: they are looked at again when it changes.
+pub fn owned_services(owner: &Identity, all: &[Arc<Identity>]) -> Vec<ObjectRef<Identity>> {
+    let name = owner.name_any();
+    all.iter()
+        .filter(|i| i.spec.owner.as_deref() == Some(name.as_str()))
+        .map(|i| ObjectRef::from_obj(i.as_ref()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: IdentityKind, owner: Option<&str>) -> IdentitySpec {
+        IdentitySpec {
+            kind,
+            username: "bot".into(),
+            owner: owner.map(str::to_owned),
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            emails: vec![],
+            attributes: Default::default(),
+            state: LifecycleState::Active,
+            valid_from: None,
+            valid_until: None,
+        }
+    }
+
+    fn identity(name: &str, state: LifecycleState) -> Identity {
+        let mut s = spec(IdentityKind::Person, None);
+        s.state = state;
+        Identity::new(name, s)
+    }
+
+    #[test]
+    fn person_without_owner_is_ready() {
+        let d = identity_ready(&spec(IdentityKind::Person, None), None);
+        assert_eq!((d.status, d.reason.as_str()), ("True", "Valid"));
+    }
+
+    #[test]
+    fn service_owner_must_exist_and_be_active() {
+        let s = spec(IdentityKind::Service, Some("ada"));
+        assert_eq!(identity_ready(&s, None).reason, "OwnerNotFound");
+        let gone = identity("ada", LifecycleState::Terminated);
+        assert_eq!(identity_ready(&s, Some(&gone)).reason, "OwnerTerminated");
+        let ada = identity("ada", LifecycleState::Active);
+        assert_eq!(identity_ready(&s, Some(&ada)).status, "True");
+        assert_eq!(
+            identity_ready(&spec(IdentityKind::Service, None), None).status,
+            "False"
+        );
+    }
+
+    #[test]
+    fn owned_services_finds_only_the_owners_services() {
+        let ada = identity("ada", LifecycleState::Active);
+        let mut bot = Identity::new("bot", spec(IdentityKind::Service, Some("ada")));
+        bot.metadata.name = Some("bot".into());
+        let other = Identity::new("other", spec(IdentityKind::Service, Some("bob")));
+        let found = owned_services(
+            &ada,
+            &[Arc::new(bot), Arc::new(other), Arc::new(ada.clone())],
+        );
+        assert_eq!(found, vec![ObjectRef::new("bot")]);
+    }
+}

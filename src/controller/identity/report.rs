@@ -1,0 +1,228 @@
+//! From per-connector outcomes to the Identity's status: conditions and the
+//! deprovisioning receipt. Pure: no client required.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::{
+    api::{
+        AccountStatus, ConnectorReceipt, DeprovisioningReceipt, conditions, conditions::Desired,
+    },
+    lifecycle::ConnectorKey,
+};
+
+/// What one pass found and did on one connector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountReport {
+    /// The connector.
+    pub key: ConnectorKey,
+    /// The account's new status entry.
+    pub entry: AccountStatus,
+    /// Why the pass failed here: (reason, message).
+    pub error: Option<(&'static str, String)>,
+    /// Read-back shows no access left: the account is absent, or disabled holding nothing
+    /// Roster owns.
+    pub access_gone: bool,
+    /// This pass disabled the account or revoked something.
+    pub removed_now: bool,
+    /// This pass deleted the account.
+    pub deleted_now: bool,
+}
+
+impl AccountReport {
+    fn in_sync(&self) -> bool {
+        self.error.is_none() && self.entry.drift.is_empty()
+    }
+}
+
+/// `Synced`, `Drifted` and `Ready`, given the reference check and the reports.
+pub fn conditions(references: Desired, reports: &[AccountReport]) -> Vec<Desired> {
+    let failing: Vec<String> = reports
+        .iter()
+        .filter_map(|r| r.error.as_ref().map(|(_, m)| format!("{}: {m}", r.key)))
+        .collect();
+    let ready = match reports.iter().find_map(|r| r.error.as_ref()) {
+        Some((reason, _)) if references.status == "True" => Desired::false_(
+            conditions::READY,
+            reason,
+            crate::controller::status::truncate(&failing.join("; "), 1024),
+        ),
+        _ => references,
+    };
+    let drifted: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.entry.drift.is_empty())
+        .map(|r| format!("{}: {}", r.key, r.entry.drift.join(", ")))
+        .collect();
+    let synced = if reports.iter().all(AccountReport::in_sync) {
+        Desired::true_(
+            conditions::SYNCED,
+            "InSync",
+            format!("{} connector(s) match the declared state", reports.len()),
+        )
+    } else if !failing.is_empty() {
+        Desired::false_(
+            conditions::SYNCED,
+            "Error",
+            crate::controller::status::truncate(&failing.join("; "), 1024),
+        )
+    } else {
+        Desired::false_(conditions::SYNCED, "Drift", "see status.accounts[].drift")
+    };
+    let drift = if drifted.is_empty() {
+        Desired::false_(
+            conditions::DRIFTED,
+            "NoDrift",
+            "downstream matches what is declared",
+        )
+    } else {
+        Desired::true_(
+            conditions::DRIFTED,
+            "Drift",
+            crate::controller::status::truncate(&drifted.join("; "), 1024),
+        )
+    };
+    vec![ready, synced, drift]
+}
+
+/// The receipt after this pass. `leaving` is whether the identity is deprovisioned
+/// (Terminated, expired, or being deleted); a returning identity loses its receipt.
+/// Timestamps are kept once set: they record when each thing first happened.
+pub fn receipt(
+    previous: Option<&DeprovisioningReceipt>,
+    leaving: bool,
+    reports: &[AccountReport],
+    now: &Time,
+) -> Option<DeprovisioningReceipt> {
+    if !leaving {
+        return None;
+    }
+    let mut out = previous.cloned().unwrap_or_default();
+    out.requested_at.get_or_insert_with(|| now.clone());
+    for r in reports {
+        let key = r.key.to_string();
+        let entry = match out.connectors.iter().position(|c| c.connector == key) {
+            Some(i) => &mut out.connectors[i],
+            None => {
+                out.connectors.push(ConnectorReceipt {
+                    connector: key,
+                    ..Default::default()
+                });
+                let last = out.connectors.len() - 1;
+                &mut out.connectors[last]
+            }
+        };
+        if r.removed_now || r.access_gone {
+            entry.revoked_at.get_or_insert_with(|| now.clone());
+        }
+        if r.access_gone && r.error.is_none() {
+            entry.verified_at.get_or_insert_with(|| now.clone());
+        }
+        if r.deleted_now {
+            entry.deleted_at.get_or_insert_with(|| now.clone());
+        }
+    }
+    out.connectors.sort_by(|a, b| a.connector.cmp(&b.connector));
+    Some(out)
+}
+
+/// Whether every connector's access is verified gone: deprovisioning is complete.
+pub fn deprovisioned(reports: &[AccountReport]) -> bool {
+    reports.iter().all(|r| r.access_gone && r.error.is_none())
+}
+
+/// The status entries, sorted by connector.
+pub fn accounts(reports: &[AccountReport]) -> Vec<AccountStatus> {
+    let mut out: Vec<AccountStatus> = reports.iter().map(|r| r.entry.clone()).collect();
+    out.sort_by(|a, b| a.connector.cmp(&b.connector));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+
+    fn report(name: &str, gone: bool, removed: bool, drift: &[&str]) -> AccountReport {
+        AccountReport {
+            key: ConnectorKey::new("ns", name),
+            entry: AccountStatus {
+                connector: format!("ns/{name}"),
+                drift: drift.iter().map(|s| (*s).to_owned()).collect(),
+                ..Default::default()
+            },
+            error: None,
+            access_gone: gone,
+            removed_now: removed,
+            deleted_now: false,
+        }
+    }
+
+    fn at(s: i64) -> Time {
+        Time(Timestamp::from_second(s).unwrap())
+    }
+
+    #[test]
+    fn receipt_records_first_times_and_disappears_for_returning_identities() {
+        let r1 = receipt(
+            None,
+            true,
+            &[
+                report("scim", true, true, &[]),
+                report("ldap", false, false, &[]),
+            ],
+            &at(10),
+        )
+        .unwrap();
+        assert_eq!(r1.requested_at, Some(at(10)));
+        assert_eq!(r1.connectors[0].connector, "ns/ldap");
+        assert_eq!(r1.connectors[0].revoked_at, None);
+        assert_eq!(
+            (
+                r1.connectors[1].revoked_at.clone(),
+                r1.connectors[1].verified_at.clone()
+            ),
+            (Some(at(10)), Some(at(10)))
+        );
+        let r2 = receipt(
+            Some(&r1),
+            true,
+            &[
+                report("scim", true, false, &[]),
+                report("ldap", true, true, &[]),
+            ],
+            &at(20),
+        )
+        .unwrap();
+        assert_eq!(
+            r2.connectors[1].verified_at,
+            Some(at(10)),
+            "first verification is kept"
+        );
+        assert_eq!(r2.connectors[0].verified_at, Some(at(20)));
+        assert_eq!(receipt(Some(&r2), false, &[], &at(30)), None);
+    }
+
+    #[test]
+    fn conditions_summarise_errors_and_drift() {
+        let ok = Desired::true_(conditions::READY, "Valid", "");
+        let c = conditions(ok.clone(), &[report("scim", false, false, &[])]);
+        assert_eq!(
+            (c[0].status, c[1].status, c[2].status),
+            ("True", "True", "False")
+        );
+        let c = conditions(
+            ok.clone(),
+            &[report("scim", false, false, &["lacks \"eng\""])],
+        );
+        assert_eq!((c[1].reason.as_str(), c[2].status), ("Drift", "True"));
+        let mut failing = report("scim", false, false, &[]);
+        failing.error = Some(("Unreachable", "cannot reach".into()));
+        let c = conditions(ok, &[failing]);
+        assert_eq!(
+            (c[0].status, c[0].reason.as_str()),
+            ("False", "Unreachable")
+        );
+        assert!(c[0].message.starts_with("ns/scim: "));
+    }
+}

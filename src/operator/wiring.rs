@@ -1,0 +1,206 @@
+//! One watch per kind, shared by every controller.
+//!
+//! Each kind's watch feeds a cache (`reflector`), and only then its events fan out: to
+//! the kind's own controller, and — mapped to the objects they affect — to the other
+//! controllers. A controller triggered by a change therefore always reads a cache that
+//! already holds that change, deletions included. (Separate watches per controller would
+//! race: a reconcile could read a cache that has not seen the change yet, and a joiner
+//! would wait for the next resync.)
+
+use std::fmt::Debug;
+
+use futures::{Stream, StreamExt};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    runtime::{
+        Controller, WatchStreamExt,
+        reflector::{self, ObjectRef},
+        watcher,
+    },
+};
+use serde::de::DeserializeOwned;
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use crate::{
+    api::{Connector, Identity, Role, RoleBinding},
+    controller::{Stores, identity, role, role_binding},
+};
+
+type Triggers<K> = mpsc::UnboundedSender<ObjectRef<K>>;
+
+/// The controllers, built on the shared watches, and the tasks driving those watches.
+pub struct Wiring {
+    /// Every kind's cache.
+    pub stores: Stores,
+    /// The Identity controller.
+    pub identities: Controller<Identity>,
+    /// The Role controller.
+    pub roles: Controller<Role>,
+    /// The RoleBinding controller.
+    pub bindings: Controller<RoleBinding>,
+    /// The Connector controller.
+    pub connectors: Controller<Connector>,
+    /// The watch tasks; abort them on shutdown.
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// A stream over a channel's items.
+fn stream_of<T: Send + 'static>(
+    rx: mpsc::UnboundedReceiver<T>,
+) -> impl Stream<Item = T> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
+
+/// Sends refs, ignoring a closed channel (the controller has stopped: shutdown).
+fn send_all<K: Resource>(tx: &Triggers<K>, refs: impl IntoIterator<Item = ObjectRef<K>>) {
+    for r in refs {
+        let _ = tx.send(r);
+    }
+}
+
+/// Drives the watch of `K` into its cache; forwards applied objects to `own` and calls
+/// `on_change` for every change after the initial list (the initial list reconciles
+/// everything anyway).
+fn watch<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    own: mpsc::UnboundedSender<Result<K, watcher::Error>>,
+    on_change: impl Fn(&K) + Send + 'static,
+) -> JoinHandle<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let events = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    );
+    tokio::spawn(async move {
+        futures::pin_mut!(events);
+        while let Some(event) = events.next().await {
+            let forwarded = match event {
+                Ok(watcher::Event::Apply(obj)) => {
+                    on_change(&obj);
+                    own.send(Ok(obj))
+                }
+                Ok(watcher::Event::InitApply(obj)) => own.send(Ok(obj)),
+                Ok(watcher::Event::Delete(obj)) => {
+                    on_change(&obj);
+                    Ok(())
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => Ok(()),
+                Err(err) => own.send(Err(err)),
+            };
+            if forwarded.is_err() {
+                return; // the controller is gone: shutting down
+            }
+        }
+    })
+}
+
+/// Builds the four controllers on four shared watches.
+pub fn wire(client: &Client) -> Wiring {
+    let (identity_reader, identity_writer) = reflector::store::<Identity>();
+    let (role_reader, role_writer) = reflector::store::<Role>();
+    let (binding_reader, binding_writer) = reflector::store::<RoleBinding>();
+    let (connector_reader, connector_writer) = reflector::store::<Connector>();
+    let stores = Stores {
+        identities: identity_reader,
+        roles: role_reader,
+        bindings: binding_reader,
+        connectors: connector_reader,
+    };
+
+    let (identity_own, identity_own_rx) = mpsc::unbounded_channel();
+    let (role_own, role_own_rx) = mpsc::unbounded_channel();
+    let (binding_own, binding_own_rx) = mpsc::unbounded_channel();
+    let (connector_own, connector_own_rx) = mpsc::unbounded_channel();
+    let (to_identities, identity_triggers) = mpsc::unbounded_channel::<ObjectRef<Identity>>();
+    let (to_roles, role_triggers) = mpsc::unbounded_channel::<ObjectRef<Role>>();
+    let (to_bindings, binding_triggers) = mpsc::unbounded_channel::<ObjectRef<RoleBinding>>();
+
+    let mut tasks = Vec::new();
+    // An owner's change re-checks the Service identities it owns.
+    tasks.push(watch(
+        Api::all(client.clone()),
+        identity_writer,
+        identity_own,
+        {
+            let (all, tx) = (stores.identities.clone(), to_identities.clone());
+            move |owner: &Identity| send_all(&tx, identity::owned_services(owner, &all.state()))
+        },
+    ));
+    // A Role's change re-checks its bindings and the identities of its namespace.
+    tasks.push(watch(Api::all(client.clone()), role_writer, role_own, {
+        let (s, to_b, to_i) = (stores.clone(), to_bindings.clone(), to_identities.clone());
+        move |r: &Role| {
+            send_all(&to_b, role_binding::bindings_of(r, &s.bindings.state()));
+            let ns = r.namespace().unwrap_or_default();
+            send_all(
+                &to_i,
+                identity::affected::in_namespace(
+                    &ns,
+                    None,
+                    &s.bindings.state(),
+                    &s.identities.state(),
+                ),
+            );
+        }
+    }));
+    // A binding's change re-checks the identities it matched or matches.
+    tasks.push(watch(
+        Api::all(client.clone()),
+        binding_writer,
+        binding_own,
+        {
+            let (s, to_i) = (stores.clone(), to_identities.clone());
+            move |b: &RoleBinding| {
+                let ns = b.namespace().unwrap_or_default();
+                send_all(
+                    &to_i,
+                    identity::affected::in_namespace(
+                        &ns,
+                        Some(b),
+                        &s.bindings.state(),
+                        &s.identities.state(),
+                    ),
+                );
+            }
+        },
+    ));
+    // A Connector's change re-checks the Roles naming it and the identities of its namespace.
+    tasks.push(watch(
+        Api::all(client.clone()),
+        connector_writer,
+        connector_own,
+        {
+            let (s, to_r, to_i) = (stores.clone(), to_roles, to_identities);
+            move |c: &Connector| {
+                send_all(&to_r, role::roles_naming(c, &s.roles.state()));
+                let ns = c.namespace().unwrap_or_default();
+                send_all(
+                    &to_i,
+                    identity::affected::in_namespace(
+                        &ns,
+                        None,
+                        &s.bindings.state(),
+                        &s.identities.state(),
+                    ),
+                );
+            }
+        },
+    ));
+
+    Wiring {
+        identities: Controller::for_stream(stream_of(identity_own_rx), stores.identities.clone())
+            .reconcile_on(stream_of(identity_triggers)),
+        roles: Controller::for_stream(stream_of(role_own_rx), stores.roles.clone())
+            .reconcile_on(stream_of(role_triggers)),
+        bindings: Controller::for_stream(stream_of(binding_own_rx), stores.bindings.clone())
+            .reconcile_on(stream_of(binding_triggers)),
+        connectors: Controller::for_stream(stream_of(connector_own_rx), stores.connectors.clone()),
+        stores,
+        tasks,
+    }
+}

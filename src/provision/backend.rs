@@ -1,0 +1,94 @@
+//! A live backend for a `Connector` object.
+
+use std::sync::Arc;
+
+use kube::{Client, ResourceExt};
+
+use super::secrets::{self, SecretError};
+use crate::{
+    api::{Connector, LocalSecretKeyRef},
+    connector::{self, ConnectorError, scim::ScimConnector},
+};
+
+/// Why a Connector cannot be used or a downstream step failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProvisionError {
+    /// A credential Secret is unusable; `field` names the spec field that refers to it.
+    #[error("{field}: {source}")]
+    Secret {
+        /// The spec field, e.g. `scim.tokenSecretRef`.
+        field: &'static str,
+        /// What is wrong with it.
+        source: SecretError,
+    },
+    /// The downstream app failed.
+    #[error(transparent)]
+    Downstream(#[from] ConnectorError),
+    /// This build has no implementation of the backend yet.
+    #[error("this build of Roster cannot drive {0} connectors yet")]
+    Unsupported(&'static str),
+    /// The object names no backend (the schema prevents it; stale objects may).
+    #[error("the Connector names no backend")]
+    NoBackend,
+}
+
+impl ProvisionError {
+    /// A CamelCase reason for conditions and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Secret { source, .. } => source.reason(),
+            Self::Downstream(e) => e.reason(),
+            Self::Unsupported(_) => "BackendUnsupported",
+            Self::NoBackend => "InvalidBackend",
+        }
+    }
+}
+
+async fn secret_text(
+    client: &Client,
+    namespace: &str,
+    field: &'static str,
+    r: &LocalSecretKeyRef,
+) -> Result<Vec<u8>, ProvisionError> {
+    secrets::read(client, namespace, r)
+        .await
+        .map_err(|source| ProvisionError::Secret { field, source })
+}
+
+/// Builds the backend a Connector describes, reading its Secrets.
+pub async fn build(
+    client: &Client,
+    connector: &Connector,
+) -> Result<Arc<dyn connector::Connector>, ProvisionError> {
+    let ns = connector.namespace().unwrap_or_default();
+    let spec = &connector.spec;
+    if let Some(scim) = &spec.scim {
+        let token = secret_text(client, &ns, "scim.tokenSecretRef", &scim.token_secret_ref).await?;
+        let token = String::from_utf8(token).map_err(|_| ProvisionError::Secret {
+            field: "scim.tokenSecretRef",
+            source: SecretError::Api {
+                name: scim.token_secret_ref.name.clone(),
+                reason: "the token is not UTF-8 text".into(),
+            },
+        })?;
+        let ca = match &scim.ca_secret_ref {
+            Some(r) => Some(secret_text(client, &ns, "scim.caSecretRef", r).await?),
+            None => None,
+        };
+        return Ok(Arc::new(ScimConnector::new(
+            &scim.base_url,
+            &token,
+            ca.as_deref(),
+        )?));
+    }
+    if spec.ldap.is_some() {
+        return Err(ProvisionError::Unsupported("ldap"));
+    }
+    if spec.postgres.is_some() {
+        return Err(ProvisionError::Unsupported("postgres"));
+    }
+    if spec.kubernetes.is_some() {
+        return Err(ProvisionError::Unsupported("kubernetes"));
+    }
+    Err(ProvisionError::NoBackend)
+}

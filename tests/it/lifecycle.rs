@@ -1,0 +1,474 @@
+//! Joiners, movers and leavers end to end: the shared operator, the real apiserver and a
+//! real scim2-server. Each test has its own namespace, SCIM tenant and identity names.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::{NamespaceResourceScope, api::core::v1::Secret};
+use kube::{
+    Api, Client, Resource,
+    api::{Patch, PatchParams},
+};
+use roster::api::{AccountState, Connector, Identity, Role, RoleBinding, conditions};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use crate::harness::{
+    control_plane,
+    operator::{self, SharedOperator},
+    scim,
+};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+struct Scenario {
+    client: Client,
+    ns: String,
+    scim: scim::Direct,
+    op: &'static SharedOperator,
+}
+
+impl Scenario {
+    /// A namespace with a SCIM Connector `scim` (spec fields from `extra` merged in),
+    /// its token Secret, and the shared operator running; waits for the Connector to be
+    /// Ready unless `expect_ready` is false.
+    async fn new(prefix: &str, extra: Value) -> Self {
+        let cp = control_plane();
+        let op = operator::shared();
+        let client = cp.client().await;
+        let ns = cp.namespace(&client, prefix).await;
+        let base = scim::tenant(prefix);
+        let s = Self {
+            client,
+            ns,
+            scim: scim::Direct::new(&base),
+            op,
+        };
+        s.apply::<Secret>(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "scim-token"},
+            "stringData": {"token": scim::TOKEN}}),
+        )
+        .await;
+        let mut spec = json!({"scim": {"baseUrl": base, "tokenSecretRef": {"name": "scim-token", "key": "token"}}});
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        s.apply::<Connector>(
+            json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
+            "metadata": {"name": "scim"}, "spec": spec}),
+        )
+        .await;
+        s
+    }
+
+    async fn apply<K>(&self, obj: Value)
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + std::fmt::Debug,
+    {
+        let name = obj["metadata"]["name"].as_str().expect("name").to_owned();
+        Api::<K>::namespaced(self.client.clone(), &self.ns)
+            .patch(
+                &name,
+                &PatchParams::apply("it").force(),
+                &Patch::Apply(&obj),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+    }
+
+    async fn role(&self, name: &str, groups: &[&str]) {
+        let entitlements: Vec<Value> = groups
+            .iter()
+            .map(|g| json!({"connector": "scim", "name": g}))
+            .collect();
+        self.apply::<Role>(
+            json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role", "metadata": {"name": name},
+            "spec": {"entitlements": entitlements}}),
+        )
+        .await;
+    }
+
+    async fn binding(&self, name: &str, spec: Value) {
+        self.apply::<RoleBinding>(
+            json!({"apiVersion": "roster.dev/v1alpha1", "kind": "RoleBinding",
+            "metadata": {"name": name}, "spec": spec}),
+        )
+        .await;
+    }
+
+    fn identities(&self) -> Api<Identity> {
+        Api::all(self.client.clone())
+    }
+
+    async fn identity(&self, name: &str, spec: Value) {
+        let obj = json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Identity", "metadata": {"name": name}, "spec": spec});
+        self.identities()
+            .patch(name, &PatchParams::apply("it").force(), &Patch::Apply(&obj))
+            .await
+            .unwrap_or_else(|e| panic!("apply identity {name}: {e}"));
+    }
+
+    async fn get(&self, name: &str) -> Identity {
+        self.identities().get(name).await.expect("get identity")
+    }
+
+    /// Polls until `check` holds; on timeout shows the operator's log tail.
+    async fn eventually<F, Fut>(&self, what: &str, mut check: F) -> Duration
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while start.elapsed() < LIMIT {
+            if check().await {
+                return start.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = self.op.log();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        panic!(
+            "{what}: not within {LIMIT:?}; operator log (newest first):\n{}",
+            tail.join("\n")
+        );
+    }
+
+    /// The SCIM user `name` and the names of the groups holding it.
+    async fn scim_user(&self, name: &str) -> Option<(Value, Vec<String>)> {
+        let user = self.scim.find_user(name).await?;
+        let id = user["id"].as_str()?.to_owned();
+        let groups = self.scim.get("/Groups").await;
+        let mut names: Vec<String> = groups["Resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|g| {
+                g["members"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|v| v["value"] == id.as_str()))
+            })
+            .filter_map(|g| g["displayName"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        Some((user, names))
+    }
+
+    async fn groups(&self, names: &[&str]) {
+        for n in names {
+            self.scim.group(n).await;
+        }
+    }
+}
+
+fn condition(i: &Identity, type_: &str) -> Option<(String, String)> {
+    let c = conditions::find(&i.status.as_ref()?.conditions, type_)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test]
+async fn joiner_mover_leaver_through_scim() {
+    let s = Scenario::new("jml", json!({"deprovisioning": {"deleteAfterSeconds": 3}})).await;
+    s.groups(&["engineers", "finance", "all-staff"]).await;
+    s.role("eng", &["engineers"]).await;
+    s.role("fin", &["finance"]).await;
+    s.role("all", &["all-staff"]).await;
+    let by_dept = |d: &str| json!({"expression": format!("has(identity.attributes.department) && identity.attributes.department == \"{d}\"")});
+    s.binding(
+        "eng",
+        json!({"role": "eng", "subjects": by_dept("engineering")}),
+    )
+    .await;
+    s.binding(
+        "fin",
+        json!({"role": "fin", "subjects": by_dept("finance")}),
+    )
+    .await;
+    // A birthright, kept to this test's people: bindings match identities cluster-wide.
+    let birthright = "identity.kind == \"Person\" && identity.username.startsWith(\"jml.\")";
+    s.binding(
+        "all",
+        json!({"role": "all", "subjects": {"expression": birthright}}),
+    )
+    .await;
+
+    // Joiner.
+    s.identity(
+        "jml-ada",
+        json!({"username": "jml.ada", "displayName": "Ada Lovelace", "emails": ["ada@example.com"],
+        "attributes": {"department": "engineering"}}),
+    )
+    .await;
+    let took = s
+        .eventually("the joiner's account with its groups", || async {
+            s.scim_user("jml.ada")
+                .await
+                .is_some_and(|(u, g)| u["active"] == true && g == ["all-staff", "engineers"])
+        })
+        .await;
+    eprintln!("joiner provisioned in {took:?}");
+    let (user, _) = s.scim_user("jml.ada").await.unwrap();
+    assert_eq!(user["externalId"], "roster:jml-ada");
+    assert_eq!(user["displayName"], "Ada Lovelace");
+    s.eventually("status shows the account in sync", || async {
+        let i = s.get("jml-ada").await;
+        let account = i
+            .status
+            .as_ref()
+            .and_then(|st| st.accounts.first().cloned());
+        account.is_some_and(|a| {
+            a.state == AccountState::Active && a.entitlements == ["all-staff", "engineers"]
+        }) && condition(&i, conditions::SYNCED).is_some_and(|(st, _)| st == "True")
+    })
+    .await;
+
+    // Mover: loses engineers, gains finance, attributes follow.
+    s.identity(
+        "jml-ada",
+        json!({"username": "jml.ada", "displayName": "Ada King", "emails": ["ada@example.com"],
+        "attributes": {"department": "finance"}}),
+    )
+    .await;
+    s.eventually("the mover's groups and name", || async {
+        s.scim_user("jml.ada")
+            .await
+            .is_some_and(|(u, g)| g == ["all-staff", "finance"] && u["displayName"] == "Ada King")
+    })
+    .await;
+
+    // Leaver: disabled and stripped at once, with a receipt; deleted after the grace period.
+    s.identity(
+        "jml-ada",
+        json!({"username": "jml.ada", "displayName": "Ada King", "emails": ["ada@example.com"],
+        "attributes": {"department": "finance"}, "state": "Terminated"}),
+    )
+    .await;
+    let took = s
+        .eventually("the leaver disabled with no group", || async {
+            s.scim_user("jml.ada")
+                .await
+                .is_some_and(|(u, g)| u["active"] == false && g.is_empty())
+        })
+        .await;
+    eprintln!("leaver deprovisioned in {took:?}");
+    s.eventually("the receipt with revokedAt and verifiedAt", || async {
+        let i = s.get("jml-ada").await;
+        let receipt = i.status.and_then(|st| st.deprovisioning);
+        receipt.is_some_and(|r| {
+            r.requested_at.is_some()
+                && r.connectors.len() == 1
+                && r.connectors[0].connector == format!("{}/scim", s.ns)
+                && r.connectors[0].revoked_at.is_some()
+                && r.connectors[0].verified_at.is_some()
+        })
+    })
+    .await;
+    s.eventually(
+        "the account deleted after the grace period, with deletedAt",
+        || async {
+            let gone = s.scim_user("jml.ada").await.is_none();
+            let i = s.get("jml-ada").await;
+            let deleted_at = i
+                .status
+                .and_then(|st| st.deprovisioning)
+                .is_some_and(|r| r.connectors[0].deleted_at.is_some());
+            gone && deleted_at
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn suspend_then_resume() {
+    let s = Scenario::new("suspend", json!({})).await;
+    s.groups(&["staff"]).await;
+    s.role("staff", &["staff"]).await;
+    s.binding(
+        "staff",
+        json!({"role": "staff", "subjects": {"identities": ["sus-bob"]}}),
+    )
+    .await;
+    s.identity("sus-bob", json!({"username": "sus.bob"})).await;
+    s.eventually("bob active in staff", || async {
+        s.scim_user("sus.bob")
+            .await
+            .is_some_and(|(u, g)| u["active"] == true && g == ["staff"])
+    })
+    .await;
+    s.identity(
+        "sus-bob",
+        json!({"username": "sus.bob", "state": "Suspended"}),
+    )
+    .await;
+    s.eventually("bob disabled, membership kept", || async {
+        s.scim_user("sus.bob")
+            .await
+            .is_some_and(|(u, g)| u["active"] == false && g == ["staff"])
+    })
+    .await;
+    s.identity("sus-bob", json!({"username": "sus.bob", "state": "Active"}))
+        .await;
+    s.eventually("bob enabled again", || async {
+        s.scim_user("sus.bob")
+            .await
+            .is_some_and(|(u, g)| u["active"] == true && g == ["staff"])
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_existing_account_roster_does_not_own_is_a_conflict_left_untouched() {
+    let s = Scenario::new("conflict", json!({})).await;
+    s.groups(&["staff", "theirs"]).await;
+    let theirs = s.scim.user("con.carol").await;
+    let their_group = s.scim.group("their-group").await;
+    s.scim
+        .patch(
+            &format!("/Groups/{their_group}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": theirs}]}]),
+        )
+        .await;
+    s.role("staff", &["staff"]).await;
+    s.binding(
+        "staff",
+        json!({"role": "staff", "subjects": {"identities": ["con-carol"]}}),
+    )
+    .await;
+    s.identity("con-carol", json!({"username": "con.carol"}))
+        .await;
+    s.eventually("a Conflict in status, Drifted", || async {
+        let i = s.get("con-carol").await;
+        let conflict = i.status.as_ref().is_some_and(|st| {
+            st.accounts
+                .iter()
+                .any(|a| a.state == AccountState::Conflict)
+        });
+        conflict && condition(&i, conditions::DRIFTED).is_some_and(|(st, _)| st == "True")
+    })
+    .await;
+    let (user, groups) = s
+        .scim_user("con.carol")
+        .await
+        .expect("their account is still there");
+    assert!(
+        user.get("externalId").is_none_or(Value::is_null),
+        "no mark was put on it: {user}"
+    );
+    assert_eq!(groups, ["their-group"], "nothing was granted or revoked");
+}
+
+#[tokio::test]
+async fn time_bound_access_expires() {
+    let s = Scenario::new("timebound", json!({})).await;
+    s.groups(&["oncall"]).await;
+    s.role("oncall", &["oncall"]).await;
+    let until =
+        k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(6);
+    s.binding("oncall", json!({"role": "oncall", "subjects": {"identities": ["tb-dan"]}, "validUntil": until.to_string()}))
+        .await;
+    s.identity("tb-dan", json!({"username": "tb.dan"})).await;
+    s.eventually("dan on call", || async {
+        s.scim_user("tb.dan")
+            .await
+            .is_some_and(|(_, g)| g == ["oncall"])
+    })
+    .await;
+    s.eventually("dan's access gone after validUntil", || async {
+        s.scim_user("tb.dan")
+            .await
+            .is_some_and(|(u, g)| g.is_empty() && u["active"] == false)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deleting_an_identity_deprovisions_it_before_it_goes() {
+    let s = Scenario::new("delete", json!({})).await;
+    s.groups(&["staff"]).await;
+    s.role("staff", &["staff"]).await;
+    s.binding(
+        "staff",
+        json!({"role": "staff", "subjects": {"identities": ["del-eve"]}}),
+    )
+    .await;
+    s.identity("del-eve", json!({"username": "del.eve"})).await;
+    s.eventually("eve provisioned", || async {
+        s.scim_user("del.eve")
+            .await
+            .is_some_and(|(_, g)| g == ["staff"])
+    })
+    .await;
+    s.identities()
+        .delete("del-eve", &Default::default())
+        .await
+        .expect("delete");
+    s.eventually(
+        "eve disabled and stripped, then the Identity gone",
+        || async {
+            let stripped = s
+                .scim_user("del.eve")
+                .await
+                .is_some_and(|(u, g)| u["active"] == false && g.is_empty());
+            let gone = s
+                .identities()
+                .get_opt("del-eve")
+                .await
+                .is_ok_and(|i| i.is_none());
+            stripped && gone
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_condition_and_changes_nothing() {
+    // A Connector whose Secret is missing: the identity says why, nothing is created.
+    let s = Scenario::new(
+        "badinput",
+        json!({"scim": {"baseUrl": "http://127.0.0.1:9/v2",
+        "tokenSecretRef": {"name": "missing", "key": "token"}}}),
+    )
+    .await;
+    s.role("staff", &["staff"]).await;
+    s.binding(
+        "staff",
+        json!({"role": "staff", "subjects": {"identities": ["bad-fay"]}}),
+    )
+    .await;
+    s.binding(
+        "broken",
+        json!({"role": "staff", "subjects": {"expression": "identity.attributes.("}}),
+    )
+    .await;
+    s.identity("bad-fay", json!({"username": "bad.fay"})).await;
+    s.eventually("Ready=False SecretNotFound on the identity", || async {
+        condition(&s.get("bad-fay").await, conditions::READY)
+            == Some(("False".into(), "SecretNotFound".into()))
+    })
+    .await;
+    let bindings: Api<RoleBinding> = Api::namespaced(s.client.clone(), &s.ns);
+    s.eventually(
+        "the invalid expression is reported on its binding",
+        || async {
+            let b = bindings.get("broken").await.expect("binding");
+            b.status
+                .and_then(|st| {
+                    conditions::find(&st.conditions, conditions::READY).map(|c| c.reason.clone())
+                })
+                .as_deref()
+                == Some("InvalidExpression")
+        },
+    )
+    .await;
+    let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
+    let c = connectors.get("scim").await.expect("connector");
+    let ready = c
+        .status
+        .and_then(|st| conditions::find(&st.conditions, conditions::READY).cloned());
+    assert!(
+        ready.is_none_or(|r| r.status != "True"),
+        "a Connector without its Secret is not Ready"
+    );
+}
