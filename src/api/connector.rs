@@ -312,6 +312,11 @@ pub struct ConnectorStatus {
     /// Counts from the last inventory scan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<Inventory>,
+    /// What the last scan found different from the declared state (bounded; the first
+    /// few differences).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub drift: Vec<String>,
     /// When the last inventory scan finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scan_time: Option<Time>,

@@ -106,6 +106,11 @@ where
 
 /// What every reconciler gets.
 pub struct Context {
+    /// Asks the Identity controller to look at an identity again (the inventory scan uses
+    /// it for the identities whose accounts drifted).
+    pub identity_triggers: tokio::sync::mpsc::UnboundedSender<ObjectRef<Identity>>,
+    /// When each Connector (`namespace/name`) was last scanned, in this process.
+    pub last_scans: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// The Kubernetes client.
     pub client: Client,
     /// Publishes Events as [`MANAGER`].

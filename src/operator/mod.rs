@@ -91,6 +91,8 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     let stores = wiring.stores.clone();
     let metrics = Arc::new(Metrics::new());
     let ctx = Arc::new(Context {
+        identity_triggers: wiring.identity_triggers.clone(),
+        last_scans: Default::default(),
         client: client.clone(),
         recorder: Recorder::new(client.clone(), controller::MANAGER.into()),
         metrics: metrics.clone(),

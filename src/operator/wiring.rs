@@ -42,6 +42,8 @@ pub struct Wiring {
     pub connectors: Controller<Connector>,
     /// The watch tasks; abort them on shutdown.
     pub tasks: Vec<JoinHandle<()>>,
+    /// Sends identities to the Identity controller.
+    pub identity_triggers: Triggers<Identity>,
 }
 
 /// A stream over a channel's items.
@@ -175,7 +177,7 @@ pub fn wire(client: &Client) -> Wiring {
         connector_writer,
         connector_own,
         {
-            let (s, to_r, to_i) = (stores.clone(), to_roles, to_identities);
+            let (s, to_r, to_i) = (stores.clone(), to_roles, to_identities.clone());
             move |c: &Connector| {
                 send_all(&to_r, role::roles_naming(c, &s.roles.state()));
                 let ns = c.namespace().unwrap_or_default();
@@ -202,5 +204,6 @@ pub fn wire(client: &Client) -> Wiring {
         connectors: Controller::for_stream(stream_of(connector_own_rx), stores.connectors.clone()),
         stores,
         tasks,
+        identity_triggers: to_identities,
     }
 }

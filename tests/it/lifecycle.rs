@@ -20,10 +20,10 @@ use crate::harness::{
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-struct Scenario {
-    client: Client,
-    ns: String,
-    scim: scim::Direct,
+pub struct Scenario {
+    pub client: Client,
+    pub ns: String,
+    pub scim: scim::Direct,
     op: &'static SharedOperator,
 }
 
@@ -31,7 +31,7 @@ impl Scenario {
     /// A namespace with a SCIM Connector `scim` (spec fields from `extra` merged in),
     /// its token Secret, and the shared operator running; waits for the Connector to be
     /// Ready unless `expect_ready` is false.
-    async fn new(prefix: &str, extra: Value) -> Self {
+    pub async fn new(prefix: &str, extra: Value) -> Self {
         let cp = control_plane();
         let op = operator::shared();
         let client = cp.client().await;
@@ -60,7 +60,7 @@ impl Scenario {
         s
     }
 
-    async fn apply<K>(&self, obj: Value)
+    pub async fn apply<K>(&self, obj: Value)
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -79,7 +79,7 @@ impl Scenario {
             .unwrap_or_else(|e| panic!("apply {name}: {e}"));
     }
 
-    async fn role(&self, name: &str, groups: &[&str]) {
+    pub async fn role(&self, name: &str, groups: &[&str]) {
         let entitlements: Vec<Value> = groups
             .iter()
             .map(|g| json!({"connector": "scim", "name": g}))
@@ -91,7 +91,7 @@ impl Scenario {
         .await;
     }
 
-    async fn binding(&self, name: &str, spec: Value) {
+    pub async fn binding(&self, name: &str, spec: Value) {
         self.apply::<RoleBinding>(
             json!({"apiVersion": "roster.dev/v1alpha1", "kind": "RoleBinding",
             "metadata": {"name": name}, "spec": spec}),
@@ -99,11 +99,11 @@ impl Scenario {
         .await;
     }
 
-    fn identities(&self) -> Api<Identity> {
+    pub fn identities(&self) -> Api<Identity> {
         Api::all(self.client.clone())
     }
 
-    async fn identity(&self, name: &str, spec: Value) {
+    pub async fn identity(&self, name: &str, spec: Value) {
         let obj = json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Identity", "metadata": {"name": name}, "spec": spec});
         self.identities()
             .patch(name, &PatchParams::apply("it").force(), &Patch::Apply(&obj))
@@ -111,12 +111,12 @@ impl Scenario {
             .unwrap_or_else(|e| panic!("apply identity {name}: {e}"));
     }
 
-    async fn get(&self, name: &str) -> Identity {
+    pub async fn get(&self, name: &str) -> Identity {
         self.identities().get(name).await.expect("get identity")
     }
 
     /// Polls until `check` holds; on timeout shows the operator's log tail.
-    async fn eventually<F, Fut>(&self, what: &str, mut check: F) -> Duration
+    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F) -> Duration
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
@@ -137,7 +137,7 @@ impl Scenario {
     }
 
     /// The SCIM user `name` and the names of the groups holding it.
-    async fn scim_user(&self, name: &str) -> Option<(Value, Vec<String>)> {
+    pub async fn scim_user(&self, name: &str) -> Option<(Value, Vec<String>)> {
         let user = self.scim.find_user(name).await?;
         let id = user["id"].as_str()?.to_owned();
         let groups = self.scim.get("/Groups").await;
@@ -156,7 +156,7 @@ impl Scenario {
         Some((user, names))
     }
 
-    async fn groups(&self, names: &[&str]) {
+    pub async fn groups(&self, names: &[&str]) {
         for n in names {
             self.scim.group(n).await;
         }

@@ -3,6 +3,7 @@
 
 mod conformance;
 mod crds;
+mod drift;
 mod examples;
 mod harness;
 mod lifecycle;

@@ -1,8 +1,14 @@
 //! The Connector loop: `check()` against the app drives `Ready` and the capabilities in
-//! status. Secrets are not watched; a fixed resync picks up a Secret created or rotated
-//! after the Connector.
+//! status; every `pollIntervalSeconds` an inventory scan finds drift and orphans. Secrets
+//! are not watched; a fixed resync picks up a Secret created or rotated after the
+//! Connector.
 
-use std::sync::Arc;
+mod scan;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use kube::{Api, ResourceExt, runtime::controller::Action};
 
@@ -17,7 +23,7 @@ use crate::{
     time::now,
 };
 
-const RESYNC: std::time::Duration = std::time::Duration::from_secs(60);
+const RESYNC: Duration = Duration::from_secs(60);
 
 /// The backend a spec names, when it names exactly one (the schema enforces that).
 pub fn backend(spec: &ConnectorSpec) -> Option<&'static str> {
@@ -63,40 +69,109 @@ pub fn connector_ready(
     }
 }
 
-/// Reconciles one Connector: load → build → check → status.
+/// `Synced` and `Drifted` from a scan's outcome. Pure.
+pub fn scan_conditions(scanned: &Result<scan::Scanned, String>) -> Vec<Desired> {
+    match scanned {
+        Ok(s) if s.drift.is_empty() => vec![
+            Desired::true_(
+                conditions::SYNCED,
+                "InSync",
+                "the last inventory scan found nothing to fix",
+            ),
+            Desired::false_(
+                conditions::DRIFTED,
+                "NoDrift",
+                "the last inventory scan matched the declared state",
+            ),
+        ],
+        Ok(s) => vec![
+            Desired::false_(conditions::SYNCED, "Drift", "see status.drift"),
+            Desired::true_(
+                conditions::DRIFTED,
+                "Drift",
+                status::truncate(&s.drift.join("; "), 1024),
+            ),
+        ],
+        Err(e) => vec![Desired::false_(
+            conditions::SYNCED,
+            "ScanFailed",
+            status::truncate(e, 1024),
+        )],
+    }
+}
+
+/// Reconciles one Connector: load → build → check → (scan when due) → status.
 pub async fn reconcile(connector: Arc<Connector>, ctx: Arc<Context>) -> Result<Action, Error> {
     instrumented("Connector", &ctx, async {
         ctx.stores.wait_until_ready().await?;
         let ns = connector
             .namespace()
             .ok_or_else(|| Error::MissingNamespace(connector.name_any()))?;
-        let checked = match provision::build(&ctx.client, &connector).await {
-            Ok(backend) => backend.check().await.map_err(ProvisionError::from),
-            Err(e) => Err(e),
+        let key = format!("{ns}/{}", connector.name_any());
+        let poll = Duration::from_secs(
+            u64::try_from(connector.spec.poll_interval_seconds)
+                .unwrap_or(300)
+                .max(10),
+        );
+        let (checked, scanned) = match provision::build(&ctx.client, &connector).await {
+            Err(e) => (Err(e), None),
+            Ok(backend) => {
+                let checked = backend.check().await.map_err(ProvisionError::from);
+                let due = ctx
+                    .last_scans
+                    .lock()
+                    .map(|m| m.get(&key).is_none_or(|t| t.elapsed() >= poll))
+                    .unwrap_or(true);
+                let scanned = if checked.is_ok() && due {
+                    let result = scan::scan(&ctx, &connector, backend.as_ref())
+                        .await
+                        .map_err(|e| e.to_string());
+                    if let Ok(mut m) = ctx.last_scans.lock() {
+                        m.insert(key.clone(), Instant::now());
+                    }
+                    Some(result)
+                } else {
+                    None
+                };
+                (checked, scanned)
+            }
         };
-        let ready = connector_ready(&connector.spec, &checked);
+        let mut wanted = vec![connector_ready(&connector.spec, &checked)];
+        if let Some(s) = &scanned {
+            wanted.extend(scan_conditions(s));
+        }
 
         let current = connector.status.clone().unwrap_or_default();
         let generation = connector.metadata.generation;
-        let desired = ConnectorStatus {
+        let now = now();
+        let mut desired = ConnectorStatus {
             observed_generation: generation,
-            conditions: conditions::merge(&current.conditions, &[ready], generation, &now()),
+            conditions: conditions::merge(&current.conditions, &wanted, generation, &now),
             capabilities: match &checked {
                 Ok(caps) => caps.features.iter().cloned().collect(),
                 Err(_) => current.capabilities.clone(),
             },
             ..current.clone()
         };
-        let api = Api::<Connector>::namespaced(ctx.client.clone(), &ns);
-        status::apply_if_changed(
-            &ctx,
-            "Connector",
-            &api,
-            connector.as_ref(),
-            connector.status.as_ref(),
-            &desired,
-        )
-        .await?;
+        if let Some(Ok(s)) = scanned {
+            desired.inventory = Some(s.inventory);
+            desired.drift = s.drift;
+        }
+        // The scan time alone is not worth a write: record it only with a real change.
+        let mut stamped = desired.clone();
+        stamped.last_scan_time = Some(now);
+        if desired != current {
+            let api = Api::<Connector>::namespaced(ctx.client.clone(), &ns);
+            status::apply_if_changed(
+                &ctx,
+                "Connector",
+                &api,
+                connector.as_ref(),
+                connector.status.as_ref(),
+                &stamped,
+            )
+            .await?;
+        }
         status::warn_on_ready_change(
             &ctx.recorder,
             connector.as_ref(),
@@ -104,7 +179,7 @@ pub async fn reconcile(connector: Arc<Connector>, ctx: Arc<Context>) -> Result<A
             &desired.conditions,
         )
         .await;
-        Ok(Action::requeue(RESYNC))
+        Ok(Action::requeue(poll.min(RESYNC)))
     })
     .await
 }

@@ -1,0 +1,236 @@
+//! The periodic inventory scan of one Connector: list every account and entitlement page
+//! by page, assess them against every identity at once, send drifted identities to their
+//! fast path, and — in `Enforce` — take managed entitlements away from accounts Roster
+//! does not own.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::{
+    ResourceExt,
+    runtime::{
+        events::{Event, EventType},
+        reflector::ObjectRef,
+    },
+};
+
+use crate::{
+    api::{Connector, ConnectorMode, Inventory},
+    connector::{Connector as Backend, ConnectorError, EntitlementMembers, Page},
+    controller::{Context, status::truncate},
+    lifecycle::{
+        ConnectorKey, ObservedAccount,
+        inventory::{self, Assessment, Claim},
+        plan::{Ledger, Policy},
+        resolve::{Catalog, resolve},
+    },
+};
+
+/// The most pages one listing may take before the scan gives up (a runaway server).
+const MAX_PAGES: usize = 100_000;
+/// The most drift lines kept in status (the CRD bounds the list at 16).
+const DRIFT_LINES: usize = 16;
+
+/// What a scan reports into the Connector's status.
+pub struct Scanned {
+    /// Counts.
+    pub inventory: Inventory,
+    /// Differences still standing, in words.
+    pub drift: Vec<String>,
+}
+
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ConnectorError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, ConnectorError>>,
+{
+    let (mut out, mut cursor) = (Vec::new(), None);
+    for _ in 0..MAX_PAGES {
+        let p = page(cursor).await?;
+        out.extend(p.items);
+        match p.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(out),
+        }
+    }
+    Err(ConnectorError::Malformed(format!(
+        "listing did not end after {MAX_PAGES} pages"
+    )))
+}
+
+/// Scans `connector` through `backend`.
+pub async fn scan(
+    ctx: &Context,
+    connector: &Connector,
+    backend: &dyn Backend,
+) -> Result<Scanned, ConnectorError> {
+    let key = ConnectorKey::new(
+        connector.namespace().unwrap_or_default(),
+        connector.name_any(),
+    );
+    let mut accounts: Vec<ObservedAccount> =
+        all_pages(|c| async move { backend.list_accounts(c.as_deref()).await }).await?;
+    let entitlements: Vec<EntitlementMembers> =
+        all_pages(|c| async move { backend.list_entitlements(c.as_deref()).await }).await?;
+    inventory::join(&mut accounts, &entitlements);
+
+    let now = Timestamp::now();
+    let catalog = Catalog::new(
+        &ctx.stores.roles.state(),
+        &ctx.stores.bindings.state(),
+        &ctx.stores.connectors.state(),
+    );
+    let identities = ctx.stores.identities.state();
+    let resolutions: Vec<_> = identities
+        .iter()
+        .map(|i| resolve(i, &catalog, now))
+        .collect();
+    let names: Vec<String> = identities.iter().map(|i| i.name_any()).collect();
+    let claims: Vec<Claim<'_>> = identities
+        .iter()
+        .zip(&resolutions)
+        .zip(&names)
+        .map(|((identity, resolution), name)| Claim {
+            identity: name,
+            username: &identity.spec.username,
+            desired: resolution.accounts.get(&key),
+            ledger: ledger_of(identity, &key),
+        })
+        .collect();
+    let managed = catalog.managed(&key);
+    let protected: BTreeSet<String> = connector.spec.protected_accounts.iter().cloned().collect();
+    let policy = Policy {
+        protected: false,
+        adoption: connector.spec.adoption,
+        delete_after: connector
+            .spec
+            .deprovisioning
+            .delete_after_seconds
+            .map(SignedDuration::from_secs),
+        now,
+    };
+    let assessment = inventory::assess(&accounts, &claims, &managed, &protected, &policy);
+
+    // The fast path fixes (Enforce) or reports (Observe) each drifted identity.
+    for identity in assessment.drifted.keys() {
+        let _ = ctx.identity_triggers.send(ObjectRef::new(identity));
+    }
+    let failed_strays = if connector.spec.mode == ConnectorMode::Enforce {
+        remove_strays(ctx, connector, &key, backend, &assessment).await
+    } else {
+        assessment.strays.clone()
+    };
+    tracing::info!(connector = %key, accounts = accounts.len(), drifted = assessment.drifted.len(),
+        orphaned = assessment.orphaned.len(), strays = assessment.strays.len(), "inventory scanned");
+    Ok(Scanned {
+        inventory: Inventory {
+            managed: count(assessment.managed),
+            drifted: count(assessment.drifted.len()),
+            orphaned: count(assessment.orphaned.len()),
+            unmanaged: count(assessment.unmanaged),
+        },
+        drift: drift_lines(&assessment, &failed_strays, connector.spec.mode),
+    })
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn ledger_of(identity: &crate::api::Identity, key: &ConnectorKey) -> Ledger {
+    let entry = identity
+        .status
+        .as_ref()
+        .and_then(|s| s.accounts.iter().find(|a| a.connector == key.to_string()));
+    entry.map_or_else(Ledger::default, |e| Ledger {
+        granted: e.entitlements.iter().cloned().collect(),
+        disabled_at: e.disabled_at.as_ref().map(|t| t.0),
+    })
+}
+
+/// Revokes each stray membership; returns the ones that could not be removed.
+async fn remove_strays(
+    ctx: &Context,
+    connector: &Connector,
+    key: &ConnectorKey,
+    backend: &dyn Backend,
+    assessment: &Assessment,
+) -> Vec<inventory::Stray> {
+    let mut failed = Vec::new();
+    for stray in &assessment.strays {
+        let result = backend.revoke(&stray.account_id, &stray.entitlement).await;
+        let (type_, reason, note) = match &result {
+            Ok(()) => (
+                EventType::Normal,
+                "RevokedStray",
+                format!(
+                    "revoked {:?} from {:?}, which Roster does not own",
+                    stray.entitlement, stray.username
+                ),
+            ),
+            Err(e) => (
+                EventType::Warning,
+                "DownstreamError",
+                format!(
+                    "failed to revoke {:?} from {:?}: {e}",
+                    stray.entitlement, stray.username
+                ),
+            ),
+        };
+        match &result {
+            Ok(()) => {
+                tracing::info!(connector = %key, account = %stray.username, change = %note, outcome = "ok", "downstream change")
+            }
+            Err(e) => {
+                tracing::warn!(connector = %key, account = %stray.username, change = %note, outcome = "error", error = %e, "downstream change")
+            }
+        }
+        if result.is_err() {
+            failed.push(stray.clone());
+        }
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(truncate(&note, 1000)),
+            action: "Revoke".to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = ctx
+            .recorder
+            .publish(&event, &kube::Resource::object_ref(connector, &()))
+            .await
+        {
+            tracing::warn!(error = %e, "could not publish Event");
+        }
+    }
+    failed
+}
+
+/// The differences still standing after the scan, bounded.
+fn drift_lines(a: &Assessment, strays: &[inventory::Stray], mode: ConnectorMode) -> Vec<String> {
+    let observe = mode == ConnectorMode::Observe;
+    let identities = a
+        .drifted
+        .iter()
+        .map(|(identity, first)| format!("Identity {identity:?}: {first}"));
+    let strays = strays.iter().map(|s| {
+        format!(
+            "{:?} holds {:?} but is not Roster's",
+            s.username, s.entitlement
+        )
+    });
+    let orphans = a
+        .orphaned
+        .iter()
+        .map(|u| format!("{u:?} carries Roster's mark but no Identity claims it"));
+    let mut lines: Vec<String> = identities
+        .chain(strays)
+        .chain(orphans)
+        .take(DRIFT_LINES)
+        .collect();
+    if observe && !lines.is_empty() {
+        lines.truncate(DRIFT_LINES - 1);
+        lines.push("Observe mode: reported only, nothing changed".into());
+    }
+    lines
+}

@@ -1,0 +1,273 @@
+//! The connector-wide view: one full listing of a downstream app, joined with every
+//! identity at once. It finds what the per-identity fast path cannot see — accounts
+//! changed out of band, strangers in groups Roster manages, marked accounts no identity
+//! claims — at the cost of O(pages) requests. Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{
+    model::{DesiredAccount, ObservedAccount},
+    plan::{Ledger, Policy, plan},
+};
+use crate::connector::EntitlementMembers;
+
+/// An identity as the scan needs it.
+pub struct Claim<'a> {
+    /// The Identity's name (the ownership mark's value).
+    pub identity: &'a str,
+    /// Its username.
+    pub username: &'a str,
+    /// What it should have on this connector.
+    pub desired: Option<&'a DesiredAccount>,
+    /// What its status ledger says Roster granted here.
+    pub ledger: Ledger,
+}
+
+/// A membership of an account Roster does not own in an entitlement Roster manages.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stray {
+    /// The account's id.
+    pub account_id: String,
+    /// Its username.
+    pub username: String,
+    /// The managed entitlement it holds.
+    pub entitlement: String,
+}
+
+/// What a scan found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Assessment {
+    /// Accounts carrying Roster's mark for an existing identity.
+    pub managed: usize,
+    /// Identities whose account differs from what they should have (or is missing):
+    /// their fast path must look again. Identity name → first difference.
+    pub drifted: BTreeMap<String, String>,
+    /// Usernames of marked accounts no identity claims.
+    pub orphaned: Vec<String>,
+    /// Accounts without Roster's mark.
+    pub unmanaged: usize,
+    /// Unowned accounts in managed entitlements (protected accounts excepted).
+    pub strays: Vec<Stray>,
+}
+
+/// Fills each account's entitlements from the entitlement listing.
+pub fn join(accounts: &mut [ObservedAccount], entitlements: &[EntitlementMembers]) {
+    let mut held: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for e in entitlements {
+        for member in &e.members {
+            held.entry(member.as_str())
+                .or_default()
+                .insert(e.name.clone());
+        }
+    }
+    for a in accounts.iter_mut() {
+        a.entitlements = held.remove(a.id.as_str()).unwrap_or_default();
+    }
+}
+
+/// Assesses a full listing against every identity's claim. `policy` supplies adoption,
+/// grace and time; `protected` lists usernames never to touch.
+pub fn assess(
+    accounts: &[ObservedAccount],
+    claims: &[Claim<'_>],
+    managed: &BTreeSet<String>,
+    protected: &BTreeSet<String>,
+    policy: &Policy,
+) -> Assessment {
+    let mut out = Assessment::default();
+    let by_identity: BTreeMap<&str, &Claim<'_>> = claims.iter().map(|c| (c.identity, c)).collect();
+    let by_username: BTreeMap<&str, &ObservedAccount> =
+        accounts.iter().map(|a| (a.username.as_str(), a)).collect();
+
+    for account in accounts {
+        match account.owner.as_deref() {
+            Some(owner) => match by_identity.get(owner) {
+                Some(claim) => {
+                    out.managed += 1;
+                    let p = plan(
+                        claim.identity,
+                        claim.desired,
+                        Some(account),
+                        &claim.ledger,
+                        managed,
+                        &Policy {
+                            protected: protected.contains(claim.username),
+                            ..policy.clone()
+                        },
+                    );
+                    if let Some(first) = p.drift.first().filter(|_| !p.changes.is_empty()) {
+                        out.drifted.insert(owner.to_owned(), first.clone());
+                    }
+                }
+                None => out.orphaned.push(account.username.clone()),
+            },
+            None => {
+                out.unmanaged += 1;
+                if protected.contains(&account.username) {
+                    continue;
+                }
+                // An identity whose username this is decides on its own path (conflict or
+                // adoption); a stranger in a managed group is drift here.
+                if claims
+                    .iter()
+                    .any(|c| c.username == account.username && c.desired.is_some())
+                {
+                    continue;
+                }
+                for e in account.entitlements.intersection(managed) {
+                    out.strays.push(Stray {
+                        account_id: account.id.clone(),
+                        username: account.username.clone(),
+                        entitlement: e.clone(),
+                    });
+                }
+            }
+        }
+    }
+    for claim in claims {
+        if claim.desired.is_some()
+            && !by_username.contains_key(claim.username)
+            && !protected.contains(claim.username)
+        {
+            out.drifted
+                .insert(claim.identity.to_owned(), "account does not exist".into());
+        }
+    }
+    out.orphaned.sort();
+    out.strays.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+    use crate::{api::AdoptionPolicy, lifecycle::model::AccountAttributes};
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn account(id: &str, username: &str, owner: Option<&str>) -> ObservedAccount {
+        ObservedAccount {
+            id: id.into(),
+            username: username.into(),
+            owner: owner.map(str::to_owned),
+            active: true,
+            attributes: AccountAttributes::default(),
+            entitlements: BTreeSet::new(),
+            version: None,
+        }
+    }
+
+    fn desired(username: &str, entitlements: &[&str]) -> DesiredAccount {
+        DesiredAccount {
+            username: username.into(),
+            attributes: AccountAttributes::default(),
+            active: true,
+            entitlements: set(entitlements),
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            protected: false,
+            adoption: AdoptionPolicy::Never,
+            delete_after: None,
+            now: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn join_fills_entitlements_from_members() {
+        let mut accounts = vec![account("1", "ada", None), account("2", "bob", None)];
+        join(
+            &mut accounts,
+            &[
+                EntitlementMembers {
+                    name: "eng".into(),
+                    members: vec!["1".into(), "2".into()],
+                },
+                EntitlementMembers {
+                    name: "ops".into(),
+                    members: vec!["2".into()],
+                },
+            ],
+        );
+        assert_eq!(accounts[0].entitlements, set(&["eng"]));
+        assert_eq!(accounts[1].entitlements, set(&["eng", "ops"]));
+    }
+
+    #[test]
+    fn finds_drift_orphans_strays_and_missing_accounts() {
+        let mut ada = account("1", "ada", Some("ada"));
+        ada.entitlements = set(&[]); // lost "eng" out of band
+        let mut mallory = account("2", "mallory", None);
+        mallory.entitlements = set(&["eng", "book-club"]);
+        let mut admin = account("3", "break-glass", None);
+        admin.entitlements = set(&["eng"]);
+        let ghost = account("4", "ghost", Some("gone"));
+        let (d_ada, d_bob) = (desired("ada", &["eng"]), desired("bob", &["eng"]));
+        let claims = [
+            Claim {
+                identity: "ada",
+                username: "ada",
+                desired: Some(&d_ada),
+                ledger: Ledger::default(),
+            },
+            Claim {
+                identity: "bob",
+                username: "bob",
+                desired: Some(&d_bob),
+                ledger: Ledger::default(),
+            },
+        ];
+        let a = assess(
+            &[ada, mallory, admin, ghost],
+            &claims,
+            &set(&["eng"]),
+            &set(&["break-glass"]),
+            &policy(),
+        );
+        assert_eq!(a.managed, 1);
+        assert_eq!(
+            a.drifted.get("ada").map(String::as_str),
+            Some("lacks \"eng\"")
+        );
+        assert_eq!(
+            a.drifted.get("bob").map(String::as_str),
+            Some("account does not exist")
+        );
+        assert_eq!(a.orphaned, ["ghost"]);
+        assert_eq!(a.unmanaged, 2);
+        assert_eq!(
+            a.strays,
+            [Stray {
+                account_id: "2".into(),
+                username: "mallory".into(),
+                entitlement: "eng".into()
+            }],
+            "the protected account and the unmanaged group are left alone"
+        );
+    }
+
+    #[test]
+    fn an_identitys_own_unmarked_account_is_not_a_stray() {
+        let mut carol = account("1", "carol", None);
+        carol.entitlements = set(&["eng"]);
+        let d = desired("carol", &["eng"]);
+        let claims = [Claim {
+            identity: "carol",
+            username: "carol",
+            desired: Some(&d),
+            ledger: Ledger::default(),
+        }];
+        let a = assess(&[carol], &claims, &set(&["eng"]), &set(&[]), &policy());
+        assert!(a.strays.is_empty());
+        assert!(
+            a.drifted.is_empty(),
+            "the conflict is reported on the identity, not fixed here"
+        );
+    }
+}
