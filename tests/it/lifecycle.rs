@@ -472,3 +472,82 @@ async fn bad_input_gets_a_condition_and_changes_nothing() {
         "a Connector without its Secret is not Ready"
     );
 }
+
+/// A loopback HTTP server that answers every request with `status` and `body`: fault
+/// injection for downstream responses no real server should give.
+async fn broken_server(status: &'static str, body: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 16 * 1024];
+            let _ = socket.read(&mut buf).await;
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/scim+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(reply.as_bytes()).await;
+        }
+    });
+    format!("http://{addr}/v2")
+}
+
+#[tokio::test]
+async fn malformed_and_failing_downstream_responses_are_reported() {
+    for (prefix, status, body, reason) in [
+        (
+            "malformed",
+            "200 OK",
+            "{\"Resources\": [ not json",
+            "MalformedResponse",
+        ),
+        (
+            "failing",
+            "500 Internal Server Error",
+            "{\"detail\": \"database is on fire\"}",
+            "DownstreamError",
+        ),
+    ] {
+        let url = broken_server(status, body).await;
+        let s = Scenario::new(prefix, json!({"scim": {"baseUrl": url, "tokenSecretRef": {"name": "scim-token", "key": "token"}}}))
+            .await;
+        s.role("staff", &["staff"]).await;
+        let person = format!("{prefix}-gil");
+        s.binding(
+            "staff",
+            json!({"role": "staff", "subjects": {"identities": [person]}}),
+        )
+        .await;
+        s.identity(&person, json!({"username": format!("{prefix}.gil")}))
+            .await;
+        s.eventually(&format!("Ready=False {reason} on the identity"), || async {
+            let i = s.get(&person).await;
+            let ready = i
+                .status
+                .as_ref()
+                .and_then(|st| conditions::find(&st.conditions, conditions::READY).cloned());
+            ready.is_some_and(|c| {
+                c.status == "False" && c.reason == reason && c.message.len() <= 1024
+            })
+        })
+        .await;
+        let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
+        s.eventually(
+            &format!("Ready=False {reason} on the Connector"),
+            || async {
+                let c = connectors.get("scim").await.expect("connector");
+                c.status
+                    .and_then(|st| {
+                        conditions::find(&st.conditions, conditions::READY)
+                            .map(|c| c.reason.clone())
+                    })
+                    .as_deref()
+                    == Some(reason)
+            },
+        )
+        .await;
+    }
+}

@@ -8,5 +8,6 @@ mod examples;
 mod harness;
 mod lifecycle;
 mod operator;
+mod restart;
 mod scim_connector;
 mod validation;

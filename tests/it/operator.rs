@@ -1,11 +1,7 @@
 //! `roster run` against the real API server: readiness, status writing, Events, metrics,
 //! clean shutdown — and a clear refusal when the CRDs are missing.
 
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
 use kube::{
@@ -15,92 +11,7 @@ use kube::{
 use roster::api::{Connector, Role, RoleBinding, conditions};
 use serde_json::json;
 
-use crate::harness::{bare_control_plane, isolated_control_plane, process};
-
-/// The operator as a child process, killed if the test ends early.
-struct Operator {
-    child: Child,
-    log: std::path::PathBuf,
-    probe: String,
-}
-
-impl Operator {
-    fn start(kubeconfig: &Path) -> Self {
-        let port = process::free_port();
-        let log = process::temp_dir("roster-run-").join("roster.log");
-        let out = std::fs::File::create(&log).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(["run", "--probe-addr", &format!("127.0.0.1:{port}")])
-            .env("KUBECONFIG", kubeconfig)
-            .env(
-                "RUST_LOG",
-                std::env::var("ROSTER_IT_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out.try_clone().expect("log")))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .expect("start roster run");
-        Self {
-            child,
-            log,
-            probe: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM and waits (bounded) for the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        self.wait(Duration::from_secs(20))
-            .unwrap_or_else(|| panic!("no exit 20s after SIGTERM:\n{}", self.log()))
-    }
-
-    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        None
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Operator {
-    /// Polls `check` every 200 ms for up to `limit`; on failure the operator's log is shown.
-    async fn eventually<F, Fut>(&self, what: &str, limit: Duration, mut check: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if check().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!(
-            "{what}: not within {limit:?}; operator log:\n{}",
-            self.log()
-        );
-    }
-}
+use crate::harness::{bare_control_plane, isolated_control_plane, operator::Operator};
 
 /// The value of one counter series, as the operator's `/metrics` reports it (0 if absent).
 async fn metric(http: &reqwest::Client, probe: &str, series: &str) -> u64 {
@@ -126,7 +37,7 @@ async fn ready_reason(client: &Client, ns: &str, role: &str) -> Option<(String, 
 
 #[tokio::test]
 async fn run_reports_ready_writes_status_and_stops_on_sigterm() {
-    let cp = isolated_control_plane();
+    let cp = isolated_control_plane("isolated");
     let client = cp.client().await;
     let ns = cp.namespace(&client, "operator").await;
     let mut op = Operator::start(&cp.kubeconfig);

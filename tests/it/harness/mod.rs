@@ -47,7 +47,6 @@ pub struct ControlPlane {
 
 static MAIN: OnceLock<ControlPlane> = OnceLock::new();
 static BARE: OnceLock<ControlPlane> = OnceLock::new();
-static ISOLATED: OnceLock<ControlPlane> = OnceLock::new();
 static ETCD: OnceLock<String> = OnceLock::new();
 
 /// The shared control plane, with Roster's CRDs installed and Established.
@@ -55,10 +54,19 @@ pub fn control_plane() -> &'static ControlPlane {
     MAIN.get_or_init(|| on_plain_thread(|| start("main", true)))
 }
 
-/// Another apiserver with the CRDs, on the same etcd under its own prefix: for a test
-/// that runs an operator of its own, which must not meet the shared one.
-pub fn isolated_control_plane() -> &'static ControlPlane {
-    ISOLATED.get_or_init(|| on_plain_thread(|| start("isolated", true)))
+/// An apiserver of its own, with the CRDs, on the same etcd under its own prefix: for a
+/// test that runs an operator of its own, which must not meet the shared one.
+pub fn isolated_control_plane(name: &'static str) -> &'static ControlPlane {
+    static PLANES: std::sync::Mutex<
+        std::collections::BTreeMap<&'static str, &'static ControlPlane>,
+    > = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let mut planes = PLANES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(cp) = planes.get(name) {
+        return cp;
+    }
+    let cp: &'static ControlPlane = Box::leak(Box::new(on_plain_thread(move || start(name, true))));
+    planes.insert(name, cp);
+    cp
 }
 
 /// A second apiserver on the same etcd under another prefix: an empty cluster without

@@ -1,7 +1,12 @@
 //! One `roster run` for the whole test binary, against the main control plane, for the
 //! tests that need an operator at work. Killed when the binary exits.
 
-use std::{path::PathBuf, process::Command, sync::OnceLock, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use super::{control_plane, process};
 
@@ -54,4 +59,97 @@ pub fn shared() -> &'static SharedOperator {
         .unwrap_or_else(|p| std::panic::resume_unwind(p));
         SharedOperator { log }
     })
+}
+
+/// The operator as a child process, killed if the test ends early.
+pub struct Operator {
+    child: Child,
+    log: std::path::PathBuf,
+    pub probe: String,
+}
+
+impl Operator {
+    pub fn start(kubeconfig: &Path) -> Self {
+        let port = process::free_port();
+        let log = process::temp_dir("roster-run-").join("roster.log");
+        let out = std::fs::File::create(&log).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(["run", "--probe-addr", &format!("127.0.0.1:{port}")])
+            .env("KUBECONFIG", kubeconfig)
+            .env(
+                "RUST_LOG",
+                std::env::var("ROSTER_IT_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone().expect("log")))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .expect("start roster run");
+        Self {
+            child,
+            log,
+            probe: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        self.wait(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("no exit 20s after SIGTERM:\n{}", self.log()))
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Operator {
+    /// Polls `check` every 200 ms for up to `limit`; on failure the operator's log is shown.
+    pub async fn eventually<F, Fut>(&self, what: &str, limit: Duration, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!(
+            "{what}: not within {limit:?}; operator log:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Operator {
+    /// Kills the process outright (SIGKILL): no shutdown path runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
