@@ -8,7 +8,7 @@
 #
 # State (certificates, kubeconfig, logs, etcd data) lives in $ROSTER_CACHE/local
 # (default ~/.cache/roster/local). Ports: apiserver 16443, etcd 12379/12380, operator
-# probes 18081.
+# probes 18081, scim2-server 18080 (the example Connector's baseUrl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -20,13 +20,15 @@ ETCD_PORT=${ETCD_PORT:-12379}
 ETCD_PEER_PORT=${ETCD_PEER_PORT:-12380}
 PROBE_ADDR=${PROBE_ADDR:-127.0.0.1:18081}
 NAMESPACE=${NAMESPACE:-roster-demo}
+SCIM_PORT=18080
+SCIM_TOKEN=demo-token-change-me # the token examples/connectors.yaml puts in its Secret
 KUBECONFIG_FILE="$STATE/kubeconfig"
 
 log() { printf 'run.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 stop_all() {
-  for name in roster kube-apiserver etcd; do
+  for name in roster scim2-server kube-apiserver etcd; do
     pidfile="$STATE/$name.pid"
     [[ -f $pidfile ]] || continue
     pid=$(cat "$pidfile")
@@ -41,7 +43,7 @@ stop_all() {
 }
 
 status() {
-  for name in etcd kube-apiserver roster; do
+  for name in etcd kube-apiserver scim2-server roster; do
     pidfile="$STATE/$name.pid"
     if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
       echo "$name: running (pid $(cat "$pidfile"))"
@@ -83,12 +85,13 @@ up() {
   command -v go >/dev/null || die "Go is required to build the local control plane (https://go.dev/dl)"
   command -v curl >/dev/null || { log "installing curl"; apt-get install -y curl >/dev/null; }
   stop_all
-  for p in "$APISERVER_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" "${PROBE_ADDR##*:}"; do
+  for p in "$APISERVER_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" "${PROBE_ADDR##*:}" "$SCIM_PORT"; do
     port_free "$p" || die "port $p on 127.0.0.1 is in use; free it or set the *_PORT/PROBE_ADDR variables"
   done
 
   log "building the control plane binaries (first time: a few minutes)"
   bin=$(hack/control-plane-bins.sh)
+  scim_bin=$(hack/scim2-server-bin.sh)
   log "building roster"
   cargo build --locked --quiet
   roster="$repo/target/debug/roster"
@@ -145,6 +148,17 @@ KUBECONFIG
   chmod 600 "$KUBECONFIG_FILE"
   kubectl() { "$bin/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 
+  log "starting scim2-server on 127.0.0.1:$SCIM_PORT (the example SCIM app)"
+  "$scim_bin" --hostname 127.0.0.1 --port "$SCIM_PORT" --bearer-token "$SCIM_TOKEN" \
+    >"$STATE/scim2-server.log" 2>&1 &
+  echo $! >"$STATE/scim2-server.pid"
+  scim() { curl -sf -H "Authorization: Bearer $SCIM_TOKEN" -H 'Content-Type: application/scim+json' "$@"; }
+  wait_for scim2-server 30 scim "http://127.0.0.1:$SCIM_PORT/v2/ServiceProviderConfig"
+  for group in all-staff engineers finance; do
+    scim -X POST "http://127.0.0.1:$SCIM_PORT/v2/Groups" \
+      -d "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:Group\"],\"displayName\":\"$group\"}" >/dev/null
+  done
+
   log "installing the CRDs (roster crds | kubectl apply)"
   "$roster" crds | kubectl apply --server-side -f - >/dev/null
   kubectl wait --for condition=Established --timeout 60s crd \
@@ -158,18 +172,35 @@ KUBECONFIG
   KUBECONFIG="$KUBECONFIG_FILE" nohup "$roster" run --probe-addr "$PROBE_ADDR" >"$STATE/roster.log" 2>&1 &
   echo $! >"$STATE/roster.pid"
   wait_for "the operator's /readyz" 60 curl -sf "http://$PROBE_ADDR/readyz"
-  sleep 2 # let the first reconciles write status before showing it
+  synced() { [[ $(kubectl get identities -o jsonpath='{.items[*].status.conditions[?(@.type=="Synced")].status}') == "True True True" ]]; }
+  wait_for "the example identities to be provisioned" 60 synced
 
-  kubectl get roster -A
+  kubectl get identities,connectors -A
+  echo
+  echo "Accounts in the SCIM app (userName active: groups):"
+  scim "http://127.0.0.1:$SCIM_PORT/v2/Groups" | python3 -c '
+import json, sys, urllib.request
+groups = json.load(sys.stdin)["Resources"]
+member_of = {}
+for g in groups:
+    for m in g.get("members", []):
+        member_of.setdefault(m["value"], []).append(g["displayName"])
+req = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})
+for u in json.load(urllib.request.urlopen(req))["Resources"]:
+    print("  %-14s %-6s %s" % (u["userName"], u.get("active"), ", ".join(sorted(member_of.get(u["id"], [])))))
+' "http://127.0.0.1:$SCIM_PORT/v2/Users" "$SCIM_TOKEN"
   cat <<EOF_MSG
 
 Roster is running against a local control plane.
   export KUBECONFIG=$KUBECONFIG_FILE
   export PATH=$bin:\$PATH        # kubectl $("$bin/kubectl" version --client -o json | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -1)
-  kubectl get roster -A
-  kubectl describe rrole -n $NAMESPACE engineering
+  kubectl get identities,connectors -A
+  kubectl patch identity ada --type merge -p '{"spec":{"attributes":{"department":"finance"}}}'   # a mover
+  kubectl patch identity ada --type merge -p '{"spec":{"state":"Terminated"}}'                    # a leaver
+  kubectl get identity ada -o jsonpath='{.status.deprovisioning}'                                  # the receipt
+  curl -s -H 'Authorization: Bearer $SCIM_TOKEN' http://127.0.0.1:$SCIM_PORT/v2/Users           # the SCIM app
   curl -s http://$PROBE_ADDR/metrics | grep roster_
-Logs: $STATE/{roster,kube-apiserver,etcd}.log
+Logs: $STATE/{roster,scim2-server,kube-apiserver,etcd}.log
 Stop: hack/run.sh down
 EOF_MSG
 }

@@ -496,24 +496,46 @@ async fn broken_server(status: &'static str, body: &'static str) -> String {
 }
 
 #[tokio::test]
-async fn malformed_and_failing_downstream_responses_are_reported() {
-    for (prefix, status, body, reason) in [
+async fn downstream_faults_are_reported_on_identity_and_connector() {
+    let nowhere = format!(
+        "http://127.0.0.1:{}/v2",
+        crate::harness::process::free_port()
+    );
+    let cases = [
         (
             "malformed",
-            "200 OK",
-            "{\"Resources\": [ not json",
+            broken_server("200 OK", "{\"Resources\": [ not json").await,
+            None,
             "MalformedResponse",
         ),
         (
             "failing",
-            "500 Internal Server Error",
-            "{\"detail\": \"database is on fire\"}",
+            broken_server(
+                "500 Internal Server Error",
+                "{\"detail\": \"database is on fire\"}",
+            )
+            .await,
+            None,
             "DownstreamError",
         ),
-    ] {
-        let url = broken_server(status, body).await;
+        (
+            "badtoken",
+            scim::tenant("badtoken"),
+            Some("not-the-token"),
+            "Unauthorized",
+        ),
+        ("unreachable", nowhere, None, "Unreachable"),
+    ];
+    for (prefix, url, token, reason) in cases {
         let s = Scenario::new(prefix, json!({"scim": {"baseUrl": url, "tokenSecretRef": {"name": "scim-token", "key": "token"}}}))
             .await;
+        if let Some(token) = token {
+            s.apply::<Secret>(
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "scim-token"},
+                "stringData": {"token": token}}),
+            )
+            .await;
+        }
         s.role("staff", &["staff"]).await;
         let person = format!("{prefix}-gil");
         s.binding(
@@ -530,7 +552,10 @@ async fn malformed_and_failing_downstream_responses_are_reported() {
                 .as_ref()
                 .and_then(|st| conditions::find(&st.conditions, conditions::READY).cloned());
             ready.is_some_and(|c| {
-                c.status == "False" && c.reason == reason && c.message.len() <= 1024
+                c.status == "False"
+                    && c.reason == reason
+                    && c.message.len() <= 1024
+                    && !c.message.contains("not-the-token")
             })
         })
         .await;
@@ -548,6 +573,16 @@ async fn malformed_and_failing_downstream_responses_are_reported() {
                     == Some(reason)
             },
         )
+        .await;
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(s.client.clone(), &s.ns);
+        s.eventually("a Warning Event on the Connector", || async {
+            events.list(&Default::default()).await.is_ok_and(|l| {
+                l.items.iter().any(|e| {
+                    e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some(reason)
+                })
+            })
+        })
         .await;
     }
 }

@@ -117,11 +117,19 @@ pub async fn reconcile(connector: Arc<Connector>, ctx: Arc<Context>) -> Result<A
             Err(e) => (Err(e), None),
             Ok(backend) => {
                 let checked = backend.check().await.map_err(ProvisionError::from);
+                // The first scan in a process waits one interval: start-up reconciles every
+                // identity anyway, and a scan racing them would report drift being fixed.
                 let due = ctx
                     .last_scans
                     .lock()
-                    .map(|m| m.get(&key).is_none_or(|t| t.elapsed() >= poll))
-                    .unwrap_or(true);
+                    .map(|mut m| match m.get(&key) {
+                        Some(t) => t.elapsed() >= poll,
+                        None => {
+                            m.insert(key.clone(), Instant::now());
+                            false
+                        }
+                    })
+                    .unwrap_or(false);
                 let scanned = if checked.is_ok() && due {
                     let result = scan::scan(&ctx, &connector, backend.as_ref())
                         .await
