@@ -84,7 +84,9 @@ pub struct ConnectorSpec {
     #[schemars(range(min = 10, max = 86400))]
     pub poll_interval_seconds: i32,
 
-    /// The most downstream requests per second Roster makes to this app.
+    /// The most downstream operations per second Roster makes to this app, shared by
+    /// every identity (an operation is one connector call: reading one account, one grant,
+    /// one page of a listing; it may take more than one HTTP request).
     #[serde(default)]
     pub rate_limit: RateLimit,
 
@@ -231,10 +233,10 @@ pub struct KubernetesBackend {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
-    /// Sustained requests per second.
+    /// Sustained operations per second.
     #[schemars(range(min = 1, max = 10000))]
     pub requests_per_second: i32,
-    /// Requests allowed in a burst above the sustained rate.
+    /// Operations allowed at once before the sustained rate applies.
     #[schemars(range(min = 1, max = 10000))]
     pub burst: i32,
 }

@@ -109,6 +109,8 @@ pub struct Context {
     /// Asks the Identity controller to look at an identity again (the inventory scan uses
     /// it for the identities whose accounts drifted).
     pub identity_triggers: tokio::sync::mpsc::UnboundedSender<ObjectRef<Identity>>,
+    /// Live backends, one per Connector, shared by every reconcile.
+    pub backends: crate::provision::Backends,
     /// When each Connector (`namespace/name`) was last scanned, in this process.
     pub last_scans: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// The Kubernetes client.

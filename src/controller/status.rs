@@ -70,15 +70,38 @@ pub async fn warn_on_ready_change<K>(
     if now.status != "False" || !changed {
         return;
     }
+    publish(
+        recorder,
+        obj,
+        EventType::Warning,
+        &now.reason,
+        "Validate",
+        &now.message,
+    )
+    .await;
+}
+
+/// Publishes an Event about `obj`, its note truncated to what the API server accepts.
+/// Best effort: a lost Event is logged, never fatal.
+pub async fn publish<K>(
+    recorder: &Recorder,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: &str,
+) where
+    K: Resource<DynamicType = ()>,
+{
     let event = Event {
-        type_: EventType::Warning,
-        reason: now.reason.clone(),
-        note: Some(truncate(&now.message, EVENT_NOTE_LIMIT)),
-        action: "Validate".to_owned(),
+        type_,
+        reason: reason.to_owned(),
+        note: Some(truncate(note, EVENT_NOTE_LIMIT)),
+        action: action.to_owned(),
         secondary: None,
     };
     if let Err(err) = recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::warn!(error = %err, reason = %now.reason, "could not publish Event");
+        tracing::warn!(error = %err, reason, "could not publish Event");
     }
 }
 

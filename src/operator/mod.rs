@@ -93,6 +93,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     let ctx = Arc::new(Context {
         identity_triggers: wiring.identity_triggers.clone(),
         last_scans: Default::default(),
+        backends: Default::default(),
         client: client.clone(),
         recorder: Recorder::new(client.clone(), controller::MANAGER.into()),
         metrics: metrics.clone(),

@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt};
 use kube::{
     Api, Client, Resource, ResourceExt,
     runtime::{
-        Controller, WatchStreamExt,
+        Controller, WatchStreamExt, controller,
         reflector::{self, ObjectRef},
         watcher,
     },
@@ -27,6 +27,12 @@ use crate::{
 };
 
 type Triggers<K> = mpsc::UnboundedSender<ObjectRef<K>>;
+
+/// Identities reconciled at once. Each connector's rate limit bounds the downstream load;
+/// this bounds the operator's own (start-up reconciles every identity).
+const IDENTITY_CONCURRENCY: u16 = 32;
+/// Connectors checked or scanned at once; a scan lists a whole app.
+const CONNECTOR_CONCURRENCY: u16 = 4;
 
 /// The controllers, built on the shared watches, and the tasks driving those watches.
 pub struct Wiring {
@@ -196,12 +202,14 @@ pub fn wire(client: &Client) -> Wiring {
 
     Wiring {
         identities: Controller::for_stream(stream_of(identity_own_rx), stores.identities.clone())
+            .with_config(controller::Config::default().concurrency(IDENTITY_CONCURRENCY))
             .reconcile_on(stream_of(identity_triggers)),
         roles: Controller::for_stream(stream_of(role_own_rx), stores.roles.clone())
             .reconcile_on(stream_of(role_triggers)),
         bindings: Controller::for_stream(stream_of(binding_own_rx), stores.bindings.clone())
             .reconcile_on(stream_of(binding_triggers)),
-        connectors: Controller::for_stream(stream_of(connector_own_rx), stores.connectors.clone()),
+        connectors: Controller::for_stream(stream_of(connector_own_rx), stores.connectors.clone())
+            .with_config(controller::Config::default().concurrency(CONNECTOR_CONCURRENCY)),
         stores,
         tasks,
         identity_triggers: to_identities,

@@ -2,7 +2,9 @@
 //! (reading its Secrets), and carrying out a plan downstream with read-back.
 
 pub mod backend;
+pub mod cache;
 pub mod execute;
 pub mod secrets;
 
 pub use backend::{ProvisionError, build};
+pub use cache::Backends;

@@ -183,6 +183,34 @@ impl ScimConnector {
     }
 }
 
+/// Index-based paging (RFC 7644 §3.4.2.4); the cursor is the next 1-based `startIndex`.
+struct Paging {
+    start: u64,
+}
+
+impl Paging {
+    fn at(cursor: Option<&str>) -> Self {
+        Self {
+            start: cursor.and_then(|c| c.parse().ok()).unwrap_or(1).max(1),
+        }
+    }
+
+    fn query(&self) -> [(&'static str, String); 2] {
+        [
+            ("startIndex", self.start.to_string()),
+            ("count", PAGE_SIZE.to_string()),
+        ]
+    }
+
+    /// The cursor after `list`, or `None` when it was the last page (an empty page ends
+    /// the listing even if `totalResults` promised more).
+    fn next<T>(&self, list: &wire::ListResponse<T>) -> Option<String> {
+        let got = list.resources.len() as u64;
+        let end = self.start + got;
+        (got > 0 && end <= list.total_results).then(|| end.to_string())
+    }
+}
+
 /// A SCIM filter value: a JSON string literal, so quotes and backslashes are escaped
 /// (RFC 7644 §3.4.2.2).
 pub fn filter_value(s: &str) -> String {
@@ -286,16 +314,9 @@ impl Connector for ScimConnector {
         &self,
         cursor: Option<&str>,
     ) -> Result<Page<ObservedAccount>, ConnectorError> {
-        let start: u64 = cursor.and_then(|c| c.parse().ok()).unwrap_or(1);
-        let list = self
-            .users(&[
-                ("startIndex", start.to_string()),
-                ("count", PAGE_SIZE.to_string()),
-            ])
-            .await?;
-        let got = list.resources.len() as u64;
-        let next =
-            (got > 0 && start + got <= list.total_results).then(|| (start + got).to_string());
+        let page = Paging::at(cursor);
+        let list = self.users(&page.query()).await?;
+        let next = page.next(&list);
         Ok(Page {
             items: list
                 .resources
@@ -310,16 +331,9 @@ impl Connector for ScimConnector {
         &self,
         cursor: Option<&str>,
     ) -> Result<Page<EntitlementMembers>, ConnectorError> {
-        let start: u64 = cursor.and_then(|c| c.parse().ok()).unwrap_or(1);
-        let list = self
-            .groups(&[
-                ("startIndex", start.to_string()),
-                ("count", PAGE_SIZE.to_string()),
-            ])
-            .await?;
-        let got = list.resources.len() as u64;
-        let next =
-            (got > 0 && start + got <= list.total_results).then(|| (start + got).to_string());
+        let page = Paging::at(cursor);
+        let list = self.groups(&page.query()).await?;
+        let next = page.next(&list);
         Ok(Page {
             items: list
                 .resources
@@ -425,6 +439,25 @@ impl Connector for ScimConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paging_stops_at_the_total_and_on_an_empty_page() {
+        let list = |n: usize, total: u64| wire::ListResponse::<u8> {
+            total_results: total,
+            resources: vec![0; n],
+        };
+        assert_eq!(
+            Paging::at(None).next(&list(100, 250)).as_deref(),
+            Some("101")
+        );
+        assert_eq!(Paging::at(Some("201")).next(&list(50, 250)), None);
+        assert_eq!(
+            Paging::at(Some("101")).next(&list(0, 250)),
+            None,
+            "an empty page ends it"
+        );
+        assert_eq!(Paging::at(Some("0")).start, 1);
+    }
 
     #[test]
     fn filter_values_are_escaped_json_strings() {

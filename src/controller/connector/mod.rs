@@ -19,7 +19,7 @@ use crate::{
         conditions::{self, Desired},
     },
     connector::Capabilities,
-    provision::{self, ProvisionError},
+    provision::ProvisionError,
     time::now,
 };
 
@@ -113,7 +113,7 @@ pub async fn reconcile(connector: Arc<Connector>, ctx: Arc<Context>) -> Result<A
                 .unwrap_or(300)
                 .max(10),
         );
-        let (checked, scanned) = match provision::build(&ctx.client, &connector).await {
+        let (checked, scanned) = match ctx.backends.get(&ctx.client, &connector).await {
             Err(e) => (Err(e), None),
             Ok(backend) => {
                 let checked = backend.check().await.map_err(ProvisionError::from);

@@ -8,16 +8,13 @@ use std::collections::BTreeSet;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::{
     ResourceExt,
-    runtime::{
-        events::{Event, EventType},
-        reflector::ObjectRef,
-    },
+    runtime::{events::EventType, reflector::ObjectRef},
 };
 
 use crate::{
     api::{Connector, ConnectorMode, Inventory},
     connector::{Connector as Backend, ConnectorError, EntitlementMembers, Page},
-    controller::{Context, status::truncate},
+    controller::{Context, status::publish},
     lifecycle::{
         ConnectorKey, ObservedAccount,
         inventory::{self, Assessment, Claim},
@@ -188,20 +185,7 @@ async fn remove_strays(
         if result.is_err() {
             failed.push(stray.clone());
         }
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(truncate(&note, 1000)),
-            action: "Revoke".to_owned(),
-            secondary: None,
-        };
-        if let Err(e) = ctx
-            .recorder
-            .publish(&event, &kube::Resource::object_ref(connector, &()))
-            .await
-        {
-            tracing::warn!(error = %e, "could not publish Event");
-        }
+        publish(&ctx.recorder, connector, type_, reason, "Revoke", &note).await;
     }
     failed
 }

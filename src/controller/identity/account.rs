@@ -7,20 +7,20 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::{SignedDuration, Timestamp},
 };
-use kube::runtime::{
-    events::{Event, EventType},
-    reflector::ObjectRef,
-};
+use kube::runtime::{events::EventType, reflector::ObjectRef};
 
 use super::report::AccountReport;
 use crate::{
     api::{AccountState, AccountStatus, Connector, ConnectorMode, Identity},
-    controller::{Context, status::truncate},
+    controller::{
+        Context,
+        status::{publish, truncate},
+    },
     lifecycle::{
         ConnectorKey, DesiredAccount, ObservedAccount,
         plan::{Ledger, Plan, Policy, Standing, ledger_after, plan},
     },
-    provision::{self, execute},
+    provision::execute,
 };
 
 /// The most drift lines kept per account (the CRD bounds the list at 16).
@@ -56,7 +56,7 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
             format!("Connector {key} does not exist"),
         );
     };
-    let backend = match provision::build(&ctx.client, &connector).await {
+    let backend = match ctx.backends.get(&ctx.client, &connector).await {
         Ok(b) => b,
         Err(e) => return failed(&input, e.reason(), e.to_string()),
     };
@@ -240,32 +240,25 @@ async fn evidence(
             tracing::warn!(identity = %name, connector = %key, change = %what, outcome = "error", error = e, "downstream change")
         }
     }
-    let event = Event {
-        type_: if error.is_none() {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        },
-        reason: if error.is_none() {
-            execute::verb(change).to_owned()
-        } else {
-            "DownstreamError".to_owned()
-        },
-        note: Some(truncate(
-            &match error {
-                None => format!("{key}: {what}"),
-                Some(e) => format!("{key}: failed to {what}: {e}"),
-            },
-            1000,
-        )),
-        action: execute::verb(change).to_owned(),
-        secondary: None,
+    let (type_, reason, note) = match error {
+        None => (
+            EventType::Normal,
+            execute::verb(change),
+            format!("{key}: {what}"),
+        ),
+        Some(e) => (
+            EventType::Warning,
+            "DownstreamError",
+            format!("{key}: failed to {what}: {e}"),
+        ),
     };
-    if let Err(e) = ctx
-        .recorder
-        .publish(&event, &kube::Resource::object_ref(identity, &()))
-        .await
-    {
-        tracing::warn!(error = %e, "could not publish Event");
-    }
+    publish(
+        &ctx.recorder,
+        identity,
+        type_,
+        reason,
+        execute::verb(change),
+        &note,
+    )
+    .await;
 }

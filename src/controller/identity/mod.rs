@@ -11,6 +11,7 @@ use kube::{
     Api, ResourceExt,
     runtime::{
         controller::Action,
+        events::EventType,
         finalizer::{Event as FinalizerEvent, finalizer},
         reflector::ObjectRef,
     },
@@ -189,7 +190,17 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
             return Err(Error::Deprovisioning(identity.name_any()));
         }
         for key in abandoned.iter().filter(|k| keys.contains(*k)) {
+            let note = format!("{key}: released without deprovisioning ({ABANDON_ANNOTATION})");
             tracing::warn!(identity = %identity.name_any(), connector = %key, "released without deprovisioning (abandoned)");
+            status::publish(
+                &ctx.recorder,
+                identity,
+                EventType::Warning,
+                "Abandoned",
+                "Deprovision",
+                &note,
+            )
+            .await;
         }
         return Ok(Action::await_change());
     }
