@@ -22,7 +22,8 @@ export ROSTER_CONTROL_PLANE_BIN
 
 section "downstream test servers"
 ROSTER_SCIM2_SERVER=$(hack/scim2-server-bin.sh)
-export ROSTER_SCIM2_SERVER
+ROSTER_POSTGRES_BIN=$(hack/postgres-bin.sh)
+export ROSTER_SCIM2_SERVER ROSTER_POSTGRES_BIN
 
 section "cargo fmt --check"
 cargo fmt --all -- --check

@@ -202,17 +202,19 @@ fn default_postgres_database() -> String {
     "postgres".to_owned()
 }
 
-/// TLS for PostgreSQL connections, as libpq's `sslmode`.
+/// TLS for PostgreSQL connections, after libpq's `sslmode`. Roster verifies every TLS
+/// connection it makes — chain and host name — against `caSecretRef` or else the Mozilla
+/// roots; there is no unverified mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum PostgresSslMode {
     /// Plain TCP.
     Disable,
-    /// TLS when the server offers it.
+    /// TLS (verified) when the server offers it, plain TCP when it does not.
     #[default]
     Prefer,
-    /// TLS, without verifying the server's certificate.
+    /// TLS always (verified).
     Require,
-    /// TLS, verifying the certificate chain and host name.
+    /// TLS always (verified); the same as `Require`, for libpq users' habits.
     VerifyFull,
 }
 

@@ -34,6 +34,9 @@ impl RateLimited {
 
 #[async_trait]
 impl Connector for RateLimited {
+    fn mirrors_attributes(&self) -> bool {
+        self.inner.mirrors_attributes()
+    }
     async fn check(&self) -> Result<Capabilities, ConnectorError> {
         self.limiter.until_ready().await;
         self.inner.check().await

@@ -3,6 +3,7 @@
 //! (what is already absent counts as done); errors say what a person should do.
 
 pub mod limit;
+pub mod postgres;
 pub mod scim;
 
 use std::collections::BTreeSet;
@@ -39,6 +40,11 @@ pub struct EntitlementMembers {
 /// A downstream app, as Roster drives it.
 #[async_trait]
 pub trait Connector: Send + Sync {
+    /// Whether accounts here carry names and emails that follow the Identity. Where they
+    /// do not (database roles), attributes are neither compared nor written.
+    fn mirrors_attributes(&self) -> bool {
+        true
+    }
     /// Reachability, credentials and capabilities.
     async fn check(&self) -> Result<Capabilities, ConnectorError>;
     /// The account with this username, with its entitlements; `None` if there is none.

@@ -81,6 +81,17 @@ pub struct DesiredAccount {
     pub entitlements: BTreeSet<String>,
 }
 
+impl DesiredAccount {
+    /// This account as a backend that holds no attributes sees it: attributes blanked, so
+    /// that they are neither compared nor written.
+    pub fn without_attributes(&self) -> Self {
+        Self {
+            attributes: AccountAttributes::default(),
+            ..self.clone()
+        }
+    }
+}
+
 /// An account as read from the downstream app.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedAccount {

@@ -7,7 +7,11 @@ use kube::{Client, ResourceExt};
 use super::secrets::{self, SecretError};
 use crate::{
     api::{Connector, LocalSecretKeyRef},
-    connector::{self, ConnectorError, scim::ScimConnector},
+    connector::{
+        self, ConnectorError,
+        postgres::{self, PostgresConnector},
+        scim::ScimConnector,
+    },
 };
 
 /// Why a Connector cannot be used or a downstream step failed.
@@ -84,8 +88,40 @@ pub async fn build(
     if spec.ldap.is_some() {
         return Err(ProvisionError::Unsupported("ldap"));
     }
-    if spec.postgres.is_some() {
-        return Err(ProvisionError::Unsupported("postgres"));
+    if let Some(pg) = &spec.postgres {
+        let password = secret_text(
+            client,
+            &ns,
+            "postgres.passwordSecretRef",
+            &pg.password_secret_ref,
+        )
+        .await?;
+        let password = String::from_utf8(password).map_err(|_| ProvisionError::Secret {
+            field: "postgres.passwordSecretRef",
+            source: SecretError::Api {
+                name: pg.password_secret_ref.name.clone(),
+                reason: "the password is not UTF-8 text".into(),
+            },
+        })?;
+        let ca_pem = match &pg.ca_secret_ref {
+            Some(r) => Some(secret_text(client, &ns, "postgres.caSecretRef", r).await?),
+            None => None,
+        };
+        let port = u16::try_from(pg.port).map_err(|_| {
+            ProvisionError::Downstream(ConnectorError::Config(format!(
+                "port {} is out of range",
+                pg.port
+            )))
+        })?;
+        return Ok(Arc::new(PostgresConnector::new(postgres::Settings {
+            host: pg.host.clone(),
+            port,
+            database: pg.database.clone(),
+            user: pg.username.clone(),
+            password,
+            ssl_mode: pg.ssl_mode,
+            ca_pem,
+        })));
     }
     if spec.kubernetes.is_some() {
         return Err(ProvisionError::Unsupported("kubernetes"));

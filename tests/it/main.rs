@@ -8,6 +8,7 @@ mod examples;
 mod harness;
 mod lifecycle;
 mod operator;
+mod postgres_connector;
 mod restart;
 mod scim_connector;
 mod validation;

@@ -16,7 +16,7 @@ use crate::{
     connector::{Connector as Backend, ConnectorError, EntitlementMembers, Page},
     controller::{Context, status::publish},
     lifecycle::{
-        ConnectorKey, ObservedAccount,
+        ConnectorKey, DesiredAccount, ObservedAccount,
         inventory::{self, Assessment, Claim},
         plan::{Ledger, Policy},
         resolve::{Catalog, resolve},
@@ -83,14 +83,26 @@ pub async fn scan(
         .map(|i| resolve(i, &catalog, now))
         .collect();
     let names: Vec<String> = identities.iter().map(|i| i.name_any()).collect();
+    // Backends without attributes compare none (see `Connector::mirrors_attributes`).
+    let desired: Vec<Option<DesiredAccount>> = resolutions
+        .iter()
+        .map(|r| {
+            let d = r.accounts.get(&key)?;
+            Some(if backend.mirrors_attributes() {
+                d.clone()
+            } else {
+                d.without_attributes()
+            })
+        })
+        .collect();
     let claims: Vec<Claim<'_>> = identities
         .iter()
-        .zip(&resolutions)
+        .zip(&desired)
         .zip(&names)
-        .map(|((identity, resolution), name)| Claim {
+        .map(|((identity, desired), name)| Claim {
             identity: name,
             username: &identity.spec.username,
-            desired: resolution.accounts.get(&key),
+            desired: desired.as_ref(),
             ledger: ledger_of(identity, &key),
         })
         .collect();

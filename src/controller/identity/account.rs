@@ -60,6 +60,11 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         Ok(b) => b,
         Err(e) => return failed(&input, e.reason(), e.to_string()),
     };
+    let blanked = input
+        .desired
+        .filter(|_| !backend.mirrors_attributes())
+        .map(DesiredAccount::without_attributes);
+    let desired = blanked.as_ref().or(input.desired);
     let username = input.identity.spec.username.as_str();
     let observed = match backend.observe(username).await {
         Ok(o) => o,
@@ -83,7 +88,7 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
     };
     let first = plan(
         &identity,
-        input.desired,
+        desired,
         observed.as_ref(),
         &ledger,
         input.managed,
@@ -97,7 +102,7 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         let outcome = execute::execute(
             backend.as_ref(),
             &identity,
-            input.desired,
+            desired,
             observed.as_ref(),
             &first.changes,
         )
@@ -120,13 +125,13 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
     }
 
     let next_ledger = if enforce {
-        ledger_after(input.desired, verified.as_ref(), &ledger, input.now)
+        ledger_after(desired, verified.as_ref(), &ledger, input.now)
     } else {
         ledger.clone()
     };
     let remaining = plan(
         &identity,
-        input.desired,
+        desired,
         verified.as_ref(),
         &next_ledger,
         input.managed,
@@ -155,7 +160,7 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         state: state(
             &remaining,
             verified.as_ref(),
-            input.desired.is_some() || input.previous.is_some(),
+            desired.is_some() || input.previous.is_some(),
         ),
         entitlements: next_ledger.granted.iter().cloned().collect(),
         last_verified: if error.is_none() && drift.is_empty() {

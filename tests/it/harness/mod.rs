@@ -9,6 +9,7 @@
 
 mod certs;
 pub mod operator;
+pub mod postgres;
 pub mod process;
 pub mod scim;
 

@@ -11,9 +11,14 @@ use std::{
 
 static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
 static TEMP_DIRS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+static STOP_COMMANDS: Mutex<Vec<Command>> = Mutex::new(Vec::new());
 
 extern "C" fn cleanup() {
     // Runs from `exit()`, after every test; a poisoned lock still holds the children.
+    let mut stops = STOP_COMMANDS.lock().unwrap_or_else(|p| p.into_inner());
+    for cmd in stops.iter_mut() {
+        let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
     let mut children = CHILDREN.lock().unwrap_or_else(|p| p.into_inner());
     for child in children.iter_mut() {
         let _ = child.kill();
@@ -44,6 +49,13 @@ pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
         .keep();
     TEMP_DIRS.lock().unwrap().push(dir.clone());
     dir
+}
+
+/// Runs `cmd` when the test binary exits, before children are killed: for servers that
+/// a kill of their launcher does not stop.
+pub fn on_exit(cmd: Command) {
+    register_cleanup();
+    STOP_COMMANDS.lock().unwrap().push(cmd);
 }
 
 /// Starts `cmd`, logging to `log`; it is killed when the test binary exits.

@@ -1,0 +1,113 @@
+//! Connecting to PostgreSQL, with TLS as `sslMode` asks. Roster verifies every TLS
+//! connection it makes (chain and host name), against the Connector's CA bundle or else
+//! the Mozilla roots.
+
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, pem::PemObject};
+use tokio_postgres::{Client, NoTls, config::SslMode};
+
+use crate::{
+    api::PostgresSslMode,
+    connector::{ConnectorError, truncate_body},
+};
+
+/// Where and as whom to connect.
+#[derive(Clone)]
+pub struct Settings {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Database.
+    pub database: String,
+    /// The role Roster logs in as.
+    pub user: String,
+    /// Its password (kept out of every message).
+    pub password: String,
+    /// TLS mode.
+    pub ssl_mode: PostgresSslMode,
+    /// PEM CA bundle, if the Connector names one.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl Settings {
+    fn config(&self) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .dbname(&self.database)
+            .user(&self.user)
+            .password(&self.password)
+            .application_name("roster")
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .ssl_mode(match self.ssl_mode {
+                PostgresSslMode::Disable => SslMode::Disable,
+                PostgresSslMode::Prefer => SslMode::Prefer,
+                PostgresSslMode::Require | PostgresSslMode::VerifyFull => SslMode::Require,
+            });
+        config
+    }
+
+    fn tls(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, ConnectorError> {
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_pem {
+            Some(pem) => {
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    let cert = cert.map_err(|e| {
+                        ConnectorError::Config(format!("the CA bundle is not valid PEM: {e}"))
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        ConnectorError::Config(format!(
+                            "the CA bundle holds an unusable certificate: {e}"
+                        ))
+                    })?;
+                }
+                if roots.is_empty() {
+                    return Err(ConnectorError::Config(
+                        "the CA bundle holds no certificate".into(),
+                    ));
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConnectorError::Config(format!("TLS set-up failed: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+
+    /// Opens a connection and drives it in the background.
+    pub async fn connect(&self) -> Result<Client, ConnectorError> {
+        let target = format!("{}:{}", self.host, self.port);
+        let failed = |e: tokio_postgres::Error| match e.as_db_error() {
+            Some(_) => super::sql_error(&e),
+            None => ConnectorError::Unreachable {
+                target: target.clone(),
+                reason: truncate_body(&e.to_string()),
+            },
+        };
+        let client = if self.ssl_mode == PostgresSslMode::Disable {
+            let (client, connection) = self.config().connect(NoTls).await.map_err(failed)?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "PostgreSQL connection closed");
+                }
+            });
+            client
+        } else {
+            let (client, connection) = self.config().connect(self.tls()?).await.map_err(failed)?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "PostgreSQL connection closed");
+                }
+            });
+            client
+        };
+        Ok(client)
+    }
+}

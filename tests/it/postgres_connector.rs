@@ -1,0 +1,161 @@
+//! The PostgreSQL connector against a real server: the conformance suite, and what is
+//! particular to roles (identifier safety, the 63-byte limit, sessions ending on disable,
+//! drops blocked by owned objects, credentials).
+
+use roster::{
+    api::PostgresSslMode,
+    connector::{
+        Connector, ConnectorError,
+        postgres::{PostgresConnector, Settings},
+    },
+    lifecycle::{AccountAttributes, DesiredAccount},
+};
+
+use crate::{
+    conformance::{self, Fixture},
+    harness::{postgres, process},
+};
+
+fn settings(port: u16, password: &str) -> Settings {
+    Settings {
+        host: "127.0.0.1".into(),
+        port,
+        database: "postgres".into(),
+        user: postgres::ADMIN.into(),
+        password: password.into(),
+        ssl_mode: PostgresSslMode::Disable,
+        ca_pem: None,
+    }
+}
+
+fn connector() -> PostgresConnector {
+    PostgresConnector::new(settings(postgres::server().port, postgres::PASSWORD))
+}
+
+struct PgFixture;
+
+#[async_trait::async_trait]
+impl Fixture for PgFixture {
+    async fn make_entitlement(&self, name: &str) {
+        let c = postgres::server().client().await;
+        c.batch_execute(&format!("CREATE ROLE \"{name}\" NOLOGIN"))
+            .await
+            .expect("group role");
+    }
+    async fn make_unowned_account(&self, username: &str) {
+        let c = postgres::server().client().await;
+        c.batch_execute(&format!("CREATE ROLE \"{username}\" LOGIN"))
+            .await
+            .expect("login role");
+    }
+}
+
+#[tokio::test]
+async fn postgres_passes_the_conformance_suite() {
+    conformance::run(&connector(), &PgFixture, "pgconf").await;
+}
+
+fn desired(username: &str) -> DesiredAccount {
+    DesiredAccount {
+        username: username.into(),
+        attributes: AccountAttributes::default(),
+        active: true,
+        entitlements: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn names_are_quoted_and_length_checked() {
+    let c = connector();
+    // A name that would be an injection if spliced into SQL is just an odd role name.
+    let odd = "pg odd\"; DROP ROLE roster; --";
+    c.create("pg-odd", &desired(odd), true)
+        .await
+        .expect("create an odd name");
+    let seen = c.observe(odd).await.expect("observe").expect("exists");
+    assert_eq!(seen.owner.as_deref(), Some("pg-odd"));
+    assert!(c.check().await.is_ok(), "the admin role is still there");
+    let long = "x".repeat(64);
+    match c.create("pg-long", &desired(&long), true).await {
+        Err(ConnectorError::Config(m)) => assert!(m.contains("63 bytes"), "{m}"),
+        other => panic!("a 64-byte name: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn disabling_ends_sessions_and_drops_never_cascade() {
+    let c = connector();
+    let server = postgres::server();
+    c.create("pg-hal", &desired("hal_pg"), true)
+        .await
+        .expect("create");
+    let admin = server.client().await;
+    admin
+        .batch_execute("ALTER ROLE hal_pg PASSWORD 'hal-pw'")
+        .await
+        .expect("password");
+    let (session, conn) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=hal_pg password=hal-pw dbname=postgres",
+            server.port
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("hal logs in");
+    let handle = tokio::spawn(conn);
+    let hal = c.observe("hal_pg").await.unwrap().unwrap();
+    c.set_active(&hal, false).await.expect("disable");
+    assert!(
+        session.simple_query("SELECT 1").await.is_err(),
+        "the open session was ended"
+    );
+    let _ = handle.await;
+    assert!(
+        tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=hal_pg password=hal-pw dbname=postgres",
+                server.port
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .is_err(),
+        "NOLOGIN refuses new sessions"
+    );
+
+    // A role that owns something is not dropped, and nothing it owns is touched.
+    let superuser = server.superuser().await;
+    superuser
+        .batch_execute(
+            "CREATE TABLE hal_pg_notes (n int); ALTER TABLE hal_pg_notes OWNER TO hal_pg",
+        )
+        .await
+        .expect("table");
+    match c.delete(&hal).await {
+        Err(e) => assert!(e.to_string().contains("owns objects"), "{e}"),
+        Ok(()) => panic!("a role owning a table was dropped"),
+    }
+    let still = admin
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'hal_pg_notes'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(still.get::<_, i64>(0), 1);
+}
+
+#[tokio::test]
+async fn wrong_password_and_no_server_are_clear_errors() {
+    let wrong = PostgresConnector::new(settings(postgres::server().port, "not-the-password"));
+    let err = wrong.check().await.expect_err("a wrong password must fail");
+    assert!(
+        matches!(err, ConnectorError::Unauthorized { .. }),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("not-the-password"));
+    let nowhere = PostgresConnector::new(settings(process::free_port(), "x"));
+    let err = nowhere.check().await.expect_err("nothing listens");
+    assert!(matches!(err, ConnectorError::Unreachable { .. }), "{err:?}");
+}
