@@ -159,3 +159,80 @@ async fn wrong_password_and_no_server_are_clear_errors() {
     let err = nowhere.check().await.expect_err("nothing listens");
     assert!(matches!(err, ConnectorError::Unreachable { .. }), "{err:?}");
 }
+
+/// Whether `role` can log in, and its group roles.
+async fn role_state(client: &tokio_postgres::Client, role: &str) -> Option<(bool, Vec<String>)> {
+    let row = client
+        .query_opt(
+            "SELECT r.rolcanlogin, ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                                        WHERE m.member = r.oid ORDER BY 1)
+             FROM pg_roles r WHERE r.rolname = $1",
+            &[&role],
+        )
+        .await
+        .expect("query")?;
+    Some((row.get(0), row.get(1)))
+}
+
+#[tokio::test]
+async fn joiner_and_leaver_through_the_operator() {
+    use kube::{
+        Api,
+        api::{Patch, PatchParams},
+    };
+    use roster::api::{Connector, Identity, conditions};
+
+    let server = postgres::server();
+    let superuser = server.superuser().await;
+    superuser
+        .batch_execute("CREATE ROLE e2e_readonly NOLOGIN")
+        .await
+        .expect("group role");
+    let s = crate::lifecycle::Scenario::new("pg-e2e", serde_json::json!({})).await;
+    let pp = PatchParams::apply("it").force();
+    s.apply::<k8s_openapi::api::core::v1::Secret>(
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "pg"}, "stringData": {"password": postgres::PASSWORD}}),
+    )
+    .await;
+    s.apply::<Connector>(serde_json::json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
+        "metadata": {"name": "pg"}, "spec": {"postgres": {"host": "127.0.0.1", "port": server.port,
+        "username": postgres::ADMIN, "passwordSecretRef": {"name": "pg", "key": "password"}, "sslMode": "Disable"}}}))
+        .await;
+    let entitlements = serde_json::json!([{"connector": "pg", "name": "e2e_readonly"}]);
+    s.apply::<roster::api::Role>(
+        serde_json::json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role",
+        "metadata": {"name": "db"}, "spec": {"entitlements": entitlements}}),
+    )
+    .await;
+    s.binding(
+        "db",
+        serde_json::json!({"role": "db", "subjects": {"identities": ["pge-ivy"]}}),
+    )
+    .await;
+    s.identity(
+        "pge-ivy",
+        serde_json::json!({"username": "pge_ivy", "displayName": "Ivy"}),
+    )
+    .await;
+    s.eventually("ivy can log in and is in e2e_readonly", || async {
+        role_state(&superuser, "pge_ivy").await == Some((true, vec!["e2e_readonly".into()]))
+    })
+    .await;
+    s.eventually("ivy Synced, no attribute drift on a database", || async {
+        let i: Identity = s.get("pge-ivy").await;
+        i.status.is_some_and(|st| {
+            conditions::find(&st.conditions, conditions::SYNCED).is_some_and(|c| c.status == "True")
+        })
+    })
+    .await;
+    Api::<Identity>::all(s.client.clone())
+        .patch("pge-ivy", &pp, &Patch::Apply(serde_json::json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Identity",
+            "metadata": {"name": "pge-ivy"}, "spec": {"username": "pge_ivy", "state": "Terminated"}})))
+        .await
+        .expect("terminate");
+    s.eventually("ivy NOLOGIN with no group", || async {
+        role_state(&superuser, "pge_ivy").await == Some((false, vec![]))
+    })
+    .await;
+}
