@@ -357,6 +357,30 @@ async fn an_existing_account_roster_does_not_own_is_a_conflict_left_untouched() 
         "no mark was put on it: {user}"
     );
     assert_eq!(groups, ["their-group"], "nothing was granted or revoked");
+
+    // Deleting the Identity is not blocked by an account Roster never owned, and leaves
+    // that account alone.
+    s.identities()
+        .delete("con-carol", &Default::default())
+        .await
+        .expect("delete");
+    s.eventually("the Identity gone", || async {
+        s.identities()
+            .get_opt("con-carol")
+            .await
+            .is_ok_and(|i| i.is_none())
+    })
+    .await;
+    let (user, groups) = s
+        .scim_user("con.carol")
+        .await
+        .expect("their account is still there");
+    assert_ne!(
+        user["active"],
+        Value::Bool(false),
+        "their account was not disabled"
+    );
+    assert_eq!(groups, ["their-group"]);
 }
 
 #[tokio::test]

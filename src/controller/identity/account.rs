@@ -137,8 +137,13 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         input.managed,
         &policy,
     );
+    // Only access through an account Roster owns is Roster's to remove: an account under
+    // the same username that is not Roster's (a conflict) neither blocks deprovisioning
+    // nor appears in the receipt.
+    let ours = |a: &ObservedAccount| a.owner.as_deref() == Some(identity.as_str());
     let access_gone = match &verified {
         None => true,
+        Some(a) if !ours(a) => true,
         Some(a) => {
             !a.active
                 && a.entitlements
@@ -146,6 +151,14 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
                     .all(|e| !next_ledger.granted.contains(e) && !input.managed.contains(e))
         }
     };
+    let managed = observed.as_ref().is_some_and(ours)
+        || verified.as_ref().is_some_and(ours)
+        || input.previous.is_some_and(|p| {
+            matches!(
+                p.state,
+                AccountState::Active | AccountState::Disabled | AccountState::Deleted
+            )
+        });
     let mut drift: Vec<String> = remaining.drift.iter().take(DRIFT_LINES).cloned().collect();
     if !enforce && !remaining.changes.is_empty() {
         drift.truncate(DRIFT_LINES - 1);
@@ -177,6 +190,7 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         entry,
         error,
         access_gone,
+        managed,
         removed_now,
         deleted_now,
     }
@@ -218,6 +232,12 @@ fn failed(input: &Input<'_>, reason: &'static str, message: String) -> AccountRe
         entry,
         error: Some((reason, message)),
         access_gone: false,
+        managed: input.previous.is_some_and(|p| {
+            matches!(
+                p.state,
+                AccountState::Active | AccountState::Disabled | AccountState::Deleted
+            )
+        }),
         removed_now: false,
         deleted_now: false,
     }

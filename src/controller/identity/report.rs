@@ -19,9 +19,11 @@ pub struct AccountReport {
     pub entry: AccountStatus,
     /// Why the pass failed here: (reason, message).
     pub error: Option<(&'static str, String)>,
-    /// Read-back shows no access left: the account is absent, or disabled holding nothing
-    /// Roster owns.
+    /// Read-back shows no access of Roster's left: the account is absent, not Roster's,
+    /// or disabled holding nothing Roster owns.
     pub access_gone: bool,
+    /// Roster manages (or managed) an account here: only such connectors go on a receipt.
+    pub managed: bool,
     /// This pass disabled the account or revoked something.
     pub removed_now: bool,
     /// This pass deleted the account.
@@ -98,7 +100,7 @@ pub fn receipt(
     }
     let mut out = previous.cloned().unwrap_or_default();
     out.requested_at.get_or_insert_with(|| now.clone());
-    for r in reports {
+    for r in reports.iter().filter(|r| r.managed) {
         let key = r.key.to_string();
         let entry = match out.connectors.iter().position(|c| c.connector == key) {
             Some(i) => &mut out.connectors[i],
@@ -153,6 +155,7 @@ mod tests {
             },
             error: None,
             access_gone: gone,
+            managed: true,
             removed_now: removed,
             deleted_now: false,
         }
@@ -201,6 +204,21 @@ mod tests {
         );
         assert_eq!(r2.connectors[0].verified_at, Some(at(20)));
         assert_eq!(receipt(Some(&r2), false, &[], &at(30)), None);
+    }
+
+    #[test]
+    fn receipts_list_only_connectors_roster_managed() {
+        let mut conflict = report("theirs", true, false, &[]);
+        conflict.managed = false;
+        let r = receipt(
+            None,
+            true,
+            &[report("scim", true, true, &[]), conflict],
+            &at(10),
+        )
+        .unwrap();
+        let listed: Vec<&str> = r.connectors.iter().map(|c| c.connector.as_str()).collect();
+        assert_eq!(listed, ["ns/scim"]);
     }
 
     #[test]
