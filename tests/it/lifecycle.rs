@@ -610,3 +610,84 @@ async fn downstream_faults_are_reported_on_identity_and_connector() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn protected_accounts_are_never_touched_and_say_why_deletion_waits() {
+    let s = Scenario::new("protected", json!({})).await;
+    s.groups(&["staff"]).await;
+    s.role("staff", &["staff"]).await;
+    s.binding(
+        "staff",
+        json!({"role": "staff", "subjects": {"identities": ["pr-root"]}}),
+    )
+    .await;
+    s.identity("pr-root", json!({"username": "pr.root"})).await;
+    s.eventually("pr.root provisioned", || async {
+        s.scim_user("pr.root")
+            .await
+            .is_some_and(|(_, g)| g == ["staff"])
+    })
+    .await;
+
+    // Declared break-glass: from now on Roster keeps its hands off, even for a leaver.
+    Api::<Connector>::namespaced(s.client.clone(), &s.ns)
+        .patch(
+            "scim",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"protectedAccounts": ["pr.root"]}})),
+        )
+        .await
+        .expect("protect");
+    s.eventually("the account reported as Protected", || async {
+        let i = s.get("pr-root").await;
+        i.status.is_some_and(|st| {
+            st.accounts
+                .iter()
+                .any(|a| a.state == AccountState::Protected)
+        })
+    })
+    .await;
+    s.identities()
+        .delete("pr-root", &Default::default())
+        .await
+        .expect("delete");
+    s.eventually(
+        "Ready=False DeprovisioningBlocked naming the connector",
+        || async {
+            let i = s.get("pr-root").await;
+            let c = i
+                .status
+                .as_ref()
+                .and_then(|st| conditions::find(&st.conditions, conditions::READY).cloned());
+            c.is_some_and(|c| {
+                c.reason == "DeprovisioningBlocked" && c.message.contains(&format!("{}/scim", s.ns))
+            })
+        },
+    )
+    .await;
+    let (user, groups) = s.scim_user("pr.root").await.expect("still there");
+    assert_ne!(
+        user["active"],
+        Value::Bool(false),
+        "a protected account is not disabled"
+    );
+    assert_eq!(groups, ["staff"], "nor stripped");
+
+    // The way out the condition names: abandon the connector for this Identity.
+    let abandon = json!({"metadata": {"annotations": {"roster.dev/abandon-connectors": format!("{}/scim", s.ns)}}});
+    s.identities()
+        .patch("pr-root", &PatchParams::default(), &Patch::Merge(abandon))
+        .await
+        .expect("annotate");
+    s.eventually("the Identity released", || async {
+        s.identities()
+            .get_opt("pr-root")
+            .await
+            .is_ok_and(|i| i.is_none())
+    })
+    .await;
+    assert_eq!(
+        s.scim_user("pr.root").await.map(|(_, g)| g),
+        Some(vec!["staff".to_owned()])
+    );
+}

@@ -146,8 +146,12 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
         .owner
         .as_deref()
         .and_then(|name| ctx.stores.identities.get(&ObjectRef::new(name)));
-    let desired_conditions =
+    let mut desired_conditions =
         report::conditions(identity_ready(&identity.spec, owner.as_deref()), &reports);
+    if deleting && let Some(blocked) = report::blocked(&reports) {
+        desired_conditions.retain(|c| c.type_ != conditions::READY);
+        desired_conditions.push(blocked);
+    }
     let generation = identity.metadata.generation;
     let desired = IdentityStatus {
         observed_generation: generation,

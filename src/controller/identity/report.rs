@@ -127,6 +127,37 @@ pub fn receipt(
     Some(out)
 }
 
+/// While a deleted Identity still has access somewhere without an error explaining it
+/// (a protected account, a change not yet verified), `Ready=False` says where and what
+/// to do. Pure.
+pub fn blocked(reports: &[AccountReport]) -> Option<Desired> {
+    let stuck: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.access_gone && r.error.is_none())
+        .map(|r| match r.entry.state {
+            crate::api::AccountState::Protected => {
+                format!("{}: the account is protected on this connector", r.key)
+            }
+            _ => format!("{}: access not yet verified gone", r.key),
+        })
+        .collect();
+    if stuck.is_empty() {
+        return None;
+    }
+    Some(Desired::false_(
+        conditions::READY,
+        "DeprovisioningBlocked",
+        crate::controller::status::truncate(
+            &format!(
+                "{}; deletion waits — unprotect the account or annotate {}",
+                stuck.join("; "),
+                super::ABANDON_ANNOTATION
+            ),
+            1024,
+        ),
+    ))
+}
+
 /// Whether every connector's access is verified gone: deprovisioning is complete.
 pub fn deprovisioned(reports: &[AccountReport]) -> bool {
     reports.iter().all(|r| r.access_gone && r.error.is_none())
@@ -204,6 +235,23 @@ mod tests {
         );
         assert_eq!(r2.connectors[0].verified_at, Some(at(20)));
         assert_eq!(receipt(Some(&r2), false, &[], &at(30)), None);
+    }
+
+    #[test]
+    fn a_protected_account_blocks_deletion_with_a_reason() {
+        let mut protected = report("scim", false, false, &["protected account: left untouched"]);
+        protected.entry.state = crate::api::AccountState::Protected;
+        let c = blocked(&[protected, report("pg", true, true, &[])]).expect("blocked");
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            ("False", "DeprovisioningBlocked")
+        );
+        assert!(
+            c.message.starts_with("ns/scim: the account is protected"),
+            "{}",
+            c.message
+        );
+        assert!(blocked(&[report("pg", true, true, &[])]).is_none());
     }
 
     #[test]
