@@ -35,6 +35,21 @@ pub struct Policy {
     pub now: Timestamp,
 }
 
+impl Policy {
+    /// The policy a Connector's spec sets for the account `username`, at `now`.
+    pub fn of(spec: &crate::api::ConnectorSpec, username: &str, now: Timestamp) -> Self {
+        Self {
+            protected: spec.protected_accounts.iter().any(|p| p == username),
+            adoption: spec.adoption,
+            delete_after: spec
+                .deprovisioning
+                .delete_after_seconds
+                .map(SignedDuration::from_secs),
+            now,
+        }
+    }
+}
+
 /// One downstream change.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Change {

@@ -81,7 +81,7 @@ impl Settings {
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
     }
 
-    /// Opens a connection and drives it in the background.
+    /// Opens a connection and drives it in the background (see [`drive`]).
     pub async fn connect(&self) -> Result<Client, ConnectorError> {
         let target = format!("{}:{}", self.host, self.port);
         let failed = |e: tokio_postgres::Error| match e.as_db_error() {
@@ -93,21 +93,26 @@ impl Settings {
         };
         let client = if self.ssl_mode == PostgresSslMode::Disable {
             let (client, connection) = self.config().connect(NoTls).await.map_err(failed)?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "PostgreSQL connection closed");
-                }
-            });
+            drive(connection);
             client
         } else {
             let (client, connection) = self.config().connect(self.tls()?).await.map_err(failed)?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "PostgreSQL connection closed");
-                }
-            });
+            drive(connection);
             client
         };
         Ok(client)
     }
+}
+
+/// Runs a connection's I/O until it closes; the client sees the closing as an error on
+/// its next call and the connector reconnects.
+fn drive<F>(connection: F)
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "PostgreSQL connection closed");
+        }
+    });
 }

@@ -95,6 +95,15 @@ impl PostgresConnector {
     }
 }
 
+/// The cursor after a full page: the last row's name (column 0); `None` after a short one.
+fn keyset_next(rows: &[tokio_postgres::Row]) -> Option<String> {
+    if rows.len() as i64 == PAGE_SIZE {
+        rows.last().map(|r| r.get(0))
+    } else {
+        None
+    }
+}
+
 /// Refuses names PostgreSQL would truncate or cannot hold.
 pub fn check_name(name: &str) -> Result<(), ConnectorError> {
     if name.is_empty() || name.len() > MAX_NAME_BYTES || name.contains('\0') {
@@ -234,9 +243,7 @@ impl Connector for PostgresConnector {
                 c.query(&sql, &[&after, &PAGE_SIZE]).await
             })
             .await?;
-        let next = (rows.len() as i64 == PAGE_SIZE)
-            .then(|| rows.last().map(|r| r.get::<_, String>(0)))
-            .flatten();
+        let next = keyset_next(&rows);
         Ok(Page {
             items: rows
                 .into_iter()
@@ -264,9 +271,7 @@ impl Connector for PostgresConnector {
                 c.query(&sql, &[&after, &PAGE_SIZE]).await
             })
             .await?;
-        let next = (rows.len() as i64 == PAGE_SIZE)
-            .then(|| rows.last().map(|r| r.get::<_, String>(0)))
-            .flatten();
+        let next = keyset_next(&rows);
         Ok(Page {
             items: rows
                 .into_iter()

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::{
     ResourceExt,
     runtime::{events::EventType, reflector::ObjectRef},
@@ -108,16 +108,8 @@ pub async fn scan(
         .collect();
     let managed = catalog.managed(&key);
     let protected: BTreeSet<String> = connector.spec.protected_accounts.iter().cloned().collect();
-    let policy = Policy {
-        protected: false,
-        adoption: connector.spec.adoption,
-        delete_after: connector
-            .spec
-            .deprovisioning
-            .delete_after_seconds
-            .map(SignedDuration::from_secs),
-        now,
-    };
+    // Protection is per account; `assess` applies it from `protected`.
+    let policy = Policy::of(&connector.spec, "", now);
     let assessment = inventory::assess(&accounts, &claims, &managed, &protected, &policy);
 
     // The fast path fixes (Enforce) or reports (Observe) each drifted identity.

@@ -3,10 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::{
-    apimachinery::pkg::apis::meta::v1::Time,
-    jiff::{SignedDuration, Timestamp},
-};
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::runtime::{events::EventType, reflector::ObjectRef};
 
 use super::report::AccountReport;
@@ -72,20 +69,7 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
     };
     let identity = identity_name(input.identity);
     let ledger = ledger_of(input.previous);
-    let policy = Policy {
-        protected: connector
-            .spec
-            .protected_accounts
-            .iter()
-            .any(|p| p == username),
-        adoption: connector.spec.adoption,
-        delete_after: connector
-            .spec
-            .deprovisioning
-            .delete_after_seconds
-            .map(SignedDuration::from_secs),
-        now: input.now,
-    };
+    let policy = Policy::of(&connector.spec, username, input.now);
     let first = plan(
         &identity,
         desired,
