@@ -95,7 +95,8 @@ pub struct ConnectorSpec {
     pub deprovisioning: DeprovisioningPolicy,
 
     /// How many accounts Roster may remove in a time window before it stops removing and
-    /// sets `Quarantined`: a bad commit cannot wipe out accounts.
+    /// sets `Quarantined`: a bad commit cannot wipe out accounts. Not enforced yet in this
+    /// version: accepted and validated, but no removal is held back by it.
     #[serde(default)]
     pub deletion_budget: DeletionBudget,
 
@@ -324,7 +325,8 @@ pub struct ConnectorStatus {
     /// When the last inventory scan finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scan_time: Option<Time>,
-    /// Set while removals are stopped because the deletion budget was exceeded.
+    /// Set while removals are stopped because the deletion budget was exceeded (not set
+    /// by this version, which does not enforce the budget yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<QuarantineStatus>,
 }
