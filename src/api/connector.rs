@@ -95,8 +95,9 @@ pub struct ConnectorSpec {
     pub deprovisioning: DeprovisioningPolicy,
 
     /// How many accounts Roster may remove in a time window before it stops removing and
-    /// sets `Quarantined`: a bad commit cannot wipe out accounts. Not enforced yet in this
-    /// version: accepted and validated, but no removal is held back by it.
+    /// sets `Quarantined`: a bad commit cannot wipe out accounts. Removals are account
+    /// disables and deletions; revocations go on. Approve held removals with the
+    /// annotation `roster.dev/approve-removals: <RFC 3339 time>`.
     #[serde(default)]
     pub deletion_budget: DeletionBudget,
 
@@ -273,7 +274,7 @@ pub struct DeletionBudget {
     #[schemars(range(min = 0))]
     pub max_removals: i32,
     /// The most accounts disabled or deleted in one window, as a percentage of the
-    /// accounts Roster manages on this app.
+    /// accounts Roster manages on this app. One removal per window is always allowed.
     #[schemars(range(min = 0, max = 100))]
     pub max_percent: i32,
     /// The window's length.
@@ -325,8 +326,7 @@ pub struct ConnectorStatus {
     /// When the last inventory scan finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scan_time: Option<Time>,
-    /// Set while removals are stopped because the deletion budget was exceeded (not set
-    /// by this version, which does not enforce the budget yet).
+    /// Set while removals are stopped because the deletion budget was exceeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<QuarantineStatus>,
 }

@@ -3,6 +3,7 @@
 //! module holds what every loop shares — the context, the error type, the driver that
 //! logs one line per reconcile outcome.
 
+pub mod budget;
 pub mod connector;
 pub mod identity;
 pub mod role;
@@ -109,6 +110,10 @@ pub struct Context {
     /// Asks the Identity controller to look at an identity again (the inventory scan uses
     /// it for the identities whose accounts drifted).
     pub identity_triggers: tokio::sync::mpsc::UnboundedSender<ObjectRef<Identity>>,
+    /// Asks the Connector controller to look at a Connector again (a budget tripped).
+    pub connector_triggers: tokio::sync::mpsc::UnboundedSender<ObjectRef<Connector>>,
+    /// Deletion budgets, shared by every reconcile.
+    pub budgets: budget::Budgets,
     /// Live backends, one per Connector, shared by every reconcile.
     pub backends: crate::provision::Backends,
     /// When each Connector (`namespace/name`) was last scanned, in this process.

@@ -92,6 +92,8 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new());
     let ctx = Arc::new(Context {
         identity_triggers: wiring.identity_triggers.clone(),
+        connector_triggers: wiring.connector_triggers.clone(),
+        budgets: Default::default(),
         last_scans: Default::default(),
         backends: Default::default(),
         client: client.clone(),

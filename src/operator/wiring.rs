@@ -50,6 +50,8 @@ pub struct Wiring {
     pub tasks: Vec<JoinHandle<()>>,
     /// Sends identities to the Identity controller.
     pub identity_triggers: Triggers<Identity>,
+    /// Sends Connectors to the Connector controller.
+    pub connector_triggers: Triggers<Connector>,
 }
 
 /// A stream over a channel's items.
@@ -127,6 +129,7 @@ pub fn wire(client: &Client) -> Wiring {
     let (to_identities, identity_triggers) = mpsc::unbounded_channel::<ObjectRef<Identity>>();
     let (to_roles, role_triggers) = mpsc::unbounded_channel::<ObjectRef<Role>>();
     let (to_bindings, binding_triggers) = mpsc::unbounded_channel::<ObjectRef<RoleBinding>>();
+    let (to_connectors, connector_triggers) = mpsc::unbounded_channel::<ObjectRef<Connector>>();
 
     let mut tasks = Vec::new();
     // An owner's change re-checks the Service identities it owns.
@@ -209,9 +212,11 @@ pub fn wire(client: &Client) -> Wiring {
         bindings: Controller::for_stream(stream_of(binding_own_rx), stores.bindings.clone())
             .reconcile_on(stream_of(binding_triggers)),
         connectors: Controller::for_stream(stream_of(connector_own_rx), stores.connectors.clone())
-            .with_config(controller::Config::default().concurrency(CONNECTOR_CONCURRENCY)),
+            .with_config(controller::Config::default().concurrency(CONNECTOR_CONCURRENCY))
+            .reconcile_on(stream_of(connector_triggers)),
         stores,
         tasks,
         identity_triggers: to_identities,
+        connector_triggers: to_connectors,
     }
 }

@@ -691,3 +691,104 @@ async fn protected_accounts_are_never_touched_and_say_why_deletion_waits() {
         Some(vec!["staff".to_owned()])
     );
 }
+
+#[tokio::test]
+async fn a_bad_commit_trips_the_deletion_budget() {
+    let s = Scenario::new(
+        "budget",
+        json!({"deletionBudget": {"maxRemovals": 2, "maxPercent": 100, "windowSeconds": 3600}}),
+    )
+    .await;
+    s.groups(&["staff"]).await;
+    s.role("staff", &["staff"]).await;
+    s.binding("staff", json!({"role": "staff", "subjects": {"expression": "identity.username.startsWith(\"bd.\")"}}))
+        .await;
+    let people: Vec<String> = (0..5).map(|i| format!("bd.{i}")).collect();
+    for (i, username) in people.iter().enumerate() {
+        s.identity(&format!("bd-{i}"), json!({"username": username}))
+            .await;
+    }
+    let states = || async {
+        let mut active = 0;
+        let mut in_staff = 0;
+        for u in &people {
+            if let Some((user, groups)) = s.scim_user(u).await {
+                active += usize::from(user["active"] != false);
+                in_staff += usize::from(groups == ["staff"]);
+            }
+        }
+        (active, in_staff)
+    };
+    s.eventually("everyone provisioned", || async {
+        states().await == (5, 5)
+    })
+    .await;
+
+    // The bad commit: the binding everyone depends on is deleted.
+    Api::<RoleBinding>::namespaced(s.client.clone(), &s.ns)
+        .delete("staff", &Default::default())
+        .await
+        .expect("delete binding");
+    s.eventually(
+        "revocations go through, but only 2 accounts are disabled",
+        || async { states().await == (3, 0) },
+    )
+    .await;
+    let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
+    s.eventually("the Connector is Quarantined", || async {
+        let c = connectors.get("scim").await.expect("connector");
+        c.status.is_some_and(|st| {
+            conditions::find(&st.conditions, conditions::QUARANTINED)
+                .is_some_and(|c| c.status == "True")
+                && st.quarantine.is_some()
+        })
+    })
+    .await;
+    s.eventually("the 3 held identities say why", || async {
+        let list = s
+            .identities()
+            .list(&Default::default())
+            .await
+            .expect("list");
+        let held = list
+            .items
+            .iter()
+            .filter(|i| i.spec.username.starts_with("bd."))
+            .filter(|i| {
+                condition(i, conditions::READY)
+                    .is_some_and(|(st, reason)| st == "False" && reason == "Quarantined")
+            })
+            .count();
+        held == 3
+    })
+    .await;
+    // Held, and stays held: nothing else is disabled while quarantined.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(states().await, (3, 0));
+
+    // A person approves: the held removals proceed and the quarantine lifts.
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    connectors
+        .patch(
+            "scim",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"roster.dev/approve-removals": now}}}),
+            ),
+        )
+        .await
+        .expect("approve");
+    s.eventually("every account disabled after approval", || async {
+        states().await == (0, 0)
+    })
+    .await;
+    s.eventually("the quarantine lifted", || async {
+        let c = connectors.get("scim").await.expect("connector");
+        c.status.is_some_and(|st| {
+            conditions::find(&st.conditions, conditions::QUARANTINED)
+                .is_some_and(|c| c.status == "False")
+                && st.quarantine.is_none()
+        })
+    })
+    .await;
+}

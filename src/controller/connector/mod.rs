@@ -10,15 +10,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt, runtime::controller::Action};
 
 use super::{Context, Error, instrumented, status};
 use crate::{
     api::{
-        Connector, ConnectorMode, ConnectorSpec, ConnectorStatus,
+        Connector, ConnectorMode, ConnectorSpec, ConnectorStatus, QuarantineStatus,
         conditions::{self, Desired},
     },
     connector::Capabilities,
+    lifecycle::budget::Trip,
     provision::ProvisionError,
     time::now,
 };
@@ -65,6 +67,26 @@ pub fn connector_ready(
             conditions::READY,
             e.reason(),
             status::truncate(&e.to_string(), 1024),
+        ),
+    }
+}
+
+/// `Quarantined` from the deletion budget's state. Pure.
+pub fn quarantine_condition(trip: Option<&Trip>) -> Desired {
+    match trip {
+        Some(t) => Desired::true_(
+            conditions::QUARANTINED,
+            "BudgetExceeded",
+            format!(
+                "{}; account removals are held until approved with the {} annotation",
+                t.message,
+                super::budget::APPROVE_ANNOTATION
+            ),
+        ),
+        None => Desired::false_(
+            conditions::QUARANTINED,
+            "WithinBudget",
+            "account removals proceed",
         ),
     }
 }
@@ -148,6 +170,8 @@ pub async fn reconcile(connector: Arc<Connector>, ctx: Arc<Context>) -> Result<A
         if let Some(s) = &scanned {
             wanted.extend(scan_conditions(s));
         }
+        let trip = ctx.budgets.trip(&connector);
+        wanted.push(quarantine_condition(trip.as_ref()));
 
         let current = connector.status.clone().unwrap_or_default();
         let generation = connector.metadata.generation;
@@ -161,6 +185,11 @@ pub async fn reconcile(connector: Arc<Connector>, ctx: Arc<Context>) -> Result<A
             },
             ..current.clone()
         };
+        desired.quarantine = trip.map(|t| QuarantineStatus {
+            since: Time(t.since),
+            planned_removals: i32::try_from(t.planned).unwrap_or(i32::MAX),
+            message: t.message,
+        });
         if let Some(Ok(s)) = scanned {
             desired.inventory = Some(s.inventory);
             desired.drift = s.drift;

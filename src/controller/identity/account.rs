@@ -10,7 +10,7 @@ use super::report::AccountReport;
 use crate::{
     api::{AccountState, AccountStatus, Connector, ConnectorMode, Identity},
     controller::{
-        Context,
+        Context, budget,
         status::{publish, truncate},
     },
     lifecycle::{
@@ -82,13 +82,20 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
 
     let (mut verified, mut error, mut removed_now, mut deleted_now) =
         (observed.clone(), None, false, false);
-    if enforce && !first.changes.is_empty() {
+    let mut changes = first.changes.clone();
+    if enforce
+        && let Some(held) =
+            hold_over_budget(ctx, &identity, &connector, key, &mut changes, input.now).await
+    {
+        error = Some(("Quarantined", held));
+    }
+    if enforce && !changes.is_empty() {
         let outcome = execute::execute(
             backend.as_ref(),
             &identity,
             desired,
             observed.as_ref(),
-            &first.changes,
+            &changes,
         )
         .await;
         for change in &outcome.applied {
@@ -99,7 +106,7 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         }
         if let Some((change, e)) = &outcome.failed {
             evidence(ctx, input.identity, key, change, Some(&e.to_string())).await;
-            error = Some((e.reason(), e.to_string()));
+            error = error.or(Some((e.reason(), e.to_string())));
         }
         // Read back: status reports what the app says now, not what Roster asked for.
         match backend.observe(username).await {
@@ -178,6 +185,60 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         removed_now,
         deleted_now,
     }
+}
+
+/// Applies the Connector's deletion budget to `changes`: when their account removals do
+/// not fit, they are taken out (revocations and additions go ahead) and the reason is
+/// returned. A budget that trips here gets a Warning Event on the Connector.
+async fn hold_over_budget(
+    ctx: &Context,
+    who: &str,
+    connector: &Connector,
+    key: &ConnectorKey,
+    changes: &mut Vec<crate::lifecycle::plan::Change>,
+    now: Timestamp,
+) -> Option<String> {
+    if !changes.iter().any(|c| c.is_removal()) {
+        return None;
+    }
+    let identities = ctx.stores.identities.state();
+    let key_s = key.to_string();
+    let managed = identities
+        .iter()
+        .filter_map(|i| i.status.as_ref())
+        .flat_map(|s| &s.accounts)
+        .filter(|a| {
+            a.connector == key_s && matches!(a.state, AccountState::Active | AccountState::Disabled)
+        })
+        .count();
+    let refused = ctx
+        .budgets
+        .reserve(connector, who, managed, now, || {
+            budget::recorded_removals(&identities, &key_s)
+        })
+        .err()?;
+    changes.retain(|c| !c.is_removal());
+    let message = format!(
+        "removals on {key} are held: {}; approve with kubectl annotate connector -n {} {} {}=<RFC 3339 time> --overwrite",
+        refused.trip.message,
+        key.namespace,
+        key.name,
+        budget::APPROVE_ANNOTATION
+    );
+    if refused.new {
+        tracing::warn!(connector = %key, reason = %refused.trip.message, "deletion budget exceeded: removals held");
+        publish(
+            &ctx.recorder,
+            connector,
+            EventType::Warning,
+            "Quarantined",
+            "Hold",
+            &message,
+        )
+        .await;
+        let _ = ctx.connector_triggers.send(ObjectRef::from_obj(connector));
+    }
+    Some(message)
 }
 
 /// The ownership mark's value: the Identity's name.
