@@ -47,9 +47,6 @@ pub enum Error {
     /// A namespaced object arrived without a namespace.
     #[error("{0} has no namespace")]
     MissingNamespace(String),
-    /// A status could not be serialised.
-    #[error("cannot serialise status: {0}")]
-    Serialize(#[from] serde_json::Error),
     /// Adding or removing a finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),

@@ -70,6 +70,17 @@ fn send_all<K: Resource>(tx: &Triggers<K>, refs: impl IntoIterator<Item = Object
     }
 }
 
+/// The identities a change in namespace `ns` affects (`changed`: a binding that changed
+/// or went, whose subjects count even when the cache no longer holds it).
+fn affected(stores: &Stores, ns: &str, changed: Option<&RoleBinding>) -> Vec<ObjectRef<Identity>> {
+    identity::affected::in_namespace(
+        ns,
+        changed,
+        &stores.bindings.state(),
+        &stores.identities.state(),
+    )
+}
+
 /// Drives the watch of `K` into its cache; forwards applied objects to `own` and calls
 /// `on_change` for every change after the initial list (the initial list reconciles
 /// everything anyway).
@@ -148,15 +159,7 @@ pub fn wire(client: &Client) -> Wiring {
         move |r: &Role| {
             send_all(&to_b, role_binding::bindings_of(r, &s.bindings.state()));
             let ns = r.namespace().unwrap_or_default();
-            send_all(
-                &to_i,
-                identity::affected::in_namespace(
-                    &ns,
-                    None,
-                    &s.bindings.state(),
-                    &s.identities.state(),
-                ),
-            );
+            send_all(&to_i, affected(&s, &ns, None));
         }
     }));
     // A binding's change re-checks the identities it matched or matches.
@@ -168,15 +171,7 @@ pub fn wire(client: &Client) -> Wiring {
             let (s, to_i) = (stores.clone(), to_identities.clone());
             move |b: &RoleBinding| {
                 let ns = b.namespace().unwrap_or_default();
-                send_all(
-                    &to_i,
-                    identity::affected::in_namespace(
-                        &ns,
-                        Some(b),
-                        &s.bindings.state(),
-                        &s.identities.state(),
-                    ),
-                );
+                send_all(&to_i, affected(&s, &ns, Some(b)));
             }
         },
     ));
@@ -190,15 +185,7 @@ pub fn wire(client: &Client) -> Wiring {
             move |c: &Connector| {
                 send_all(&to_r, role::roles_naming(c, &s.roles.state()));
                 let ns = c.namespace().unwrap_or_default();
-                send_all(
-                    &to_i,
-                    identity::affected::in_namespace(
-                        &ns,
-                        None,
-                        &s.bindings.state(),
-                        &s.identities.state(),
-                    ),
-                );
+                send_all(&to_i, affected(&s, &ns, None));
             }
         },
     ));
