@@ -23,7 +23,8 @@ export ROSTER_CONTROL_PLANE_BIN
 section "downstream test servers"
 ROSTER_SCIM2_SERVER=$(hack/scim2-server-bin.sh)
 ROSTER_POSTGRES_BIN=$(hack/postgres-bin.sh)
-export ROSTER_SCIM2_SERVER ROSTER_POSTGRES_BIN
+ROSTER_SLAPD=$(hack/slapd-bin.sh)
+export ROSTER_SCIM2_SERVER ROSTER_POSTGRES_BIN ROSTER_SLAPD
 
 section "cargo fmt --check"
 cargo fmt --all -- --check

@@ -142,8 +142,11 @@ pub struct ScimBackend {
     pub ca_secret_ref: Option<LocalSecretKeyRef>,
 }
 
-/// An LDAP directory.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// An LDAP directory: users are `inetOrgPerson` entries directly below `usersDn`,
+/// entitlements `groupOfNames` entries directly below `groupsDn`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("!(self.startTls && self.url.startsWith('ldaps://'))")
+    .message("startTls upgrades an ldap:// connection; an ldaps:// URL is TLS already"))]
 #[serde(rename_all = "camelCase")]
 pub struct LdapBackend {
     /// `ldap://host:port` or `ldaps://host:port`.
@@ -164,8 +167,14 @@ pub struct LdapBackend {
     #[schemars(length(min = 1, max = 1024))]
     pub users_dn: String,
     /// The DN under which group entries live, e.g. `ou=groups,dc=example,dc=com`.
+    /// Entitlements name `groupOfNames` entries directly below it by `cn`.
     #[schemars(length(min = 1, max = 1024))]
     pub groups_dn: String,
+    /// Where disabled user entries are kept, e.g. `ou=disabled,dc=example,dc=com`.
+    /// Disabling an account removes its password and moves it here, out of `usersDn`;
+    /// enabling moves it back. It must not lie inside `usersDn`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub disabled_users_dn: String,
 }
 
 /// A PostgreSQL server.

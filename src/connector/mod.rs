@@ -2,9 +2,11 @@
 //! external client and Baton's syncer: observing never writes; every write is idempotent
 //! (what is already absent counts as done); errors say what a person should do.
 
+pub mod ldap;
 pub mod limit;
 pub mod postgres;
 pub mod scim;
+pub mod tls;
 
 use std::collections::BTreeSet;
 
@@ -109,10 +111,10 @@ pub enum ConnectorError {
         reason: String,
     },
     /// The app refused the credentials.
-    #[error("the app refused Roster's credentials (HTTP {status}); check the Secret")]
+    #[error("the app refused Roster's credentials ({detail}); check the Secret")]
     Unauthorized {
-        /// HTTP status.
-        status: u16,
+        /// What the app said, e.g. `HTTP 401` or `invalidCredentials`.
+        detail: String,
     },
     /// The app answered with an error.
     #[error("the app answered HTTP {status}: {body}")]
@@ -122,6 +124,10 @@ pub enum ConnectorError {
         /// The start of the response body.
         body: String,
     },
+    /// The app refused a request it understood: a schema violation, a constraint, an
+    /// object in the way. Backends that do not speak HTTP use this instead of `Http`.
+    #[error("the app refused the change: {0}")]
+    Rejected(String),
     /// The app's answer does not parse or makes no sense.
     #[error("malformed response from the app: {0}")]
     Malformed(String),
@@ -141,6 +147,7 @@ impl ConnectorError {
             Self::Unreachable { .. } => "Unreachable",
             Self::Unauthorized { .. } => "Unauthorized",
             Self::Http { .. } => "DownstreamError",
+            Self::Rejected(_) => "DownstreamRejected",
             Self::Malformed(_) => "MalformedResponse",
             Self::EntitlementNotFound(_) => "EntitlementNotFound",
             Self::Conflict(_) => "Conflict",

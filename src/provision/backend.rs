@@ -9,6 +9,7 @@ use crate::{
     api::{Connector, LocalSecretKeyRef},
     connector::{
         self, ConnectorError,
+        ldap::{self, LdapConnector},
         postgres::{self, PostgresConnector},
         scim::ScimConnector,
     },
@@ -59,6 +60,24 @@ async fn secret_text(
         .map_err(|source| ProvisionError::Secret { field, source })
 }
 
+/// A Secret value that must be text (tokens, passwords); `what` names it in the error.
+async fn utf8_secret(
+    client: &Client,
+    namespace: &str,
+    field: &'static str,
+    r: &LocalSecretKeyRef,
+    what: &str,
+) -> Result<String, ProvisionError> {
+    let bytes = secret_text(client, namespace, field, r).await?;
+    String::from_utf8(bytes).map_err(|_| ProvisionError::Secret {
+        field,
+        source: SecretError::Api {
+            name: r.name.clone(),
+            reason: format!("{what} is not UTF-8 text"),
+        },
+    })
+}
+
 /// Builds the backend a Connector describes, reading its Secrets.
 pub async fn build(
     client: &Client,
@@ -67,14 +86,14 @@ pub async fn build(
     let ns = connector.namespace().unwrap_or_default();
     let spec = &connector.spec;
     if let Some(scim) = &spec.scim {
-        let token = secret_text(client, &ns, "scim.tokenSecretRef", &scim.token_secret_ref).await?;
-        let token = String::from_utf8(token).map_err(|_| ProvisionError::Secret {
-            field: "scim.tokenSecretRef",
-            source: SecretError::Api {
-                name: scim.token_secret_ref.name.clone(),
-                reason: "the token is not UTF-8 text".into(),
-            },
-        })?;
+        let token = utf8_secret(
+            client,
+            &ns,
+            "scim.tokenSecretRef",
+            &scim.token_secret_ref,
+            "the token",
+        )
+        .await?;
         let ca = match &scim.ca_secret_ref {
             Some(r) => Some(secret_text(client, &ns, "scim.caSecretRef", r).await?),
             None => None,
@@ -85,24 +104,39 @@ pub async fn build(
             ca.as_deref(),
         )?));
     }
-    if spec.ldap.is_some() {
-        return Err(ProvisionError::Unsupported("ldap"));
+    if let Some(l) = &spec.ldap {
+        let password = utf8_secret(
+            client,
+            &ns,
+            "ldap.bindPasswordSecretRef",
+            &l.bind_password_secret_ref,
+            "the password",
+        )
+        .await?;
+        let ca_pem = match &l.ca_secret_ref {
+            Some(r) => Some(secret_text(client, &ns, "ldap.caSecretRef", r).await?),
+            None => None,
+        };
+        return Ok(Arc::new(LdapConnector::new(ldap::Settings {
+            url: l.url.clone(),
+            start_tls: l.start_tls,
+            bind_dn: l.bind_dn.clone(),
+            password,
+            ca_pem,
+            users_dn: l.users_dn.clone(),
+            groups_dn: l.groups_dn.clone(),
+            disabled_users_dn: l.disabled_users_dn.clone(),
+        })));
     }
     if let Some(pg) = &spec.postgres {
-        let password = secret_text(
+        let password = utf8_secret(
             client,
             &ns,
             "postgres.passwordSecretRef",
             &pg.password_secret_ref,
+            "the password",
         )
         .await?;
-        let password = String::from_utf8(password).map_err(|_| ProvisionError::Secret {
-            field: "postgres.passwordSecretRef",
-            source: SecretError::Api {
-                name: pg.password_secret_ref.name.clone(),
-                reason: "the password is not UTF-8 text".into(),
-            },
-        })?;
         let ca_pem = match &pg.ca_secret_ref {
             Some(r) => Some(secret_text(client, &ns, "postgres.caSecretRef", r).await?),
             None => None,

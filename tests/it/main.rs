@@ -6,6 +6,7 @@ mod crds;
 mod drift;
 mod examples;
 mod harness;
+mod ldap_connector;
 mod lifecycle;
 mod operator;
 mod postgres_connector;

@@ -2,9 +2,6 @@
 //! connection it makes (chain and host name), against the Connector's CA bundle or else
 //! the Mozilla roots.
 
-use std::sync::Arc;
-
-use rustls::pki_types::{CertificateDer, pem::PemObject};
 use tokio_postgres::{Client, NoTls, config::SslMode};
 
 use crate::{
@@ -51,33 +48,7 @@ impl Settings {
     }
 
     fn tls(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, ConnectorError> {
-        let mut roots = rustls::RootCertStore::empty();
-        match &self.ca_pem {
-            Some(pem) => {
-                for cert in CertificateDer::pem_slice_iter(pem) {
-                    let cert = cert.map_err(|e| {
-                        ConnectorError::Config(format!("the CA bundle is not valid PEM: {e}"))
-                    })?;
-                    roots.add(cert).map_err(|e| {
-                        ConnectorError::Config(format!(
-                            "the CA bundle holds an unusable certificate: {e}"
-                        ))
-                    })?;
-                }
-                if roots.is_empty() {
-                    return Err(ConnectorError::Config(
-                        "the CA bundle holds no certificate".into(),
-                    ));
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ConnectorError::Config(format!("TLS set-up failed: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = crate::connector::tls::client_config(self.ca_pem.as_deref())?;
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
     }
 

@@ -137,19 +137,15 @@ fn sql_error(e: &tokio_postgres::Error) -> ConnectorError {
     let message = format!("{}{detail}", truncate_body(db.message()));
     match *db.code() {
         SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
-            ConnectorError::Unauthorized { status: 401 }
+            ConnectorError::Unauthorized { detail: message }
         }
         SqlState::INSUFFICIENT_PRIVILEGE => {
             ConnectorError::Config(format!("insufficient privilege: {message}"))
         }
-        SqlState::DEPENDENT_OBJECTS_STILL_EXIST => ConnectorError::Http {
-            status: 409,
-            body: format!("the role still owns objects; reassign them first: {message}"),
-        },
-        _ => ConnectorError::Http {
-            status: 500,
-            body: message,
-        },
+        SqlState::DEPENDENT_OBJECTS_STILL_EXIST => ConnectorError::Rejected(format!(
+            "the role still owns objects; reassign them first: {message}"
+        )),
+        _ => ConnectorError::Rejected(message),
     }
 }
 
@@ -298,7 +294,7 @@ impl Connector for PostgresConnector {
             "CREATE ROLE %I NOLOGIN"
         };
         match self.ddl(template, &[name]).await {
-            Err(ConnectorError::Http { body, .. }) if body.contains("already exists") => {
+            Err(ConnectorError::Rejected(body)) if body.contains("already exists") => {
                 return Err(ConnectorError::Conflict(format!(
                     "a role {name:?} appeared while Roster was creating it"
                 )));

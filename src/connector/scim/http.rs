@@ -110,7 +110,7 @@ fn classify(status: StatusCode, body: Vec<u8>) -> Result<Response, ConnectorErro
     }
     if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         return Err(ConnectorError::Unauthorized {
-            status: status.as_u16(),
+            detail: format!("HTTP {}", status.as_u16()),
         });
     }
     Err(ConnectorError::Http {

@@ -270,10 +270,12 @@ mod tests {
                 "SecretKeyNotFound",
             ),
             (
-                ProvisionError::Downstream(ConnectorError::Unauthorized { status: 401 }),
+                ProvisionError::Downstream(ConnectorError::Unauthorized {
+                    detail: "HTTP 401".into(),
+                }),
                 "Unauthorized",
             ),
-            (ProvisionError::Unsupported("ldap"), "BackendUnsupported"),
+            (ProvisionError::Unsupported("kubernetes"), "BackendUnsupported"),
         ];
         for (err, reason) in cases {
             let d = connector_ready(&s, &Err(err));

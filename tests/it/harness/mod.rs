@@ -8,6 +8,7 @@
 //! component is never a silent skip.
 
 mod certs;
+pub mod ldap;
 pub mod operator;
 pub mod postgres;
 pub mod process;
