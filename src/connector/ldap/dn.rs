@@ -45,10 +45,11 @@ pub fn split_rdn(dn: &str) -> (&str, &str) {
 /// (case-insensitive); `None` for another type, a multi-valued RDN or a bad escape.
 pub fn rdn_value(rdn: &str, attr: &str) -> Option<String> {
     let (ty, value) = rdn.split_once('=')?;
-    if !ty.trim().eq_ignore_ascii_case(attr) {
+    if !ty.trim_matches(' ').eq_ignore_ascii_case(attr) {
         return None;
     }
-    unescape(value.trim())
+    // Only ASCII spaces around a value are insignificant (RFC 4514 §3).
+    unescape(value.trim_matches(' '))
 }
 
 /// RFC 4514 unescaping: `\XX` hex pairs and `\c` for a special character. `None` when
