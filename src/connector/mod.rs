@@ -2,6 +2,7 @@
 //! external client and Baton's syncer: observing never writes; every write is idempotent
 //! (what is already absent counts as done); errors say what a person should do.
 
+pub mod kubernetes;
 pub mod ldap;
 pub mod limit;
 pub mod postgres;

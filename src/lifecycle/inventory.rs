@@ -164,6 +164,7 @@ mod tests {
     fn desired(username: &str, entitlements: &[&str]) -> DesiredAccount {
         DesiredAccount {
             username: username.into(),
+            kind: Default::default(),
             attributes: AccountAttributes::default(),
             active: true,
             entitlements: set(entitlements),

@@ -4,6 +4,8 @@ use std::{collections::BTreeSet, fmt};
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::IdentityKind;
+
 /// A Connector, by namespace and name. Displays as `namespace/name`, the form status uses.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ConnectorKey {
@@ -73,6 +75,9 @@ impl AccountAttributes {
 pub struct DesiredAccount {
     /// The login name.
     pub username: String,
+    /// A person or a service: backends with separate machine accounts (Kubernetes
+    /// ServiceAccounts) create those for services.
+    pub kind: IdentityKind,
     /// Attributes to keep in step with the Identity.
     pub attributes: AccountAttributes,
     /// `false` while the identity is Suspended: the account exists but is disabled.

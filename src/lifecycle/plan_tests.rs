@@ -35,6 +35,7 @@ fn attrs(name: &str) -> AccountAttributes {
 fn desired(active: bool, entitlements: &[&str]) -> DesiredAccount {
     DesiredAccount {
         username: "ada".into(),
+        kind: Default::default(),
         attributes: attrs("Ada"),
         active,
         entitlements: set(entitlements),
@@ -369,6 +370,7 @@ fn arb_desired() -> impl Strategy<Value = Option<DesiredAccount>> {
         )
             .prop_map(|(active, entitlements, name)| DesiredAccount {
                 username: "ada".into(),
+                kind: Default::default(),
                 attributes: attrs(name),
                 active,
                 entitlements,

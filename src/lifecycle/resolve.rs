@@ -198,6 +198,7 @@ fn desired_account(identity: &Identity, effective: Effective) -> DesiredAccount 
     let spec = &identity.spec;
     DesiredAccount {
         username: spec.username.clone(),
+        kind: spec.kind,
         attributes: AccountAttributes {
             display_name: spec.display_name.clone(),
             given_name: spec.given_name.clone(),

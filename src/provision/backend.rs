@@ -2,13 +2,17 @@
 
 use std::sync::Arc;
 
-use kube::{Client, ResourceExt};
+use kube::{
+    Client, ResourceExt,
+    config::{KubeConfigOptions, Kubeconfig},
+};
 
 use super::secrets::{self, SecretError};
 use crate::{
     api::{Connector, LocalSecretKeyRef},
     connector::{
         self, ConnectorError,
+        kubernetes::KubernetesConnector,
         ldap::{self, LdapConnector},
         postgres::{self, PostgresConnector},
         scim::ScimConnector,
@@ -29,9 +33,6 @@ pub enum ProvisionError {
     /// The downstream app failed.
     #[error(transparent)]
     Downstream(#[from] ConnectorError),
-    /// This build has no implementation of the backend yet.
-    #[error("this build of Roster cannot drive {0} connectors yet")]
-    Unsupported(&'static str),
     /// The object names no backend (the schema prevents it; stale objects may).
     #[error("the Connector names no backend")]
     NoBackend,
@@ -43,7 +44,6 @@ impl ProvisionError {
         match self {
             Self::Secret { source, .. } => source.reason(),
             Self::Downstream(e) => e.reason(),
-            Self::Unsupported(_) => "BackendUnsupported",
             Self::NoBackend => "InvalidBackend",
         }
     }
@@ -76,6 +76,20 @@ async fn utf8_secret(
             reason: format!("{what} is not UTF-8 text"),
         },
     })
+}
+
+/// A client for the cluster a kubeconfig describes (its current context).
+async fn remote_client(yaml: &str) -> Result<Client, ProvisionError> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        ProvisionError::Downstream(ConnectorError::Config(format!(
+            "kubernetes.kubeconfigSecretRef: the kubeconfig is not usable: {e}"
+        )))
+    };
+    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|e| invalid(&e))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| invalid(&e))?;
+    Client::try_from(config).map_err(|e| invalid(&e))
 }
 
 /// Builds the backend a Connector describes, reading its Secrets.
@@ -157,8 +171,23 @@ pub async fn build(
             ca_pem,
         })));
     }
-    if spec.kubernetes.is_some() {
-        return Err(ProvisionError::Unsupported("kubernetes"));
+    if let Some(k) = &spec.kubernetes {
+        let target = match &k.kubeconfig_secret_ref {
+            Some(r) => {
+                let yaml = utf8_secret(
+                    client,
+                    &ns,
+                    "kubernetes.kubeconfigSecretRef",
+                    r,
+                    "the kubeconfig",
+                )
+                .await?;
+                remote_client(&yaml).await?
+            }
+            None => client.clone(),
+        };
+        let namespace = k.service_account_namespace.clone().unwrap_or(ns);
+        return Ok(Arc::new(KubernetesConnector::new(target, namespace)));
     }
     Err(ProvisionError::NoBackend)
 }

@@ -12,8 +12,13 @@ use roster::{
 /// Out-of-band set-up on the real server.
 #[async_trait::async_trait]
 pub trait Fixture: Sync {
-    /// Creates an entitlement (group, role) downstream.
-    async fn make_entitlement(&self, name: &str);
+    /// The entitlement string naming a group or role called `name` on this backend
+    /// (most backends use the bare name).
+    fn entitlement(&self, name: &str) -> String {
+        name.to_owned()
+    }
+    /// Creates the entitlement (group, role) that `entitlement` names, downstream.
+    async fn make_entitlement(&self, entitlement: &str);
     /// Creates an account without Roster's mark.
     async fn make_unowned_account(&self, username: &str);
 }
@@ -21,6 +26,7 @@ pub trait Fixture: Sync {
 fn desired(username: &str, display: &str) -> DesiredAccount {
     DesiredAccount {
         username: username.to_owned(),
+        kind: Default::default(),
         attributes: AccountAttributes {
             display_name: Some(display.to_owned()),
             given_name: Some("Ada".into()),
@@ -42,7 +48,8 @@ async fn must_observe(c: &dyn Connector, username: &str) -> ObservedAccount {
 /// Runs every check; `prefix` keeps names unique per run.
 pub async fn run(c: &dyn Connector, fixture: &dyn Fixture, prefix: &str) {
     let ada = format!("{prefix}-ada");
-    let eng = format!("{prefix}-eng");
+    let eng = fixture.entitlement(&format!("{prefix}-eng"));
+    let missing = fixture.entitlement(&format!("{prefix}-no-such-entitlement"));
     c.check().await.expect("check");
 
     // Create, read back, update.
@@ -95,11 +102,11 @@ pub async fn run(c: &dyn Connector, fixture: &dyn Fixture, prefix: &str) {
     );
     c.revoke(&id, &eng).await.expect("revoke");
     c.revoke(&id, &eng).await.expect("revoke again");
-    c.revoke(&id, &format!("{prefix}-no-such-entitlement"))
+    c.revoke(&id, &missing)
         .await
         .expect("revoke of a missing entitlement");
     assert_eq!(must_observe(c, &ada).await.entitlements.len(), before);
-    match c.grant(&id, &format!("{prefix}-no-such-entitlement")).await {
+    match c.grant(&id, &missing).await {
         Err(ConnectorError::EntitlementNotFound(_)) => {}
         other => panic!("granting a missing entitlement: {other:?}"),
     }

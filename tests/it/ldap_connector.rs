@@ -94,6 +94,7 @@ async fn ldap_passes_the_conformance_suite() {
 fn desired(username: &str) -> DesiredAccount {
     DesiredAccount {
         username: username.into(),
+        kind: Default::default(),
         attributes: AccountAttributes {
             display_name: Some("Grace Hopper".into()),
             given_name: Some("Grace".into()),

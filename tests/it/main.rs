@@ -6,6 +6,7 @@ mod crds;
 mod drift;
 mod examples;
 mod harness;
+mod kubernetes_connector;
 mod ldap_connector;
 mod lifecycle;
 mod operator;

@@ -58,6 +58,7 @@ async fn postgres_passes_the_conformance_suite() {
 fn desired(username: &str) -> DesiredAccount {
     DesiredAccount {
         username: username.into(),
+        kind: Default::default(),
         attributes: AccountAttributes::default(),
         active: true,
         entitlements: Default::default(),

@@ -275,7 +275,7 @@ mod tests {
                 }),
                 "Unauthorized",
             ),
-            (ProvisionError::Unsupported("kubernetes"), "BackendUnsupported"),
+            (ProvisionError::NoBackend, "InvalidBackend"),
         ];
         for (err, reason) in cases {
             let d = connector_ready(&s, &Err(err));

@@ -1,0 +1,479 @@
+//! Kubernetes RBAC. An entitlement is a ClusterRole or Role (see [`names::Grant`] for the
+//! three string forms); Roster grants it with a RoleBinding or ClusterRoleBinding of its
+//! own — labelled, deterministically named, one per account and entitlement — whose
+//! subject is the identity's username as a `User`, or for a `Service` identity its
+//! ServiceAccount. Bindings Roster did not create are never read as its own, changed or
+//! deleted.
+//!
+//! Kubernetes has no user objects, so a person's account is a record Roster keeps: a
+//! ConfigMap in the connector's namespace carrying the ownership mark (annotation
+//! `roster.dev/identity`) and whether the account is enabled. A service's account is its
+//! ServiceAccount, marked the same way. Disable empties the subjects of the account's
+//! bindings (the access goes at once, the ledger stays); enable fills them again.
+
+mod access;
+mod names;
+mod objects;
+
+use async_trait::async_trait;
+use k8s_openapi::{
+    api::{
+        core::v1::{ConfigMap, ServiceAccount},
+        rbac::v1::{ClusterRoleBinding, RoleBinding},
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+pub use self::names::Grant;
+use self::{
+    names::{ACTIVE_ANNOTATION, ENTITLEMENT_ANNOTATION, RECORD_LABEL},
+    objects::{Binding, api_error},
+};
+use super::{Capabilities, Connector, ConnectorError, EntitlementMembers, Page};
+use crate::{
+    api::IdentityKind,
+    lifecycle::{AccountAttributes, DesiredAccount, ObservedAccount},
+};
+
+/// Objects per listing page.
+const PAGE_SIZE: u32 = 100;
+
+/// A cluster's RBAC, as one Connector drives it.
+pub struct KubernetesConnector {
+    client: Client,
+    /// Where records and ServiceAccounts live.
+    namespace: String,
+}
+
+/// An account's record: a person's ConfigMap or a service's ServiceAccount.
+struct Record {
+    meta: ObjectMeta,
+    service: bool,
+}
+
+impl KubernetesConnector {
+    /// A connector acting through `client`, keeping records and ServiceAccounts in
+    /// `namespace`.
+    pub fn new(client: Client, namespace: String) -> Self {
+        Self { client, namespace }
+    }
+}
+
+fn ignore_not_found(res: Result<(), kube::Error>) -> Result<(), ConnectorError> {
+    match res {
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        other => other.map_err(api_error),
+    }
+}
+
+fn gone(username: &str) -> ConnectorError {
+    ConnectorError::Conflict(format!(
+        "the account record for {username:?} disappeared while Roster was changing it"
+    ))
+}
+
+fn observed(
+    username: String,
+    record: &Record,
+    bindings: &[Binding],
+    listed: bool,
+) -> ObservedAccount {
+    let record_active = objects::record_active(&record.meta);
+    ObservedAccount {
+        id: username.clone(),
+        username,
+        owner: objects::owner(&record.meta),
+        // A listing does not read bindings; the record says what Roster last set.
+        active: if listed {
+            record_active
+        } else {
+            objects::effective_active(record_active, bindings)
+        },
+        attributes: AccountAttributes::default(),
+        entitlements: bindings
+            .iter()
+            .filter_map(|b| b.entitlement.clone())
+            .collect(),
+        version: None,
+    }
+}
+
+/// `phase:continue-token` back into its parts.
+fn parse_cursor<'c>(
+    cursor: &'c str,
+    phases: &[&str],
+) -> Result<(&'c str, Option<String>), ConnectorError> {
+    let (phase, token) = cursor
+        .split_once(':')
+        .filter(|(p, _)| phases.contains(p))
+        .ok_or_else(|| ConnectorError::Config(format!("invalid listing cursor {cursor:?}")))?;
+    Ok((phase, (!token.is_empty()).then(|| token.to_owned())))
+}
+
+fn list_params(selector: Option<&str>, token: Option<String>) -> ListParams {
+    let mut lp = ListParams::default().limit(PAGE_SIZE);
+    if let Some(s) = selector {
+        lp = lp.labels(s);
+    }
+    if let Some(t) = token {
+        lp = lp.continue_token(&t);
+    }
+    lp
+}
+
+/// The cursor after a page of `phase`: more of it, else the start of `then`.
+fn next_cursor(phase: &str, token: Option<String>, then: Option<&str>) -> Option<String> {
+    match token.filter(|t| !t.is_empty()) {
+        Some(t) => Some(format!("{phase}:{t}")),
+        None => then.map(|p| format!("{p}:")),
+    }
+}
+
+#[async_trait]
+impl Connector for KubernetesConnector {
+    fn mirrors_attributes(&self) -> bool {
+        false
+    }
+
+    async fn check(&self) -> Result<Capabilities, ConnectorError> {
+        self.client.apiserver_version().await.map_err(api_error)?;
+        let ns = Some(self.namespace.as_str());
+        let needs = [
+            (
+                "create",
+                "rbac.authorization.k8s.io",
+                "clusterrolebindings",
+                None,
+            ),
+            ("create", "rbac.authorization.k8s.io", "rolebindings", None),
+            ("create", "", "configmaps", ns),
+            ("create", "", "serviceaccounts", ns),
+        ];
+        let mut missing = Vec::new();
+        for (verb, group, resource, namespace) in needs {
+            if !self.may(verb, group, resource, namespace).await? {
+                missing.push(format!("{verb} {resource}"));
+            }
+        }
+        if !missing.is_empty() {
+            return Err(ConnectorError::Config(format!(
+                "Roster's credentials for this cluster may not {} (namespace {:?}); see the Kubernetes connector docs",
+                missing.join(", "),
+                self.namespace
+            )));
+        }
+        Ok(Capabilities {
+            features: ["rbac".to_owned()].into(),
+        })
+    }
+
+    async fn observe(&self, username: &str) -> Result<Option<ObservedAccount>, ConnectorError> {
+        let Some(record) = self.record(username).await? else {
+            return Ok(None);
+        };
+        let bindings = self.bindings_of(username).await?;
+        Ok(Some(observed(
+            username.to_owned(),
+            &record,
+            &bindings,
+            false,
+        )))
+    }
+
+    async fn list_accounts(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<Page<ObservedAccount>, ConnectorError> {
+        // Person records first, then every ServiceAccount in the namespace (Roster's and
+        // others', which count as unmanaged accounts).
+        let (phase, token) = parse_cursor(cursor.unwrap_or("r:"), &["r", "s"])?;
+        if phase == "r" {
+            let list = self
+                .records()
+                .list(&list_params(Some(&format!("{RECORD_LABEL}=true")), token))
+                .await
+                .map_err(api_error)?;
+            let items = list
+                .items
+                .into_iter()
+                .filter_map(|cm| {
+                    let username =
+                        objects::annotation(&cm.metadata, names::USERNAME_ANNOTATION)?.to_owned();
+                    let record = Record {
+                        meta: cm.metadata,
+                        service: false,
+                    };
+                    Some(observed(username, &record, &[], true))
+                })
+                .collect();
+            return Ok(Page {
+                items,
+                next: next_cursor("r", list.metadata.continue_, Some("s")),
+            });
+        }
+        let list = self
+            .service_accounts()
+            .list(&list_params(None, token))
+            .await
+            .map_err(api_error)?;
+        let items = list
+            .items
+            .into_iter()
+            .filter_map(|sa| {
+                let username = sa.metadata.name.clone()?;
+                let record = Record {
+                    meta: sa.metadata,
+                    service: true,
+                };
+                Some(observed(username, &record, &[], true))
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next: next_cursor("s", list.metadata.continue_, None),
+        })
+    }
+
+    async fn list_entitlements(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<Page<EntitlementMembers>, ConnectorError> {
+        let (phase, token) = parse_cursor(cursor.unwrap_or("c:"), &["c", "n"])?;
+        let selector = objects::selector(None);
+        let lp = list_params(Some(&selector), token);
+        let (bindings, token, then) = if phase == "c" {
+            let list = self
+                .cluster_role_bindings()
+                .list(&lp)
+                .await
+                .map_err(api_error)?;
+            let b: Vec<Binding> = list
+                .items
+                .iter()
+                .map(|b| Binding::read(&b.metadata, b.subjects.as_ref()))
+                .collect();
+            (b, list.metadata.continue_, Some("n"))
+        } else {
+            let list = Api::<RoleBinding>::all(self.client.clone())
+                .list(&lp)
+                .await
+                .map_err(api_error)?;
+            let b: Vec<Binding> = list
+                .items
+                .iter()
+                .map(|b| Binding::read(&b.metadata, b.subjects.as_ref()))
+                .collect();
+            (b, list.metadata.continue_, None)
+        };
+        let items = bindings
+            .into_iter()
+            .filter_map(|b| {
+                Some(EntitlementMembers {
+                    name: b.entitlement?,
+                    members: vec![b.username?],
+                })
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next: next_cursor(phase, token, then),
+        })
+    }
+
+    async fn create(
+        &self,
+        identity: &str,
+        desired: &DesiredAccount,
+        active: bool,
+    ) -> Result<String, ConnectorError> {
+        let username = desired.username.as_str();
+        let pp = PostParams::default();
+        let active_note = [(ACTIVE_ANNOTATION, active.to_string())];
+        let res = if desired.kind == IdentityKind::Service {
+            if !names::is_object_name(username) {
+                return Err(ConnectorError::Config(format!(
+                    "{username:?} cannot name a ServiceAccount: a Service identity's username here must be lower-case letters, digits, '-' and '.'"
+                )));
+            }
+            let sa = ServiceAccount {
+                metadata: objects::account_meta(
+                    username.to_owned(),
+                    Some(self.namespace.clone()),
+                    username,
+                    identity,
+                    &[],
+                    &active_note,
+                ),
+                ..ServiceAccount::default()
+            };
+            self.service_accounts().create(&pp, &sa).await.map(drop)
+        } else {
+            let cm = ConfigMap {
+                metadata: objects::account_meta(
+                    names::record_name(username),
+                    Some(self.namespace.clone()),
+                    username,
+                    identity,
+                    &[(RECORD_LABEL, "true")],
+                    &active_note,
+                ),
+                data: Some([("username".to_owned(), username.to_owned())].into()),
+                ..ConfigMap::default()
+            };
+            self.records().create(&pp, &cm).await.map(drop)
+        };
+        match res {
+            Ok(()) => Ok(username.to_owned()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Err(ConnectorError::Conflict(format!(
+                "an account object for {username:?} appeared while Roster was creating it"
+            ))),
+            Err(e) => Err(api_error(e)),
+        }
+    }
+
+    async fn adopt(&self, account: &ObservedAccount, identity: &str) -> Result<(), ConnectorError> {
+        let record = self
+            .record(&account.id)
+            .await?
+            .ok_or_else(|| gone(&account.id))?;
+        let meta = objects::account_meta(String::new(), None, &account.id, identity, &[], &[]);
+        let patch = Patch::Merge(json!({
+            "metadata": { "labels": meta.labels, "annotations": meta.annotations }
+        }));
+        let pp = PatchParams::default();
+        let name = record.meta.name.clone().unwrap_or_default();
+        let res = if record.service {
+            self.service_accounts()
+                .patch(&name, &pp, &patch)
+                .await
+                .map(drop)
+        } else {
+            self.records().patch(&name, &pp, &patch).await.map(drop)
+        };
+        res.map_err(api_error)
+    }
+
+    async fn update(
+        &self,
+        _account: &ObservedAccount,
+        _attributes: &AccountAttributes,
+    ) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    async fn set_active(
+        &self,
+        account: &ObservedAccount,
+        active: bool,
+    ) -> Result<(), ConnectorError> {
+        let username = account.id.as_str();
+        let record = self.record(username).await?.ok_or_else(|| gone(username))?;
+        let subjects = if active {
+            vec![self.subject_for(username, &record)]
+        } else {
+            Vec::new()
+        };
+        // The bindings first: on disable, access goes before anything else is written.
+        for b in self.bindings_of(username).await? {
+            if b.bound != active {
+                self.bind(&b, &subjects).await?;
+            }
+        }
+        self.mark_active(username, &record, active).await
+    }
+
+    async fn delete(&self, account: &ObservedAccount) -> Result<(), ConnectorError> {
+        let username = account.id.as_str();
+        for b in self.bindings_of(username).await? {
+            self.unbind(b.namespace.as_deref(), &b.name).await?;
+        }
+        let Some(record) = self.record(username).await? else {
+            return Ok(());
+        };
+        if !objects::is_ours(&record.meta) {
+            return Err(ConnectorError::Conflict(format!(
+                "the ServiceAccount {username:?} is not Roster's; it is left in place"
+            )));
+        }
+        let dp = DeleteParams::default();
+        let name = record.meta.name.clone().unwrap_or_default();
+        ignore_not_found(if record.service {
+            self.service_accounts().delete(&name, &dp).await.map(drop)
+        } else {
+            self.records().delete(&name, &dp).await.map(drop)
+        })
+    }
+
+    async fn grant(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError> {
+        let grant = Grant::parse(entitlement).ok_or_else(|| {
+            ConnectorError::Config(format!(
+                "{entitlement:?} is not a Kubernetes entitlement; use ClusterRole/NAME, ClusterRole/NAMESPACE/NAME or Role/NAMESPACE/NAME"
+            ))
+        })?;
+        if !self.role_exists(&grant).await? {
+            return Err(ConnectorError::EntitlementNotFound(entitlement.to_owned()));
+        }
+        let record = self
+            .record(account_id)
+            .await?
+            .ok_or_else(|| gone(account_id))?;
+        let name = names::binding_name(account_id, entitlement);
+        if let Some(meta) = self.binding_meta(&grant, &name).await? {
+            if objects::is_ours(&meta) {
+                return Ok(());
+            }
+            return Err(ConnectorError::Conflict(format!(
+                "a binding {name:?} exists that Roster did not create; Roster leaves it alone"
+            )));
+        }
+        let active = objects::record_active(&record.meta);
+        let subjects = active.then(|| vec![self.subject_for(account_id, &record)]);
+        let meta = objects::account_meta(
+            name,
+            grant.binding_namespace().map(str::to_owned),
+            account_id,
+            &objects::owner(&record.meta).unwrap_or_default(),
+            &[],
+            &[(ENTITLEMENT_ANNOTATION, entitlement.to_owned())],
+        );
+        let pp = PostParams::default();
+        let res = match grant.binding_namespace() {
+            Some(ns) => {
+                let b = RoleBinding {
+                    metadata: meta,
+                    role_ref: objects::role_ref(&grant),
+                    subjects,
+                };
+                self.role_bindings(ns).create(&pp, &b).await.map(drop)
+            }
+            None => {
+                let b = ClusterRoleBinding {
+                    metadata: meta,
+                    role_ref: objects::role_ref(&grant),
+                    subjects,
+                };
+                self.cluster_role_bindings().create(&pp, &b).await.map(drop)
+            }
+        };
+        res.map_err(api_error)
+    }
+
+    async fn revoke(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError> {
+        // Not an entitlement string: nothing Roster could have granted.
+        let Some(grant) = Grant::parse(entitlement) else {
+            return Ok(());
+        };
+        let name = names::binding_name(account_id, entitlement);
+        match self.binding_meta(&grant, &name).await? {
+            Some(meta) if objects::is_ours(&meta) => {
+                self.unbind(grant.binding_namespace(), &name).await
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! What entitlement strings mean on a cluster, and the names and labels Roster gives the
+//! objects it owns there. Names are derived with FNV-1a (stable across builds and
+//! releases, unlike `std`'s hasher), so the same account and entitlement always map to
+//! the same binding and a restart never duplicates one.
+
+use std::fmt;
+
+/// The label on every object Roster creates on a cluster; bindings without it are never
+/// read as Roster's, changed or deleted.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "roster");
+/// The label tying a binding or record to one account (a hash of the username: label
+/// values are short and restricted).
+pub const ACCOUNT_LABEL: &str = "roster.dev/account";
+/// The label marking a person's account record.
+pub const RECORD_LABEL: &str = "roster.dev/account-record";
+/// Annotation: the Identity that owns the object (the ownership mark).
+pub const IDENTITY_ANNOTATION: &str = "roster.dev/identity";
+/// Annotation: the account's username, as given.
+pub const USERNAME_ANNOTATION: &str = "roster.dev/username";
+/// Annotation: the entitlement string a binding grants.
+pub const ENTITLEMENT_ANNOTATION: &str = "roster.dev/entitlement";
+/// Annotation on a record: `false` while the account is disabled.
+pub const ACTIVE_ANNOTATION: &str = "roster.dev/active";
+
+/// 64-bit FNV-1a.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            // A separator no name contains, so ("ab","c") and ("a","bc") differ.
+            h ^= 0xff;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        for b in part.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The value of [`ACCOUNT_LABEL`] for `username`.
+pub fn account_key(username: &str) -> String {
+    format!("{:016x}", fnv1a(&[username]))
+}
+
+/// The name of a person's account record (a ConfigMap).
+pub fn record_name(username: &str) -> String {
+    format!("roster-account-{}", account_key(username))
+}
+
+/// The name of the binding that gives `username` the entitlement `entitlement`.
+pub fn binding_name(username: &str, entitlement: &str) -> String {
+    format!("roster-{:016x}", fnv1a(&[username, entitlement]))
+}
+
+/// Whether `name` can name a ServiceAccount (an RFC 1123 subdomain).
+pub fn is_object_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 253
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// What an entitlement string grants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// `ClusterRole/NAME`: a ClusterRoleBinding to the ClusterRole.
+    ClusterRole {
+        /// The ClusterRole.
+        name: String,
+    },
+    /// `ClusterRole/NAMESPACE/NAME`: a RoleBinding in the namespace to the ClusterRole.
+    ClusterRoleIn {
+        /// Where the binding lives.
+        namespace: String,
+        /// The ClusterRole.
+        name: String,
+    },
+    /// `Role/NAMESPACE/NAME`: a RoleBinding in the namespace to the Role.
+    Role {
+        /// The Role's namespace.
+        namespace: String,
+        /// The Role.
+        name: String,
+    },
+}
+
+impl Grant {
+    /// Parses an entitlement string; `None` when it is not one of the three forms.
+    pub fn parse(entitlement: &str) -> Option<Self> {
+        let parts: Vec<&str> = entitlement.split('/').collect();
+        let ok = |s: &&str| is_object_name(s);
+        match parts.as_slice() {
+            ["ClusterRole", name] if ok(name) => Some(Self::ClusterRole {
+                name: (*name).to_owned(),
+            }),
+            ["ClusterRole", ns, name] if ok(ns) && ok(name) => Some(Self::ClusterRoleIn {
+                namespace: (*ns).to_owned(),
+                name: (*name).to_owned(),
+            }),
+            ["Role", ns, name] if ok(ns) && ok(name) => Some(Self::Role {
+                namespace: (*ns).to_owned(),
+                name: (*name).to_owned(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The namespace of the binding; `None` for a ClusterRoleBinding.
+    pub fn binding_namespace(&self) -> Option<&str> {
+        match self {
+            Self::ClusterRole { .. } => None,
+            Self::ClusterRoleIn { namespace, .. } | Self::Role { namespace, .. } => Some(namespace),
+        }
+    }
+
+    /// The `roleRef` kind.
+    pub fn role_kind(&self) -> &'static str {
+        match self {
+            Self::Role { .. } => "Role",
+            _ => "ClusterRole",
+        }
+    }
+
+    /// The role's name.
+    pub fn role_name(&self) -> &str {
+        match self {
+            Self::ClusterRole { name }
+            | Self::ClusterRoleIn { name, .. }
+            | Self::Role { name, .. } => name,
+        }
+    }
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ClusterRole { name } => write!(f, "ClusterRole/{name}"),
+            Self::ClusterRoleIn { namespace, name } => write!(f, "ClusterRole/{namespace}/{name}"),
+            Self::Role { namespace, name } => write!(f, "Role/{namespace}/{name}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn entitlement_strings_parse_into_three_forms() {
+        assert_eq!(
+            Grant::parse("ClusterRole/view"),
+            Some(Grant::ClusterRole {
+                name: "view".into()
+            })
+        );
+        let g = Grant::parse("ClusterRole/team-a/edit").unwrap();
+        assert_eq!(
+            (g.binding_namespace(), g.role_kind()),
+            (Some("team-a"), "ClusterRole")
+        );
+        let g = Grant::parse("Role/team-a/deployer").unwrap();
+        assert_eq!((g.role_kind(), g.role_name()), ("Role", "deployer"));
+        for bad in [
+            "view",
+            "Role/deployer",
+            "ClusterRole/",
+            "ClusterRole/View",
+            "Role/a/b/c",
+            "clusterrole/view",
+            "ClusterRole/-x",
+        ] {
+            assert_eq!(Grant::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_stable_across_builds() {
+        // Pinned values: a change here would orphan every binding on every cluster.
+        assert_eq!(account_key(""), "cbf29ce484222325");
+        assert_eq!(account_key("a"), "af63dc4c8601ec8c");
+        assert_eq!(
+            binding_name("ada", "ClusterRole/view").len(),
+            "roster-".len() + 16
+        );
+        assert_ne!(binding_name("ab", "c"), binding_name("a", "bc"));
+    }
+
+    #[test]
+    fn object_names_follow_rfc_1123() {
+        assert!(is_object_name("ci-bot.team-a"));
+        for bad in ["", "Bot", "bot_1", "-bot", "bot-", "a@b"] {
+            assert!(!is_object_name(bad), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_parsed_grant_prints_back_to_its_string(
+            ns in "[a-z][a-z0-9-]{0,10}[a-z0-9]",
+            name in "[a-z][a-z0-9.-]{0,10}[a-z0-9]",
+            form in 0..3u8,
+        ) {
+            let s = match form {
+                0 => format!("ClusterRole/{name}"),
+                1 => format!("ClusterRole/{ns}/{name}"),
+                _ => format!("Role/{ns}/{name}"),
+            };
+            prop_assert_eq!(Grant::parse(&s).map(|g| g.to_string()), Some(s));
+        }
+    }
+}
