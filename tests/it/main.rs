@@ -5,6 +5,7 @@ mod conformance;
 mod crds;
 mod drift;
 mod examples;
+mod four_connectors;
 mod harness;
 mod kubernetes_connector;
 mod ldap_connector;

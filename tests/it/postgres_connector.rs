@@ -162,7 +162,10 @@ async fn wrong_password_and_no_server_are_clear_errors() {
 }
 
 /// Whether `role` can log in, and its group roles.
-async fn role_state(client: &tokio_postgres::Client, role: &str) -> Option<(bool, Vec<String>)> {
+pub async fn role_state(
+    client: &tokio_postgres::Client,
+    role: &str,
+) -> Option<(bool, Vec<String>)> {
     let row = client
         .query_opt(
             "SELECT r.rolcanlogin, ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid

@@ -1,0 +1,253 @@
+//! One person across all four kinds of downstream app — SCIM, LDAP, PostgreSQL and
+//! Kubernetes RBAC — driven by the shared operator from one Identity and two Roles. The
+//! joiner, mover and leaver each end converged on all four, read back from each server
+//! directly (not through Roster's connectors), and the leaver's receipt names every
+//! connector.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::{core::v1::Secret, rbac::v1::ClusterRoleBinding};
+use kube::{Api, api::ListParams};
+use ldap3::{Scope, SearchEntry};
+use roster::api::{Connector, Identity, Role, conditions};
+use serde_json::{Value, json};
+
+use crate::{
+    harness::{ldap, postgres},
+    kubernetes_connector::make_cluster_role,
+    ldap_connector::make_group,
+    lifecycle::Scenario,
+    postgres_connector::role_state,
+};
+
+const USER: &str = "four.ada";
+const IDENTITY: &str = "four-ada";
+
+/// What each app shows for the person: enabled or not, and the entitlements held (names
+/// as each app spells them, mapped back to `eng`/`fin`). `None`: no account.
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    scim: Option<(bool, BTreeSet<String>)>,
+    ldap: Option<(bool, BTreeSet<String>)>,
+    pg: Option<(bool, BTreeSet<String>)>,
+    k8s: BTreeSet<String>,
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The short name of an app's group or role for this test (`four-eng`, `four_eng`,
+/// `four-eng-reader` → `eng`).
+fn short(name: &str) -> String {
+    name.trim_start_matches("four")
+        .trim_start_matches(['-', '_'])
+        .trim_end_matches("-reader")
+        .to_owned()
+}
+
+async fn look(s: &Scenario, pg: &tokio_postgres::Client) -> Seen {
+    let scim = s.scim_user(USER).await.map(|(u, groups)| {
+        (
+            u["active"] != false,
+            groups.iter().map(|g| short(g)).collect(),
+        )
+    });
+    let pg_seen = role_state(pg, USER)
+        .await
+        .map(|(login, groups)| (login, groups.iter().map(|g| short(g)).collect()));
+    let crbs = Api::<ClusterRoleBinding>::all(s.client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("list ClusterRoleBindings");
+    let k8s = crbs
+        .items
+        .iter()
+        .filter(|b| {
+            b.subjects
+                .iter()
+                .flatten()
+                .any(|sub| sub.kind == "User" && sub.name == USER)
+        })
+        .filter(|b| b.role_ref.name.starts_with("four-"))
+        .map(|b| short(&b.role_ref.name))
+        .collect();
+    Seen {
+        scim,
+        ldap: ldap_look().await,
+        pg: pg_seen,
+        k8s,
+    }
+}
+
+/// The person's entry (enabled when below the people container) and its groups.
+async fn ldap_look() -> Option<(bool, BTreeSet<String>)> {
+    let mut admin = ldap::server().admin().await;
+    let filter = format!("(uid={USER})");
+    let mut found = None;
+    for (base, active) in [(ldap::PEOPLE, true), (ldap::DISABLED, false)] {
+        let res = admin
+            .search(base, Scope::OneLevel, &filter, vec!["1.1"])
+            .await
+            .expect("search people");
+        if let Some(e) = res.0.into_iter().next() {
+            found = Some((SearchEntry::construct(e).dn, active));
+        }
+    }
+    let (dn, active) = found?;
+    let groups = admin
+        .search(
+            ldap::GROUPS,
+            Scope::OneLevel,
+            &format!("(member={dn})"),
+            vec!["cn"],
+        )
+        .await
+        .expect("search groups")
+        .0
+        .into_iter()
+        .map(SearchEntry::construct)
+        .filter_map(|g| g.attrs.get("cn").and_then(|v| v.first()).map(|c| short(c)))
+        .collect();
+    Some((active, groups))
+}
+
+fn expect(active: bool, held: &[&str]) -> Seen {
+    let both = Some((active, set(held)));
+    Seen {
+        scim: both.clone(),
+        ldap: both.clone(),
+        pg: both,
+        k8s: if active { set(held) } else { BTreeSet::new() },
+    }
+}
+
+async fn person(s: &Scenario, department: &str, state: &str) {
+    s.identity(
+        IDENTITY,
+        json!({"username": USER, "displayName": "Ada Lovelace", "givenName": "Ada",
+        "familyName": "Lovelace", "emails": ["four.ada@example.com"],
+        "attributes": {"department": department}, "state": state}),
+    )
+    .await;
+}
+
+async fn converge(s: &Scenario, pg: &tokio_postgres::Client, what: &str, want: Seen) {
+    // Each new state is printed, so a failure shows how far each app got.
+    let last = std::sync::Mutex::new(String::new());
+    let took = s
+        .eventually(what, || async {
+            let seen = look(s, pg).await;
+            let shown = format!("{seen:?}");
+            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            if *last != shown {
+                eprintln!("{what}: {shown}");
+                *last = shown;
+            }
+            seen == want
+        })
+        .await;
+    eprintln!("{what}: converged on all four in {took:?}");
+}
+
+#[tokio::test]
+async fn one_person_across_scim_ldap_postgres_and_kubernetes() {
+    // Downstream groups and roles, made as each app's admin would.
+    let server = postgres::server();
+    let pg = server.superuser().await;
+    pg.batch_execute("CREATE ROLE four_eng NOLOGIN; CREATE ROLE four_fin NOLOGIN")
+        .await
+        .expect("PostgreSQL group roles");
+    make_group("four-eng").await;
+    make_group("four-fin").await;
+    let s = Scenario::new("four", json!({})).await;
+    s.groups(&["four-eng", "four-fin"]).await;
+    make_cluster_role(&s.client, "four-eng-reader").await;
+    make_cluster_role(&s.client, "four-fin-reader").await;
+
+    // The three other Connectors beside the Scenario's `scim`.
+    let ldap_server = ldap::server();
+    s.apply::<Secret>(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+        "stringData": {"ldap": ldap::ROSTER_PASSWORD, "pg": postgres::PASSWORD}}),
+    )
+    .await;
+    let connector = |name: &str, spec: Value| {
+        json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
+        "metadata": {"name": name}, "spec": spec})
+    };
+    s.apply::<Connector>(connector(
+        "ldap",
+        json!({"ldap": {"url": ldap_server.url(),
+        "bindDn": ldap::ROSTER_DN, "bindPasswordSecretRef": {"name": "creds", "key": "ldap"},
+        "usersDn": ldap::PEOPLE, "groupsDn": ldap::GROUPS, "disabledUsersDn": ldap::DISABLED}}),
+    ))
+    .await;
+    s.apply::<Connector>(connector(
+        "pg",
+        json!({"postgres": {"host": "127.0.0.1",
+        "port": server.port, "username": postgres::ADMIN,
+        "passwordSecretRef": {"name": "creds", "key": "pg"}, "sslMode": "Disable"}}),
+    ))
+    .await;
+    s.apply::<Connector>(connector("k8s", json!({"kubernetes": {}})))
+        .await;
+
+    for (role, dept) in [("eng", "engineering"), ("fin", "finance")] {
+        let entitlements = json!([
+            {"connector": "scim", "name": format!("four-{role}")},
+            {"connector": "ldap", "name": format!("four-{role}")},
+            {"connector": "pg", "name": format!("four_{role}")},
+            {"connector": "k8s", "name": format!("ClusterRole/four-{role}-reader")},
+        ]);
+        s.apply::<Role>(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role",
+            "metadata": {"name": role}, "spec": {"entitlements": entitlements}}))
+            .await;
+        let expr = format!(
+            "identity.username.startsWith(\"four.\") && has(identity.attributes.department) && identity.attributes.department == \"{dept}\""
+        );
+        s.binding(
+            role,
+            json!({"role": role, "subjects": {"expression": expr}}),
+        )
+        .await;
+    }
+
+    person(&s, "engineering", "Active").await;
+    converge(&s, &pg, "joiner", expect(true, &["eng"])).await;
+    s.eventually("the identity Synced on four connectors", || async {
+        let i: Identity = s.get(IDENTITY).await;
+        i.status.is_some_and(|st| {
+            st.accounts.len() == 4
+                && conditions::find(&st.conditions, conditions::SYNCED)
+                    .is_some_and(|c| c.status == "True")
+        })
+    })
+    .await;
+
+    person(&s, "finance", "Active").await;
+    converge(&s, &pg, "mover", expect(true, &["fin"])).await;
+
+    person(&s, "finance", "Terminated").await;
+    converge(&s, &pg, "leaver", expect(false, &[])).await;
+    s.eventually(
+        "the receipt lists all four connectors, verified",
+        || async {
+            let i = s.get(IDENTITY).await;
+            let Some(receipt) = i.status.and_then(|st| st.deprovisioning) else {
+                return false;
+            };
+            let verified: BTreeSet<String> = receipt
+                .connectors
+                .iter()
+                .filter(|c| c.revoked_at.is_some() && c.verified_at.is_some())
+                .map(|c| c.connector.clone())
+                .collect();
+            verified
+                == ["k8s", "ldap", "pg", "scim"]
+                    .map(|c| format!("{}/{c}", s.ns))
+                    .into()
+        },
+    )
+    .await;
+}
