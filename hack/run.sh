@@ -7,8 +7,10 @@
 #   hack/run.sh status   show what is running
 #
 # State (certificates, kubeconfig, logs, etcd data) lives in $ROSTER_CACHE/local
-# (default ~/.cache/roster/local). Ports: apiserver 16443, etcd 12379/12380, operator
-# probes 18081, scim2-server 18080 (the example Connector's baseUrl).
+# (default ~/.cache/roster/local); PostgreSQL's data directory lives in /tmp when run as
+# root (its server refuses to run as root and cannot enter /root). Ports: apiserver
+# 16443, etcd 12379/12380, operator probes 18081, and the example Connectors' apps:
+# scim2-server 18080, slapd 18389, PostgreSQL 18432.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -22,13 +24,26 @@ PROBE_ADDR=${PROBE_ADDR:-127.0.0.1:18081}
 NAMESPACE=${NAMESPACE:-roster-demo}
 SCIM_PORT=18080
 SCIM_TOKEN=demo-token-change-me # the token examples/connectors.yaml puts in its Secret
+LDAP_PORT=18389
+LDAP_SUFFIX=dc=corp,dc=example
+LDAP_PASSWORD=demo-ldap-password-change-me # as in examples/connectors.yaml
+PG_PORT=18432
+PG_PASSWORD=demo-pg-password-change-me     # as in examples/connectors.yaml
 KUBECONFIG_FILE="$STATE/kubeconfig"
 
 log() { printf 'run.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 stop_all() {
-  for name in roster scim2-server kube-apiserver etcd; do
+  if [[ -f $STATE/pg.dir ]]; then
+    pg_dir=$(cat "$STATE/pg.dir")
+    if [[ -f $pg_dir/data/postmaster.pid ]]; then
+      as_postgres "$(cat "$STATE/pg.bin")/pg_ctl" stop -D "$pg_dir/data" -m fast >/dev/null 2>&1 || true
+      log "stopped postgres"
+    fi
+    rm -rf "$pg_dir" "$STATE/pg.dir"
+  fi
+  for name in roster slapd scim2-server kube-apiserver etcd; do
     pidfile="$STATE/$name.pid"
     [[ -f $pidfile ]] || continue
     pid=$(cat "$pidfile")
@@ -43,7 +58,12 @@ stop_all() {
 }
 
 status() {
-  for name in etcd kube-apiserver scim2-server roster; do
+  if [[ -f $STATE/pg.dir && -f $(cat "$STATE/pg.dir")/data/postmaster.pid ]]; then
+    echo "postgres: running (port $PG_PORT)"
+  else
+    echo "postgres: stopped"
+  fi
+  for name in etcd kube-apiserver scim2-server slapd roster; do
     pidfile="$STATE/$name.pid"
     if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
       echo "$name: running (pid $(cat "$pidfile"))"
@@ -61,6 +81,123 @@ wait_for() {
     sleep 0.2
   done
   die "$what did not come up within ${limit}s; see the logs in $STATE"
+}
+
+# as_postgres CMD...: PostgreSQL's server refuses to run as root.
+as_postgres() {
+  if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# The example directory: people, disabled and groups containers, a least-privilege bind
+# entry for Roster, and the groups the example Roles name.
+start_ldap() {
+  local slapd=$1 d="$STATE/ldap" modules
+  modules=$(dirname "$(ls /usr/lib/ldap/back_mdb.so /usr/lib/*/ldap/back_mdb.so 2>/dev/null | head -1)")
+  mkdir -p "$d/config" "$d/db"
+  local roster_dn="cn=roster,$LDAP_SUFFIX"
+  cat >"$d/config.ldif" <<LDIF
+dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: $d/slapd.pid
+
+dn: cn=module{0},cn=config
+objectClass: olcModuleList
+cn: module{0}
+olcModulePath: $modules
+olcModuleLoad: back_mdb
+olcModuleLoad: memberof
+olcModuleLoad: refint
+
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+include: file:///etc/ldap/schema/core.ldif
+
+include: file:///etc/ldap/schema/cosine.ldif
+
+include: file:///etc/ldap/schema/inetorgperson.ldif
+
+include: file:///etc/ldap/schema/nis.ldif
+
+dn: olcDatabase={-1}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {-1}frontend
+
+dn: olcDatabase={0}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {0}config
+olcAccess: {0}to * by * none
+
+dn: olcDatabase={1}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {1}mdb
+olcSuffix: $LDAP_SUFFIX
+olcRootDN: cn=admin,$LDAP_SUFFIX
+olcRootPW: $(openssl rand -hex 16)
+olcDbDirectory: $d/db
+olcDbIndex: objectClass eq
+olcDbIndex: uid,cn,mail,member eq
+olcLimits: dn.exact="$roster_dn" size=unlimited time=unlimited
+olcAccess: {0}to attrs=userPassword by dn.exact="$roster_dn" write by self write by anonymous auth by * none
+olcAccess: {1}to dn.subtree="ou=people,$LDAP_SUFFIX" by dn.exact="$roster_dn" write by users read by * none
+olcAccess: {2}to dn.subtree="ou=disabled,$LDAP_SUFFIX" by dn.exact="$roster_dn" write by * none
+olcAccess: {3}to dn.subtree="ou=groups,$LDAP_SUFFIX" by dn.exact="$roster_dn" write by users read by * none
+olcAccess: {4}to * by users read by anonymous read
+
+dn: olcOverlay={0}memberof,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcMemberOf
+olcOverlay: {0}memberof
+olcMemberOfGroupOC: groupOfNames
+olcMemberOfMemberAD: member
+olcMemberOfMemberOfAD: memberOf
+olcMemberOfRefInt: TRUE
+
+dn: olcOverlay={1}refint,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcRefintConfig
+olcOverlay: {1}refint
+olcRefintAttribute: member
+olcRefintAttribute: memberOf
+LDIF
+  {
+    printf 'dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: corp\no: Example Corp\n\n' "$LDAP_SUFFIX"
+    printf 'dn: %s\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: roster\nuserPassword: %s\n\n' "$roster_dn" "$LDAP_PASSWORD"
+    for ou in people disabled groups; do
+      printf 'dn: ou=%s,%s\nobjectClass: organizationalUnit\nou: %s\n\n' "$ou" "$LDAP_SUFFIX" "$ou"
+    done
+    # groupOfNames needs a member; the empty DN stands in until Roster adds people.
+    for g in all-staff engineers finance; do
+      printf 'dn: cn=%s,ou=groups,%s\nobjectClass: groupOfNames\ncn: %s\nmember:\n\n' "$g" "$LDAP_SUFFIX" "$g"
+    done
+  } >"$d/base.ldif"
+  "$(dirname "$slapd")/slapadd" -n0 -F "$d/config" -l "$d/config.ldif" >"$d/slapadd.log" 2>&1
+  "$(dirname "$slapd")/slapadd" -n1 -F "$d/config" -l "$d/base.ldif" >>"$d/slapadd.log" 2>&1
+  "$slapd" -h "ldap://127.0.0.1:$LDAP_PORT/" -F "$d/config" -d none >"$STATE/slapd.log" 2>&1 &
+  echo $! >"$STATE/slapd.pid"
+  wait_for slapd 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$LDAP_PORT"
+}
+
+# The example database server, with a CREATEROLE login for Roster and the group roles
+# the example Roles name.
+start_postgres() {
+  local bin=$1 d
+  d=$(mktemp -d "${TMPDIR:-/tmp}/roster-local-pg.XXXXXX")
+  echo "$d" >"$STATE/pg.dir"
+  echo "$bin" >"$STATE/pg.bin"
+  [[ $EUID -eq 0 ]] && chown postgres "$d"
+  as_postgres "$bin/initdb" -D "$d/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 >"$STATE/postgres-init.log" 2>&1
+  as_postgres "$bin/pg_ctl" start -D "$d/data" -l "$d/postgres.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $d" >/dev/null
+  as_postgres "$bin/psql" -h "$d" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q -c "
+    CREATE ROLE roster LOGIN CREATEROLE PASSWORD '$PG_PASSWORD';
+    GRANT pg_signal_backend TO roster;
+    CREATE ROLE app_readwrite NOLOGIN;
+    CREATE ROLE finance_readonly NOLOGIN;" >/dev/null
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -85,13 +222,15 @@ up() {
   command -v go >/dev/null || die "Go is required to build the local control plane (https://go.dev/dl)"
   command -v curl >/dev/null || { log "installing curl"; apt-get install -y curl >/dev/null; }
   stop_all
-  for p in "$APISERVER_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" "${PROBE_ADDR##*:}" "$SCIM_PORT"; do
+  for p in "$APISERVER_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" "${PROBE_ADDR##*:}" "$SCIM_PORT" "$LDAP_PORT" "$PG_PORT"; do
     port_free "$p" || die "port $p on 127.0.0.1 is in use; free it or set the *_PORT/PROBE_ADDR variables"
   done
 
   log "building the control plane binaries (first time: a few minutes)"
   bin=$(hack/control-plane-bins.sh)
   scim_bin=$(hack/scim2-server-bin.sh)
+  slapd_bin=$(hack/slapd-bin.sh)
+  pg_bin=$(hack/postgres-bin.sh)
   log "building roster"
   cargo build --locked --quiet
   roster="$repo/target/debug/roster"
@@ -159,6 +298,11 @@ KUBECONFIG
       -d "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:Group\"],\"displayName\":\"$group\"}" >/dev/null
   done
 
+  log "starting slapd on 127.0.0.1:$LDAP_PORT (the example directory)"
+  start_ldap "$slapd_bin"
+  log "starting PostgreSQL on 127.0.0.1:$PG_PORT (the example database)"
+  start_postgres "$pg_bin"
+
   log "installing the CRDs (roster crds | kubectl apply)"
   "$roster" crds | kubectl apply --server-side -f - >/dev/null
   kubectl wait --for condition=Established --timeout 60s crd \
@@ -189,6 +333,28 @@ req = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer " + 
 for u in json.load(urllib.request.urlopen(req))["Resources"]:
     print("  %-14s %-6s %s" % (u["userName"], u.get("active"), ", ".join(sorted(member_of.get(u["id"], [])))))
 ' "http://127.0.0.1:$SCIM_PORT/v2/Users" "$SCIM_TOKEN"
+  echo
+  echo "Accounts in the directory (entry: groups):"
+  if command -v ldapsearch >/dev/null; then
+    for base in people disabled; do
+      ldapsearch -x -LLL -H "ldap://127.0.0.1:$LDAP_PORT" -D "cn=roster,$LDAP_SUFFIX" -w "$LDAP_PASSWORD" \
+        -b "ou=$base,$LDAP_SUFFIX" -s one '(objectClass=inetOrgPerson)' memberOf |
+        awk '/^dn:/ {if (dn) print "  " dn ":" g; dn=$2; g=""} /^memberOf:/ {split($2, a, ","); sub("cn=", "", a[1]); g=g " " a[1]} END {if (dn) print "  " dn ":" g}'
+    done
+  else
+    echo "  (install ldap-utils for ldapsearch to see them)"
+  fi
+  echo
+  echo "Roles in PostgreSQL (role, can log in: member of):"
+  as_postgres "$pg_bin/psql" -h "$(cat "$STATE/pg.dir")" -p "$PG_PORT" -U postgres -d postgres -At -F ' ' -c "
+    SELECT '  ' || r.rolname, r.rolcanlogin, ':', string_agg(g.rolname, ', ' ORDER BY g.rolname)
+    FROM pg_roles r LEFT JOIN pg_auth_members m ON m.member = r.oid LEFT JOIN pg_roles g ON g.oid = m.roleid
+    WHERE shobj_description(r.oid, 'pg_authid') LIKE 'roster:%'
+    GROUP BY r.rolname, r.rolcanlogin ORDER BY 1"
+  echo
+  echo "Roster's bindings in the cluster:"
+  kubectl get clusterrolebindings,rolebindings -A -l app.kubernetes.io/managed-by=roster \
+    -o custom-columns='BINDING:.metadata.name,NAMESPACE:.metadata.namespace,ROLE:.roleRef.name,SUBJECTS:.subjects[*].name'
   cat <<EOF_MSG
 
 Roster is running against a local control plane.
@@ -199,8 +365,10 @@ Roster is running against a local control plane.
   kubectl patch identity ada --type merge -p '{"spec":{"state":"Terminated"}}'                    # a leaver
   kubectl get identity ada -o jsonpath='{.status.deprovisioning}'                                  # the receipt
   curl -s -H 'Authorization: Bearer $SCIM_TOKEN' http://127.0.0.1:$SCIM_PORT/v2/Users           # the SCIM app
+  ldapsearch -x -H ldap://127.0.0.1:$LDAP_PORT -D cn=roster,$LDAP_SUFFIX -w $LDAP_PASSWORD -b $LDAP_SUFFIX uid memberOf
+  kubectl get rolebindings -n $NAMESPACE -l app.kubernetes.io/managed-by=roster -o wide            # cluster access
   curl -s http://$PROBE_ADDR/metrics | grep roster_
-Logs: $STATE/{roster,scim2-server,kube-apiserver,etcd}.log
+Logs: $STATE/{roster,scim2-server,slapd,kube-apiserver,etcd}.log and PostgreSQL's in $(cat "$STATE/pg.dir")
 Stop: hack/run.sh down
 EOF_MSG
 }
