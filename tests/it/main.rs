@@ -2,6 +2,7 @@
 //! binary by [`harness`].
 
 mod conformance;
+mod connector_faults;
 mod crds;
 mod drift;
 mod examples;

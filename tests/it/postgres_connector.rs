@@ -240,3 +240,48 @@ async fn joiner_and_leaver_through_the_operator() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn tls_is_verified_against_the_ca_bundle() {
+    let server = postgres::server();
+    let tls = |mode, ca: Option<&str>| {
+        let mut s = settings(server.port, postgres::PASSWORD);
+        s.ssl_mode = mode;
+        s.ca_pem = ca.map(|c| c.as_bytes().to_vec());
+        PostgresConnector::new(s)
+    };
+    for mode in [
+        PostgresSslMode::Require,
+        PostgresSslMode::VerifyFull,
+        PostgresSslMode::Prefer,
+    ] {
+        let c = tls(mode, Some(&server.ca_pem));
+        c.check()
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?} with the CA: {e}"));
+        c.create(
+            "pg-tls",
+            &desired(&format!("tls_{mode:?}").to_lowercase()),
+            true,
+        )
+        .await
+        .expect("a write over TLS");
+    }
+    // The server's certificate is not from a public CA: without the bundle, no mode
+    // that uses TLS falls back to trusting it, and Prefer does not fall back to plain TCP.
+    for mode in [PostgresSslMode::Require, PostgresSslMode::Prefer] {
+        let err = tls(mode, None)
+            .check()
+            .await
+            .expect_err("untrusted certificate");
+        assert!(
+            matches!(err, ConnectorError::Unreachable { .. }),
+            "{mode:?}: {err:?}"
+        );
+    }
+    let err = tls(PostgresSslMode::Require, Some("not a certificate"))
+        .check()
+        .await
+        .expect_err("a broken bundle");
+    assert!(matches!(err, ConnectorError::Config(_)), "{err:?}");
+}

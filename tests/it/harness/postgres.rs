@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use super::process;
+use super::{certs, process};
 
 /// The role tests connect as, and its password.
 pub const ADMIN: &str = "roster";
@@ -21,6 +21,8 @@ pub struct Server {
     pub port: u16,
     /// The unix-socket directory (trust auth for the `postgres` superuser).
     socket_dir: PathBuf,
+    /// The PEM of the CA that signed the server's TLS certificate.
+    pub ca_pem: String,
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
@@ -71,6 +73,14 @@ pub fn server() -> &'static Server {
     SERVER.get_or_init(|| {
         let bin = bin();
         let dir = process::temp_dir("roster-postgres-");
+        // A certificate for 127.0.0.1 from a fresh CA, so TLS can be tested too; the
+        // server wants its key private to its owner.
+        let ca_pem = certs::loopback_server(&dir);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600))
+                .expect("key permissions");
+        }
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
             run(
@@ -94,7 +104,12 @@ pub fn server() -> &'static Server {
         let pid = process::spawn(
             as_postgres(
                 &bin.join("postgres"),
-                &["-D", &data_s, "-c", "listen_addresses=127.0.0.1", "-p", &port.to_string(), "-k", &dir_s, "-c", "fsync=off"],
+                &[
+                    "-D", &data_s, "-c", "listen_addresses=127.0.0.1", "-p", &port.to_string(), "-k", &dir_s,
+                    "-c", "fsync=off", "-c", "ssl=on",
+                    "-c", &format!("ssl_cert_file={dir_s}/server.crt"),
+                    "-c", &format!("ssl_key_file={dir_s}/server.key"),
+                ],
             ),
             &log,
         );
@@ -116,7 +131,11 @@ pub fn server() -> &'static Server {
             )),
             "create the roster role",
         );
-        Server { port, socket_dir: dir }
+        Server {
+            port,
+            socket_dir: dir,
+            ca_pem,
+        }
     })
 }
 
