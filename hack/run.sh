@@ -95,75 +95,11 @@ start_ldap() {
   modules=$(dirname "$(ls /usr/lib/ldap/back_mdb.so /usr/lib/*/ldap/back_mdb.so 2>/dev/null | head -1)")
   mkdir -p "$d/config" "$d/db"
   local roster_dn="cn=roster,$LDAP_SUFFIX"
-  cat >"$d/config.ldif" <<LDIF
-dn: cn=config
-objectClass: olcGlobal
-cn: config
-olcPidFile: $d/slapd.pid
-
-dn: cn=module{0},cn=config
-objectClass: olcModuleList
-cn: module{0}
-olcModulePath: $modules
-olcModuleLoad: back_mdb
-olcModuleLoad: memberof
-olcModuleLoad: refint
-
-dn: cn=schema,cn=config
-objectClass: olcSchemaConfig
-cn: schema
-
-include: file:///etc/ldap/schema/core.ldif
-
-include: file:///etc/ldap/schema/cosine.ldif
-
-include: file:///etc/ldap/schema/inetorgperson.ldif
-
-include: file:///etc/ldap/schema/nis.ldif
-
-dn: olcDatabase={-1}frontend,cn=config
-objectClass: olcDatabaseConfig
-objectClass: olcFrontendConfig
-olcDatabase: {-1}frontend
-
-dn: olcDatabase={0}config,cn=config
-objectClass: olcDatabaseConfig
-olcDatabase: {0}config
-olcAccess: {0}to * by * none
-
-dn: olcDatabase={1}mdb,cn=config
-objectClass: olcDatabaseConfig
-objectClass: olcMdbConfig
-olcDatabase: {1}mdb
-olcSuffix: $LDAP_SUFFIX
-olcRootDN: cn=admin,$LDAP_SUFFIX
-olcRootPW: $(openssl rand -hex 16)
-olcDbDirectory: $d/db
-olcDbIndex: objectClass eq
-olcDbIndex: uid,cn,mail,member eq
-olcLimits: dn.exact="$roster_dn" size=unlimited time=unlimited
-olcAccess: {0}to attrs=userPassword by dn.exact="$roster_dn" write by self write by anonymous auth by * none
-olcAccess: {1}to dn.subtree="ou=people,$LDAP_SUFFIX" by dn.exact="$roster_dn" write by users read by * none
-olcAccess: {2}to dn.subtree="ou=disabled,$LDAP_SUFFIX" by dn.exact="$roster_dn" write by * none
-olcAccess: {3}to dn.subtree="ou=groups,$LDAP_SUFFIX" by dn.exact="$roster_dn" write by users read by * none
-olcAccess: {4}to * by users read by anonymous read
-
-dn: olcOverlay={0}memberof,olcDatabase={1}mdb,cn=config
-objectClass: olcOverlayConfig
-objectClass: olcMemberOf
-olcOverlay: {0}memberof
-olcMemberOfGroupOC: groupOfNames
-olcMemberOfMemberAD: member
-olcMemberOfMemberOfAD: memberOf
-olcMemberOfRefInt: TRUE
-
-dn: olcOverlay={1}refint,olcDatabase={1}mdb,cn=config
-objectClass: olcOverlayConfig
-objectClass: olcRefintConfig
-olcOverlay: {1}refint
-olcRefintAttribute: member
-olcRefintAttribute: memberOf
-LDIF
+  sed -e "s|@DIR@|$d|g" -e "s|@TLS_CA@|$STATE/pki/ca.crt|g" \
+    -e "s|@TLS_CERT@|$STATE/pki/apiserver.crt|g" -e "s|@TLS_KEY@|$STATE/pki/apiserver.key|g" \
+    -e "s|@MODULES@|$modules|g" -e "s|@SUFFIX@|$LDAP_SUFFIX|g" -e "s|@ROOT_DN@|cn=admin,$LDAP_SUFFIX|g" \
+    -e "s|@ROOT_PW@|$(openssl rand -hex 16)|g" -e "s|@ROSTER_DN@|$roster_dn|g" \
+    hack/slapd.ldif.in >"$d/config.ldif"
   {
     printf 'dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: corp\no: Example Corp\n\n' "$LDAP_SUFFIX"
     printf 'dn: %s\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: roster\nuserPassword: %s\n\n' "$roster_dn" "$LDAP_PASSWORD"

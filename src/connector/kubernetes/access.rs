@@ -75,27 +75,41 @@ impl KubernetesConnector {
     /// Roster's bindings for `username`.
     pub(super) async fn bindings_of(&self, username: &str) -> Result<Vec<Binding>, ConnectorError> {
         let lp = ListParams::default().labels(&objects::selector(Some(username)));
-        let cluster = self
-            .cluster_role_bindings()
-            .list(&lp)
-            .await
-            .map_err(api_error)?;
-        let namespaced = Api::<RoleBinding>::all(self.client.clone())
-            .list(&lp)
-            .await
-            .map_err(api_error)?;
-        Ok(cluster
-            .items
-            .iter()
-            .map(|b| Binding::read(&b.metadata, b.subjects.as_ref()))
-            .chain(
-                namespaced
-                    .items
-                    .iter()
-                    .map(|b| Binding::read(&b.metadata, b.subjects.as_ref())),
-            )
-            .filter(|b| b.username.as_deref() == Some(username))
-            .collect())
+        let (mut bindings, _) = self.list_bindings(true, &lp).await?;
+        bindings.extend(self.list_bindings(false, &lp).await?.0);
+        bindings.retain(|b| b.username.as_deref() == Some(username));
+        Ok(bindings)
+    }
+
+    /// One listing of ClusterRoleBindings (`cluster`) or of RoleBindings in every
+    /// namespace, read as [`Binding`]s, and the continue token.
+    pub(super) async fn list_bindings(
+        &self,
+        cluster: bool,
+        lp: &ListParams,
+    ) -> Result<(Vec<Binding>, Option<String>), ConnectorError> {
+        if cluster {
+            let list = self
+                .cluster_role_bindings()
+                .list(lp)
+                .await
+                .map_err(api_error)?;
+            let read = list
+                .items
+                .iter()
+                .map(|b| Binding::read(&b.metadata, b.subjects.as_ref()));
+            Ok((read.collect(), list.metadata.continue_))
+        } else {
+            let list = Api::<RoleBinding>::all(self.client.clone())
+                .list(lp)
+                .await
+                .map_err(api_error)?;
+            let read = list
+                .items
+                .iter()
+                .map(|b| Binding::read(&b.metadata, b.subjects.as_ref()));
+            Ok((read.collect(), list.metadata.continue_))
+        }
     }
 
     /// Sets the subjects of one of Roster's bindings.

@@ -24,7 +24,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::{
-    Api, Client,
+    Client,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
@@ -246,30 +246,8 @@ impl Connector for KubernetesConnector {
         let (phase, token) = parse_cursor(cursor.unwrap_or("c:"), &["c", "n"])?;
         let selector = objects::selector(None);
         let lp = list_params(Some(&selector), token);
-        let (bindings, token, then) = if phase == "c" {
-            let list = self
-                .cluster_role_bindings()
-                .list(&lp)
-                .await
-                .map_err(api_error)?;
-            let b: Vec<Binding> = list
-                .items
-                .iter()
-                .map(|b| Binding::read(&b.metadata, b.subjects.as_ref()))
-                .collect();
-            (b, list.metadata.continue_, Some("n"))
-        } else {
-            let list = Api::<RoleBinding>::all(self.client.clone())
-                .list(&lp)
-                .await
-                .map_err(api_error)?;
-            let b: Vec<Binding> = list
-                .items
-                .iter()
-                .map(|b| Binding::read(&b.metadata, b.subjects.as_ref()))
-                .collect();
-            (b, list.metadata.continue_, None)
-        };
+        let (bindings, token) = self.list_bindings(phase == "c", &lp).await?;
+        let then = (phase == "c").then_some("n");
         let items = bindings
             .into_iter()
             .filter_map(|b| {

@@ -58,83 +58,23 @@ fn module_dir() -> &'static str {
     .unwrap_or("/usr/lib/ldap")
 }
 
+/// `hack/slapd.ldif.in` filled in for a directory in `dir`.
 fn config_ldif(dir: &str) -> String {
-    let modules = module_dir();
-    format!(
-        "dn: cn=config
-objectClass: olcGlobal
-cn: config
-olcPidFile: {dir}/slapd.pid
-olcTLSCACertificateFile: {dir}/ca.crt
-olcTLSCertificateFile: {dir}/server.crt
-olcTLSCertificateKeyFile: {dir}/server.key
-
-dn: cn=module{{0}},cn=config
-objectClass: olcModuleList
-cn: module{{0}}
-olcModulePath: {modules}
-olcModuleLoad: back_mdb
-olcModuleLoad: memberof
-olcModuleLoad: refint
-
-dn: cn=schema,cn=config
-objectClass: olcSchemaConfig
-cn: schema
-
-include: file:///etc/ldap/schema/core.ldif
-
-include: file:///etc/ldap/schema/cosine.ldif
-
-include: file:///etc/ldap/schema/inetorgperson.ldif
-
-include: file:///etc/ldap/schema/nis.ldif
-
-dn: olcDatabase={{-1}}frontend,cn=config
-objectClass: olcDatabaseConfig
-objectClass: olcFrontendConfig
-olcDatabase: {{-1}}frontend
-
-dn: olcDatabase={{0}}config,cn=config
-objectClass: olcDatabaseConfig
-olcDatabase: {{0}}config
-olcAccess: {{0}}to * by * none
-
-dn: olcDatabase={{1}}mdb,cn=config
-objectClass: olcDatabaseConfig
-objectClass: olcMdbConfig
-olcDatabase: {{1}}mdb
-olcSuffix: {SUFFIX}
-olcRootDN: {ADMIN_DN}
-olcRootPW: {ADMIN_PASSWORD}
-olcDbDirectory: {dir}/db
-olcDbMaxSize: 1073741824
-olcDbNoSync: TRUE
-olcDbIndex: objectClass eq
-olcDbIndex: uid,cn,mail eq
-olcDbIndex: member eq
-olcLimits: dn.exact=\"{ROSTER_DN}\" size=unlimited time=unlimited
-olcAccess: {{0}}to attrs=userPassword by dn.exact=\"{ROSTER_DN}\" write by self write by anonymous auth by * none
-olcAccess: {{1}}to dn.subtree=\"{PEOPLE}\" by dn.exact=\"{ROSTER_DN}\" write by users read by * none
-olcAccess: {{2}}to dn.subtree=\"{DISABLED}\" by dn.exact=\"{ROSTER_DN}\" write by * none
-olcAccess: {{3}}to dn.subtree=\"{GROUPS}\" by dn.exact=\"{ROSTER_DN}\" write by users read by * none
-olcAccess: {{4}}to * by users read by * none
-
-dn: olcOverlay={{0}}memberof,olcDatabase={{1}}mdb,cn=config
-objectClass: olcOverlayConfig
-objectClass: olcMemberOf
-olcOverlay: {{0}}memberof
-olcMemberOfGroupOC: groupOfNames
-olcMemberOfMemberAD: member
-olcMemberOfMemberOfAD: memberOf
-olcMemberOfRefInt: TRUE
-
-dn: olcOverlay={{1}}refint,olcDatabase={{1}}mdb,cn=config
-objectClass: olcOverlayConfig
-objectClass: olcRefintConfig
-olcOverlay: {{1}}refint
-olcRefintAttribute: member
-olcRefintAttribute: memberOf
-"
+    [
+        ("@DIR@", dir.to_owned()),
+        ("@TLS_CA@", format!("{dir}/ca.crt")),
+        ("@TLS_CERT@", format!("{dir}/server.crt")),
+        ("@TLS_KEY@", format!("{dir}/server.key")),
+        ("@MODULES@", module_dir().to_owned()),
+        ("@SUFFIX@", SUFFIX.to_owned()),
+        ("@ROOT_DN@", ADMIN_DN.to_owned()),
+        ("@ROOT_PW@", ADMIN_PASSWORD.to_owned()),
+        ("@ROSTER_DN@", ROSTER_DN.to_owned()),
+    ]
+    .iter()
+    .fold(
+        include_str!("../../../hack/slapd.ldif.in").to_owned(),
+        |text, (name, value)| text.replace(name, value),
     )
 }
 
