@@ -303,6 +303,7 @@ Roster is running against a local control plane.
   curl -s -H 'Authorization: Bearer $SCIM_TOKEN' http://127.0.0.1:$SCIM_PORT/v2/Users           # the SCIM app
   ldapsearch -x -H ldap://127.0.0.1:$LDAP_PORT -D cn=roster,$LDAP_SUFFIX -w $LDAP_PASSWORD -b $LDAP_SUFFIX uid memberOf
   kubectl get rolebindings -n $NAMESPACE -l app.kubernetes.io/managed-by=roster -o wide            # cluster access
+  $roster report                                                                                  # the governance numbers
   curl -s http://$PROBE_ADDR/metrics | grep roster_
 Logs: $STATE/{roster,scim2-server,slapd,kube-apiserver,etcd}.log and PostgreSQL's in $(cat "$STATE/pg.dir")
 Stop: hack/run.sh down

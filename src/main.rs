@@ -3,7 +3,7 @@
 use std::{io::Write, net::SocketAddr, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use roster::{operator, telemetry};
+use roster::{governance, operator, telemetry};
 
 /// Roster runs the identity lifecycle of an organisation from declared state.
 #[derive(Debug, Parser)]
@@ -26,12 +26,27 @@ enum Command {
         #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum, default_value_t = telemetry::LogFormat::Text)]
         log_format: telemetry::LogFormat,
     },
+    /// Print the governance numbers — entitlement accuracy, deprovisioning completion,
+    /// exceptions needing a person — for the cluster of the current kubeconfig.
+    Report {
+        /// `text` for people, `json` for tooling.
+        #[arg(long, short, value_enum, default_value_t = ReportFormat::Text)]
+        output: ReportFormat,
+    },
+}
+
+/// How `roster report` prints.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds => print_crds(),
+        Command::Report { output } => report(output),
         Command::Run {
             probe_addr,
             log_format,
@@ -46,6 +61,28 @@ fn main() -> ExitCode {
                 Err(err) => fail(&err.to_string()),
             }
         }
+    }
+}
+
+fn report(output: ReportFormat) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
+    };
+    let figures = match runtime.block_on(operator::report::measure()) {
+        Ok(f) => f,
+        Err(err) => return fail(&err.to_string()),
+    };
+    let text = match output {
+        ReportFormat::Text => governance::render(&figures),
+        ReportFormat::Json => match serde_json::to_string_pretty(&figures) {
+            Ok(json) => json + "\n",
+            Err(err) => return fail(&format!("cannot encode the report: {err}")),
+        },
+    };
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&format!("cannot write the report: {err}")),
     }
 }
 

@@ -1,17 +1,24 @@
 //! Logging set-up and the Prometheus metrics the operator serves on `/metrics`.
 
-use std::{io::IsTerminal, time::Duration};
+use std::{
+    io::IsTerminal,
+    sync::atomic::{AtomicI64, AtomicU64},
+    time::Duration,
+};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
         counter::Counter,
         family::Family,
+        gauge::Gauge,
         histogram::{Histogram, exponential_buckets},
     },
     registry::Registry,
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::governance::Figures;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -57,7 +64,39 @@ struct KindLabels {
     kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectorLabels {
+    connector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StandingLabels {
+    connector: String,
+    standing: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExceptionLabels {
+    kind: String,
+}
+
 type HistogramFamily = Family<KindLabels, Histogram, fn() -> Histogram>;
+type Ratio = Gauge<f64, AtomicU64>;
+
+/// The governance numbers as gauges, set from a [`Figures`] at each scrape.
+struct GovernanceGauges {
+    accuracy: Family<ConnectorLabels, Ratio>,
+    accounts: Family<StandingLabels, Gauge<i64, AtomicI64>>,
+    leavers: Family<StateLabels, Gauge<i64, AtomicI64>>,
+    completion: Ratio,
+    oldest_pending: Gauge<i64, AtomicI64>,
+    exceptions: Family<ExceptionLabels, Gauge<i64, AtomicI64>>,
+}
 
 /// The operator's metrics.
 pub struct Metrics {
@@ -65,6 +104,7 @@ pub struct Metrics {
     reconciles: Family<OutcomeLabels, Counter>,
     reconcile_seconds: HistogramFamily,
     status_writes: Family<KindLabels, Counter>,
+    governance: GovernanceGauges,
 }
 
 impl Default for Metrics {
@@ -96,11 +136,93 @@ impl Metrics {
             "Status writes sent to the API server; zero while nothing changes",
             status_writes.clone(),
         );
+        let governance = GovernanceGauges {
+            accuracy: Family::default(),
+            accounts: Family::default(),
+            leavers: Family::default(),
+            completion: Ratio::default(),
+            oldest_pending: Gauge::default(),
+            exceptions: Family::default(),
+        };
+        registry.register(
+            "entitlement_accuracy_ratio",
+            "Share of a connector's managed accounts read back as declared",
+            governance.accuracy.clone(),
+        );
+        registry.register(
+            "managed_accounts",
+            "Managed accounts by connector and standing (in_sync, drifted, failing)",
+            governance.accounts.clone(),
+        );
+        registry.register(
+            "leavers",
+            "Leaving identities by deprovisioning state (verified, pending)",
+            governance.leavers.clone(),
+        );
+        registry.register(
+            "deprovisioning_completion_ratio",
+            "Share of leavers whose access was read back gone everywhere (1 with no leavers)",
+            governance.completion.clone(),
+        );
+        registry.register(
+            "leaver_oldest_pending_seconds",
+            "How long the longest-waiting leaver has waited for verified deprovisioning (0 with none)",
+            governance.oldest_pending.clone(),
+        );
+        registry.register(
+            "exceptions",
+            "Situations Roster cannot resolve by itself and a person must, by kind",
+            governance.exceptions.clone(),
+        );
         Self {
             registry,
             reconciles,
             reconcile_seconds,
             status_writes,
+            governance,
+        }
+    }
+
+    /// Replaces the governance gauges with `f`: label sets that are gone (a deleted
+    /// Connector) disappear rather than report their last value forever.
+    pub fn set_governance(&self, f: &Figures) {
+        let g = &self.governance;
+        g.accuracy.clear();
+        g.accounts.clear();
+        for (connector, a) in &f.accuracy {
+            if let Some(r) = a.ratio() {
+                g.accuracy
+                    .get_or_create(&ConnectorLabels {
+                        connector: connector.clone(),
+                    })
+                    .set(r);
+            }
+            for (standing, n) in [
+                ("in_sync", a.in_sync),
+                ("drifted", a.drifted),
+                ("failing", a.failing),
+            ] {
+                g.accounts
+                    .get_or_create(&StandingLabels {
+                        connector: connector.clone(),
+                        standing,
+                    })
+                    .set(saturating(n));
+            }
+        }
+        let d = &f.deprovisioning;
+        for (state, n) in [("verified", d.verified), ("pending", d.pending)] {
+            g.leavers
+                .get_or_create(&StateLabels { state })
+                .set(saturating(n));
+        }
+        g.completion.set(d.ratio().unwrap_or(1.0));
+        g.oldest_pending.set(d.oldest_pending_seconds.unwrap_or(0));
+        g.exceptions.clear();
+        for (kind, n) in &f.exceptions {
+            g.exceptions
+                .get_or_create(&ExceptionLabels { kind: kind.clone() })
+                .set(saturating(n.to_owned()));
         }
     }
 
@@ -128,9 +250,49 @@ impl Metrics {
     }
 }
 
+fn saturating(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn governance_figures_become_gauges_and_stale_connectors_disappear() {
+        let m = Metrics::new();
+        let mut f = Figures::default();
+        f.accuracy.insert(
+            "ns/scim".into(),
+            crate::governance::Accuracy {
+                in_sync: 3,
+                drifted: 1,
+                failing: 0,
+            },
+        );
+        f.exceptions.insert("conflict".into(), 2);
+        f.deprovisioning.pending = 1;
+        f.deprovisioning.oldest_pending_seconds = Some(42);
+        m.set_governance(&f);
+        let text = m.encode().unwrap();
+        for line in [
+            r#"roster_entitlement_accuracy_ratio{connector="ns/scim"} 0.75"#,
+            r#"roster_managed_accounts{connector="ns/scim",standing="drifted"} 1"#,
+            r#"roster_leavers{state="pending"} 1"#,
+            "roster_deprovisioning_completion_ratio 0.0",
+            "roster_leaver_oldest_pending_seconds 42",
+            r#"roster_exceptions{kind="conflict"} 2"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        m.set_governance(&Figures::default());
+        let text = m.encode().unwrap();
+        assert!(!text.contains("ns/scim"), "{text}");
+        assert!(
+            text.contains("roster_deprovisioning_completion_ratio 1.0"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn reconciles_are_counted_by_kind_and_outcome() {

@@ -11,7 +11,7 @@ use std::{
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use tokio::net::TcpListener;
 
-use crate::telemetry::Metrics;
+use crate::{controller::Stores, governance, telemetry::Metrics};
 
 /// What the endpoint reads.
 #[derive(Clone)]
@@ -20,6 +20,8 @@ pub struct Probes {
     pub ready: Arc<AtomicBool>,
     /// The metrics served on `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The caches the governance figures are measured from at each scrape.
+    pub stores: Stores,
 }
 
 /// Serves the probes on `listener` until `shutdown` resolves.
@@ -50,6 +52,17 @@ async fn readyz(State(p): State<Probes>) -> impl IntoResponse {
 }
 
 async fn metrics(State(p): State<Probes>) -> impl IntoResponse {
+    // Measured at scrape time, so the figures are never staler than the caches; and only
+    // once the caches are complete, so a half-listed cluster never shows as figures.
+    if p.ready.load(Ordering::Acquire) {
+        let identities = p.stores.identities.state();
+        let connectors = p.stores.connectors.state();
+        p.metrics.set_governance(&governance::measure(
+            identities.iter().map(AsRef::as_ref),
+            connectors.iter().map(AsRef::as_ref),
+            crate::time::now().0,
+        ));
+    }
     match p.metrics.encode() {
         Ok(text) => (
             StatusCode::OK,

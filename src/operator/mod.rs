@@ -2,6 +2,7 @@
 //! starts one controller per kind and the probe endpoint, and stops cleanly on SIGTERM.
 
 mod http;
+pub mod report;
 mod wiring;
 
 use std::{
@@ -65,6 +66,9 @@ pub enum Error {
     /// The probe endpoint failed.
     #[error("probe endpoint failed: {0}")]
     Serve(#[source] std::io::Error),
+    /// Roster's objects could not be listed.
+    #[error("cannot list Roster's objects: {0}")]
+    List(#[source] kube::Error),
 }
 
 /// Runs the operator until SIGTERM or SIGINT.
@@ -108,6 +112,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         http::Probes {
             ready: ready.clone(),
             metrics,
+            stores: stores.clone(),
         },
         stopped(),
     ));

@@ -7,6 +7,7 @@ mod crds;
 mod drift;
 mod examples;
 mod four_connectors;
+mod governance;
 mod harness;
 mod kubernetes_connector;
 mod ldap_connector;

@@ -1,0 +1,210 @@
+//! The three governance numbers (design §1): entitlement accuracy, deprovisioning
+//! completion, and exceptions that need a person. Computed from what Identity and
+//! Connector status already record — every figure can be traced to an object an auditor
+//! can `kubectl get`. Pure: the operator serves the figures on `/metrics` and
+//! `roster report` prints them.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::jiff::Timestamp;
+use serde::Serialize;
+
+use crate::api::{AccountState, Connector, Identity, conditions};
+
+/// Managed accounts on one connector, by how they stand against the declared state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accuracy {
+    /// Read back and found as declared: attributes, enabled state and entitlements.
+    pub in_sync: u64,
+    /// Different from the declared state, or not created yet.
+    pub drifted: u64,
+    /// The last pass on the account failed downstream.
+    pub failing: u64,
+}
+
+impl Accuracy {
+    /// The share of managed accounts that are as declared; `None` with no accounts.
+    pub fn ratio(&self) -> Option<f64> {
+        let total = self.in_sync + self.drifted + self.failing;
+        (total > 0).then(|| self.in_sync as f64 / total as f64)
+    }
+}
+
+/// Identities that are leaving, and how far their deprovisioning got.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deprovisioning {
+    /// Leavers whose access was read back gone on every connector.
+    pub verified: u64,
+    /// Leavers still waiting for that on at least one connector.
+    pub pending: u64,
+    /// How long the longest-waiting pending leaver has waited, in seconds.
+    pub oldest_pending_seconds: Option<i64>,
+}
+
+impl Deprovisioning {
+    /// The share of leavers fully deprovisioned; `None` with no leavers.
+    pub fn ratio(&self) -> Option<f64> {
+        let total = self.verified + self.pending;
+        (total > 0).then(|| self.verified as f64 / total as f64)
+    }
+}
+
+/// What kind of situation Roster cannot resolve by itself.
+pub const EXCEPTION_KINDS: [&str; 6] = [
+    // An account under an identity's username that Roster does not own.
+    "conflict",
+    // A managed account whose last downstream change failed.
+    "failing-account",
+    // A leaver's account that is protected on its connector: remove access by hand.
+    "protected-leaver",
+    // A deleted Identity whose access is not verified gone (DeprovisioningBlocked).
+    "deprovisioning-blocked",
+    // A Connector whose removals stopped at the deletion budget.
+    "quarantined-connector",
+    // Accounts carrying Roster's mark that no Identity claims.
+    "orphaned-account",
+];
+
+/// The governance numbers at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Figures {
+    /// Entitlement accuracy per Connector (`namespace/name`).
+    pub accuracy: BTreeMap<String, Accuracy>,
+    /// Deprovisioning completion.
+    pub deprovisioning: Deprovisioning,
+    /// Exceptions needing a person, by kind (every kind of [`EXCEPTION_KINDS`] present).
+    pub exceptions: BTreeMap<String, u64>,
+}
+
+/// Measures `identities` and `connectors` at `now`.
+pub fn measure<'a>(
+    identities: impl IntoIterator<Item = &'a Identity>,
+    connectors: impl IntoIterator<Item = &'a Connector>,
+    now: Timestamp,
+) -> Figures {
+    let mut f = Figures {
+        exceptions: EXCEPTION_KINDS
+            .iter()
+            .map(|k| ((*k).to_owned(), 0))
+            .collect(),
+        ..Figures::default()
+    };
+    let mut count = |kind: &str, n: u64| {
+        if let Some(c) = f.exceptions.get_mut(kind) {
+            *c += n;
+        }
+    };
+    let mut accuracy: BTreeMap<String, Accuracy> = BTreeMap::new();
+    let mut deprovisioning = Deprovisioning::default();
+    for identity in identities {
+        let Some(status) = &identity.status else {
+            continue;
+        };
+        let leaving = status.deprovisioning.as_ref();
+        for account in &status.accounts {
+            match account.state {
+                AccountState::Active | AccountState::Disabled | AccountState::Pending => {
+                    let a = accuracy.entry(account.connector.clone()).or_default();
+                    if account.error.is_some() {
+                        a.failing += 1;
+                        count("failing-account", 1);
+                    } else if account.state == AccountState::Pending || !account.drift.is_empty() {
+                        a.drifted += 1;
+                    } else {
+                        a.in_sync += 1;
+                    }
+                }
+                AccountState::Conflict => count("conflict", 1),
+                AccountState::Protected if leaving.is_some() => count("protected-leaver", 1),
+                AccountState::Protected | AccountState::Deleted => {}
+            }
+        }
+        if conditions::find(&status.conditions, conditions::READY)
+            .is_some_and(|c| c.status == "False" && c.reason == "DeprovisioningBlocked")
+        {
+            count("deprovisioning-blocked", 1);
+        }
+        if let Some(receipt) = leaving {
+            if receipt.connectors.iter().all(|c| c.verified_at.is_some()) {
+                deprovisioning.verified += 1;
+            } else {
+                deprovisioning.pending += 1;
+                if let Some(since) = &receipt.requested_at {
+                    let waited = now.duration_since(since.0).as_secs();
+                    deprovisioning.oldest_pending_seconds = Some(
+                        deprovisioning
+                            .oldest_pending_seconds
+                            .unwrap_or(0)
+                            .max(waited),
+                    );
+                }
+            }
+        }
+    }
+    for connector in connectors {
+        let Some(status) = &connector.status else {
+            continue;
+        };
+        if conditions::find(&status.conditions, conditions::QUARANTINED)
+            .is_some_and(|c| c.status == "True")
+        {
+            count("quarantined-connector", 1);
+        }
+        if let Some(inventory) = &status.inventory {
+            count(
+                "orphaned-account",
+                u64::try_from(inventory.orphaned).unwrap_or(0),
+            );
+        }
+    }
+    f.accuracy = accuracy;
+    f.deprovisioning = deprovisioning;
+    f
+}
+
+/// The figures as a short text report.
+pub fn render(f: &Figures) -> String {
+    let percent = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+    let mut out = String::from("Entitlement accuracy (managed accounts read back as declared)\n");
+    let width = f.accuracy.keys().map(String::len).max().unwrap_or(0).max(9);
+    out.push_str(&format!(
+        "  {:width$}  {:>7}  {:>7}  {:>7}  {:>8}\n",
+        "CONNECTOR", "IN SYNC", "DRIFTED", "FAILING", "ACCURACY"
+    ));
+    for (connector, a) in &f.accuracy {
+        out.push_str(&format!(
+            "  {connector:width$}  {:>7}  {:>7}  {:>7}  {:>8}\n",
+            a.in_sync,
+            a.drifted,
+            a.failing,
+            percent(a.ratio())
+        ));
+    }
+    if f.accuracy.is_empty() {
+        out.push_str("  (no managed accounts)\n");
+    }
+    let d = &f.deprovisioning;
+    out.push_str(&format!(
+        "\nDeprovisioning completion: {} ({} verified, {} pending",
+        percent(d.ratio()),
+        d.verified,
+        d.pending
+    ));
+    match d.oldest_pending_seconds {
+        Some(s) => out.push_str(&format!("; the oldest has waited {s} s)\n")),
+        None => out.push_str(")\n"),
+    }
+    let total: u64 = f.exceptions.values().sum();
+    out.push_str(&format!("\nExceptions needing a person: {total}\n"));
+    for (kind, n) in &f.exceptions {
+        out.push_str(&format!("  {kind:24} {n}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "governance_tests.rs"]
+mod tests;

@@ -1,0 +1,175 @@
+use serde_json::{Value, json};
+
+use super::*;
+
+fn identity(name: &str, status: Value) -> Identity {
+    serde_json::from_value(json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Identity",
+        "metadata": {"name": name}, "spec": {"username": name}, "status": status
+    }))
+    .expect("identity")
+}
+
+fn connector(name: &str, status: Value) -> Connector {
+    serde_json::from_value(json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
+        "metadata": {"name": name, "namespace": "ns"},
+        "spec": {"scim": {"baseUrl": "http://x", "tokenSecretRef": {"name": "t", "key": "k"}}},
+        "status": status
+    }))
+    .expect("connector")
+}
+
+fn account(connector: &str, state: &str, extra: Value) -> Value {
+    let mut a = json!({"connector": connector, "state": state});
+    if let (Some(a), Some(extra)) = (a.as_object_mut(), extra.as_object()) {
+        a.extend(extra.clone());
+    }
+    a
+}
+
+fn now() -> Timestamp {
+    "2026-11-23T12:00:00Z".parse().expect("time")
+}
+
+#[test]
+fn accuracy_counts_managed_accounts_by_how_they_stand() {
+    let ids = [
+        identity(
+            "ada",
+            json!({"accounts": [
+                account("ns/scim", "Active", json!({})),
+                account("ns/pg", "Active", json!({"drift": ["entitlements"]})),
+            ]}),
+        ),
+        identity(
+            "bob",
+            json!({"accounts": [
+                account("ns/scim", "Active", json!({"error": "HTTP 500"})),
+                account("ns/pg", "Pending", json!({})),
+                account("ns/ldap", "Deleted", json!({})),
+            ]}),
+        ),
+        identity(
+            "cy",
+            json!({"accounts": [account("ns/scim", "Disabled", json!({}))]}),
+        ),
+        identity("new", Value::Null),
+    ];
+    let f = measure(&ids, &[], now());
+    assert_eq!(
+        f.accuracy["ns/scim"],
+        Accuracy {
+            in_sync: 2,
+            drifted: 0,
+            failing: 1
+        }
+    );
+    assert_eq!(f.accuracy["ns/scim"].ratio(), Some(2.0 / 3.0));
+    assert_eq!(
+        f.accuracy["ns/pg"],
+        Accuracy {
+            in_sync: 0,
+            drifted: 2,
+            failing: 0
+        }
+    );
+    assert!(
+        !f.accuracy.contains_key("ns/ldap"),
+        "deleted accounts are not managed"
+    );
+    assert_eq!(f.exceptions["failing-account"], 1);
+    assert_eq!(Accuracy::default().ratio(), None);
+}
+
+#[test]
+fn leavers_are_complete_only_when_every_connector_is_verified() {
+    let receipt = |verified: &[bool]| {
+        json!({"requestedAt": "2026-11-23T11:00:00Z", "connectors": verified.iter().enumerate().map(|(i, v)| {
+            let mut c = json!({"connector": format!("ns/c{i}"), "revokedAt": "2026-11-23T11:00:01Z"});
+            if *v { c["verifiedAt"] = json!("2026-11-23T11:00:02Z"); }
+            c
+        }).collect::<Vec<_>>()})
+    };
+    let ids = [
+        identity("done", json!({"deprovisioning": receipt(&[true, true])})),
+        identity("half", json!({"deprovisioning": receipt(&[true, false])})),
+        identity(
+            "nothing-to-remove",
+            json!({"deprovisioning": {"requestedAt": "2026-11-23T11:30:00Z"}}),
+        ),
+        identity("staying", json!({})),
+    ];
+    let d = measure(&ids, &[], now()).deprovisioning;
+    assert_eq!((d.verified, d.pending), (2, 1));
+    assert_eq!(d.oldest_pending_seconds, Some(3600));
+    assert_eq!(d.ratio(), Some(2.0 / 3.0));
+}
+
+#[test]
+fn exceptions_needing_a_person_are_counted_by_kind() {
+    let ids = [
+        identity(
+            "ada",
+            json!({"accounts": [account("ns/scim", "Conflict", json!({}))]}),
+        ),
+        identity(
+            "root",
+            json!({"accounts": [account("ns/scim", "Protected", json!({}))]}),
+        ),
+        identity(
+            "gone",
+            json!({
+                "accounts": [account("ns/scim", "Protected", json!({}))],
+                "deprovisioning": {"requestedAt": "2026-11-23T11:00:00Z"},
+                "conditions": [{"type": "Ready", "status": "False", "reason": "DeprovisioningBlocked",
+                                "message": "", "lastTransitionTime": "2026-11-23T11:00:00Z"}]
+            }),
+        ),
+    ];
+    let conns = [
+        connector(
+            "scim",
+            json!({"inventory": {"managed": 3, "drifted": 0, "orphaned": 2, "unmanaged": 5},
+                   "conditions": [{"type": "Quarantined", "status": "True", "reason": "DeletionBudgetExceeded",
+                                   "message": "", "lastTransitionTime": "2026-11-23T11:00:00Z"}]}),
+        ),
+        connector("quiet", Value::Null),
+    ];
+    let e = measure(&ids, &conns, now()).exceptions;
+    let expected: BTreeMap<String, u64> = [
+        ("conflict", 1),
+        ("failing-account", 0),
+        ("protected-leaver", 1),
+        ("deprovisioning-blocked", 1),
+        ("quarantined-connector", 1),
+        ("orphaned-account", 2),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(
+        e, expected,
+        "a protected account of someone staying is policy, not an exception"
+    );
+}
+
+#[test]
+fn the_report_shows_every_number() {
+    let ids = [identity(
+        "ada",
+        json!({"accounts": [account("ns/scim", "Active", json!({})), account("ns/scim", "Conflict", json!({}))],
+               "deprovisioning": {"requestedAt": "2026-11-23T11:59:00Z",
+                                  "connectors": [{"connector": "ns/scim"}]}}),
+    )];
+    let text = render(&measure(&ids, &[], now()));
+    for part in [
+        "ns/scim",
+        "100.0%",
+        "Deprovisioning completion: 0.0% (0 verified, 1 pending; the oldest has waited 60 s)",
+        "Exceptions needing a person: 1",
+        "conflict",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from\n{text}");
+    }
+}
