@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod connector;
 pub mod identity;
+pub mod lanes;
 pub mod role;
 pub mod role_binding;
 pub mod status;
@@ -111,6 +112,9 @@ pub struct Context {
     pub connector_triggers: tokio::sync::mpsc::UnboundedSender<ObjectRef<Connector>>,
     /// Deletion budgets, shared by every reconcile.
     pub budgets: budget::Budgets,
+    /// Turns for Identity reconciles, first come first served, leavers in a lane of
+    /// their own.
+    pub lanes: lanes::Lanes,
     /// Live backends, one per Connector, shared by every reconcile.
     pub backends: crate::provision::Backends,
     /// When each Connector (`namespace/name`) was last scanned, in this process.

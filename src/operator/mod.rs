@@ -2,6 +2,7 @@
 //! starts one controller per kind and the probe endpoint, and stops cleanly on SIGTERM.
 
 mod http;
+mod relay;
 pub mod report;
 mod wiring;
 
@@ -98,6 +99,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         identity_triggers: wiring.identity_triggers.clone(),
         connector_triggers: wiring.connector_triggers.clone(),
         budgets: Default::default(),
+        lanes: Default::default(),
         last_scans: Default::default(),
         backends: Default::default(),
         client: client.clone(),

@@ -21,6 +21,7 @@ use kube::{
 use serde::de::DeserializeOwned;
 use tokio::{sync::mpsc, task::JoinHandle};
 
+use super::relay::{Relay, Step};
 use crate::{
     api::{Connector, Identity, Role, RoleBinding},
     controller::{Stores, identity, role, role_binding},
@@ -28,9 +29,10 @@ use crate::{
 
 type Triggers<K> = mpsc::UnboundedSender<ObjectRef<K>>;
 
-/// Identities reconciled at once. Each connector's rate limit bounds the downstream load;
-/// this bounds the operator's own (start-up reconciles every identity).
-const IDENTITY_CONCURRENCY: u16 = 32;
+/// kube's own bound on Identity reconciles at once: none. The bound lives in
+/// `controller::lanes`, which is fair where kube's is not; kube still never runs one
+/// object twice at once.
+const IDENTITY_CONCURRENCY: u16 = 0;
 /// Connectors checked or scanned at once; a scan lists a whole app.
 const CONNECTOR_CONCURRENCY: u16 = 4;
 
@@ -81,12 +83,13 @@ fn affected(stores: &Stores, ns: &str, changed: Option<&RoleBinding>) -> Vec<Obj
     )
 }
 
-/// Drives the watch of `K` into its cache; forwards applied objects to `own` and calls
-/// `on_change` for every change after the initial list (the initial list reconciles
-/// everything anyway).
+/// Drives the watch of `K` into its cache; forwards objects to `own` once the cache holds
+/// them and calls `on_change` for every change after the first listing (that listing
+/// reconciles everything anyway), including what a re-list finds changed or gone.
 fn watch<K>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
+    reader: reflector::Store<K>,
     own: mpsc::UnboundedSender<Result<K, watcher::Error>>,
     on_change: impl Fn(&K) + Send + 'static,
 ) -> JoinHandle<()>
@@ -99,22 +102,26 @@ where
     );
     tokio::spawn(async move {
         futures::pin_mut!(events);
+        let mut relay = Relay::default();
         while let Some(event) = events.next().await {
-            let forwarded = match event {
-                Ok(watcher::Event::Apply(obj)) => {
-                    on_change(&obj);
-                    own.send(Ok(obj))
+            let steps = match event {
+                Ok(event) => relay.on_event(event, || reader.state()),
+                Err(err) => {
+                    if own.send(Err(err)).is_err() {
+                        return;
+                    }
+                    continue;
                 }
-                Ok(watcher::Event::InitApply(obj)) => own.send(Ok(obj)),
-                Ok(watcher::Event::Delete(obj)) => {
-                    on_change(&obj);
-                    Ok(())
-                }
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => Ok(()),
-                Err(err) => own.send(Err(err)),
             };
-            if forwarded.is_err() {
-                return; // the controller is gone: shutting down
+            for step in steps {
+                match step {
+                    Step::Changed(obj) => on_change(&obj),
+                    Step::Reconcile(obj) => {
+                        if own.send(Ok(obj)).is_err() {
+                            return; // the controller is gone: shutting down
+                        }
+                    }
+                }
             }
         }
     })
@@ -147,6 +154,7 @@ pub fn wire(client: &Client) -> Wiring {
     tasks.push(watch(
         Api::all(client.clone()),
         identity_writer,
+        stores.identities.clone(),
         identity_own,
         {
             let (all, tx) = (stores.identities.clone(), to_identities.clone());
@@ -154,18 +162,25 @@ pub fn wire(client: &Client) -> Wiring {
         },
     ));
     // A Role's change re-checks its bindings and the identities of its namespace.
-    tasks.push(watch(Api::all(client.clone()), role_writer, role_own, {
-        let (s, to_b, to_i) = (stores.clone(), to_bindings.clone(), to_identities.clone());
-        move |r: &Role| {
-            send_all(&to_b, role_binding::bindings_of(r, &s.bindings.state()));
-            let ns = r.namespace().unwrap_or_default();
-            send_all(&to_i, affected(&s, &ns, None));
-        }
-    }));
+    tasks.push(watch(
+        Api::all(client.clone()),
+        role_writer,
+        stores.roles.clone(),
+        role_own,
+        {
+            let (s, to_b, to_i) = (stores.clone(), to_bindings.clone(), to_identities.clone());
+            move |r: &Role| {
+                send_all(&to_b, role_binding::bindings_of(r, &s.bindings.state()));
+                let ns = r.namespace().unwrap_or_default();
+                send_all(&to_i, affected(&s, &ns, None));
+            }
+        },
+    ));
     // A binding's change re-checks the identities it matched or matches.
     tasks.push(watch(
         Api::all(client.clone()),
         binding_writer,
+        stores.bindings.clone(),
         binding_own,
         {
             let (s, to_i) = (stores.clone(), to_identities.clone());
@@ -179,6 +194,7 @@ pub fn wire(client: &Client) -> Wiring {
     tasks.push(watch(
         Api::all(client.clone()),
         connector_writer,
+        stores.connectors.clone(),
         connector_own,
         {
             let (s, to_r, to_i) = (stores.clone(), to_roles, to_identities.clone());

@@ -12,6 +12,7 @@ mod harness;
 mod kubernetes_connector;
 mod ldap_connector;
 mod lifecycle;
+mod liveness;
 mod operator;
 mod postgres_connector;
 mod restart;

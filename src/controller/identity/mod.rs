@@ -17,7 +17,7 @@ use kube::{
     },
 };
 
-use super::{Context, Error, instrumented, status};
+use super::{Context, Error, instrumented, lanes, status};
 use crate::{
     api::{
         AccountState, Connector, Identity, IdentityKind, IdentitySpec, IdentityStatus,
@@ -79,6 +79,16 @@ const RETRY: Duration = Duration::from_secs(20);
 pub async fn reconcile(identity: Arc<Identity>, ctx: Arc<Context>) -> Result<Action, Error> {
     instrumented("Identity", &ctx, async {
         ctx.stores.wait_until_ready().await?;
+        let _turn = ctx.lanes.turn(lanes::leaving(&identity, now().0)).await;
+        // The wait may have been long: act on the Identity as it is now, not as it was
+        // when the request was made. Gone from the cache: its deletion was seen.
+        let Some(identity) = ctx
+            .stores
+            .identities
+            .get(&ObjectRef::from_obj(identity.as_ref()))
+        else {
+            return Ok(Action::await_change());
+        };
         let api = Api::<Identity>::all(ctx.client.clone());
         finalizer(&api, FINALIZER, identity, |event| async {
             match event {

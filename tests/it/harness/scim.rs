@@ -162,4 +162,28 @@ impl Direct {
             .as_array()
             .and_then(|r| r.first().cloned())
     }
+
+    /// How many users have a userName starting with `prefix`.
+    pub async fn users_named(&self, prefix: &str) -> usize {
+        let filter = format!("userName sw {}", serde_json::Value::String(prefix.into()));
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/Users", self.base),
+            &[("filter", filter.as_str()), ("count", "1")],
+        )
+        .expect("url");
+        let list: serde_json::Value = self
+            .http
+            .get(url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        list["totalResults"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0)
+    }
 }
