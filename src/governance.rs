@@ -52,7 +52,7 @@ impl Deprovisioning {
 }
 
 /// What kind of situation Roster cannot resolve by itself.
-pub const EXCEPTION_KINDS: [&str; 6] = [
+pub const EXCEPTION_KINDS: [&str; 9] = [
     // An account under an identity's username that Roster does not own.
     "conflict",
     // A managed account whose last downstream change failed.
@@ -65,6 +65,15 @@ pub const EXCEPTION_KINDS: [&str; 6] = [
     "quarantined-connector",
     // Accounts carrying Roster's mark that no Identity claims.
     "orphaned-account",
+    // Memberships of managed entitlements Roster did not grant and, being Additive,
+    // leaves in place: someone decides whether they stay.
+    "unowned-member",
+    // A Connector seeing more explicit leavers than its leaverWave allows: a broken HR
+    // feed, or a real layoff, for a person to confirm.
+    "leaver-wave",
+    // An explicit leaver whose removal a breaker holds (holdLeaverWaves, or a deletion
+    // over budget).
+    "held-leaver",
 ];
 
 /// The governance numbers at one moment.
@@ -158,6 +167,21 @@ pub fn measure<'a>(
                 "orphaned-account",
                 u64::try_from(inventory.orphaned).unwrap_or(0),
             );
+            count(
+                "unowned-member",
+                u64::try_from(inventory.unowned_members).unwrap_or(0),
+            );
+        }
+        if status.leaver_wave.is_some() {
+            count("leaver-wave", 1);
+        }
+        if let Some(q) = &status.quarantine {
+            let leavers = q
+                .held
+                .iter()
+                .filter(|h| h.cause == "ExplicitLeaver")
+                .count();
+            count("held-leaver", u64::try_from(leavers).unwrap_or(0));
         }
     }
     f.accuracy = accuracy;

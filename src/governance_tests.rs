@@ -130,7 +130,11 @@ fn exceptions_needing_a_person_are_counted_by_kind() {
     let conns = [
         connector(
             "scim",
-            json!({"inventory": {"managed": 3, "drifted": 0, "orphaned": 2, "unmanaged": 5},
+            json!({"inventory": {"managed": 3, "drifted": 0, "orphaned": 2, "unmanaged": 5, "unownedMembers": 4},
+                   "leaverWave": {"since": "2026-11-23T11:00:00Z", "leavers": 30, "message": ""},
+                   "quarantine": {"since": "2026-11-23T11:00:00Z", "plannedRemovals": 3, "message": "",
+                                  "held": [{"identity": "a", "cause": "ExplicitLeaver", "budgets": ["removals"]},
+                                           {"identity": "b", "cause": "Policy", "budgets": ["removals"]}]},
                    "conditions": [{"type": "Quarantined", "status": "True", "reason": "DeletionBudgetExceeded",
                                    "message": "", "lastTransitionTime": "2026-11-23T11:00:00Z"}]}),
         ),
@@ -144,6 +148,9 @@ fn exceptions_needing_a_person_are_counted_by_kind() {
         ("deprovisioning-blocked", 1),
         ("quarantined-connector", 1),
         ("orphaned-account", 2),
+        ("unowned-member", 4),
+        ("leaver-wave", 1),
+        ("held-leaver", 1),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

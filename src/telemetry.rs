@@ -104,7 +104,15 @@ pub struct Metrics {
     reconciles: Family<OutcomeLabels, Counter>,
     reconcile_seconds: HistogramFamily,
     status_writes: Family<KindLabels, Counter>,
+    leaver_waves: Family<ConnectorLabels, Counter>,
+    breaker_trips: Family<BreakerLabels, Counter>,
     governance: GovernanceGauges,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BreakerLabels {
+    connector: String,
+    budget: &'static str,
 }
 
 impl Default for Metrics {
@@ -135,6 +143,18 @@ impl Metrics {
             "status_writes",
             "Status writes sent to the API server; zero while nothing changes",
             status_writes.clone(),
+        );
+        let leaver_waves = Family::<ConnectorLabels, Counter>::default();
+        registry.register(
+            "leaver_waves",
+            "Waves of explicit leavers flagged per connector (more than spec.leaverWave allows in its window)",
+            leaver_waves.clone(),
+        );
+        let breaker_trips = Family::<BreakerLabels, Counter>::default();
+        registry.register(
+            "breaker_trips",
+            "Times a connector's budget tripped and started holding removals, by budget",
+            breaker_trips.clone(),
         );
         let governance = GovernanceGauges {
             accuracy: Family::default(),
@@ -179,6 +199,8 @@ impl Metrics {
             reconciles,
             reconcile_seconds,
             status_writes,
+            leaver_waves,
+            breaker_trips,
             governance,
         }
     }
@@ -240,6 +262,25 @@ impl Metrics {
     /// Counts one status write for `kind`.
     pub fn observe_status_write(&self, kind: &'static str) {
         self.status_writes.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Counts a wave of explicit leavers flagged on `connector`.
+    pub fn observe_leaver_wave(&self, connector: &str) {
+        self.leaver_waves
+            .get_or_create(&ConnectorLabels {
+                connector: connector.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a breaker of `connector` tripping.
+    pub fn observe_breaker_trip(&self, connector: &str, budget: &'static str) {
+        self.breaker_trips
+            .get_or_create(&BreakerLabels {
+                connector: connector.to_owned(),
+                budget,
+            })
+            .inc();
     }
 
     /// The metrics in the OpenMetrics text format.

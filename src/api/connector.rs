@@ -94,17 +94,48 @@ pub struct ConnectorSpec {
     #[serde(default)]
     pub deprovisioning: DeprovisioningPolicy,
 
-    /// How many accounts Roster may remove in a time window before it stops removing and
-    /// sets `Quarantined`: a bad commit cannot wipe out accounts. Removals are account
-    /// disables and deletions; revocations go on. Approve held removals with the
-    /// annotation `roster.dev/approve-removals: <RFC 3339 time>`.
+    /// How many accounts a policy change (a Role, RoleBinding, Connector or validity
+    /// window; an Identity object deleted) may see disabled or deleted in a time window
+    /// before Roster stops and sets `Quarantined`: a bad commit cannot wipe out accounts.
+    /// An explicit leaver (its own Identity `Suspended`, `Terminated` or past
+    /// `validUntil`) is disabled at once and counts here only when its account is
+    /// deleted. Approve held removals with `roster.dev/approve-removals: <RFC 3339 time>`.
     #[serde(default)]
     pub deletion_budget: DeletionBudget,
+
+    /// How many accounts a policy change may strip of entitlements in a time window
+    /// before revocations stop too: deleting a Role or a birthright RoleBinding must not
+    /// strip everyone's groups at once. An explicit leaver's own revocations do not count.
+    #[serde(default)]
+    pub revocation_budget: RevocationBudget,
+
+    /// When explicit leavers come in a wave: more in a window than the larger of
+    /// `minLeavers` and `maxPercent` of the managed accounts. A wave raises a Warning
+    /// Event, a `leaver-wave` exception and the `roster_leaver_waves_total` metric, and
+    /// the leavers are still disabled — unless `holdLeaverWaves` is set.
+    #[serde(default)]
+    pub leaver_wave: LeaverWave,
+
+    /// Hold explicit leavers past a wave until a person approves
+    /// (`roster.dev/approve-leavers` or `roster.dev/approve-removals`). The trade-off: a
+    /// broken HR feed then cannot disable everyone, but real leavers in the wave keep
+    /// their access until someone approves. Off by default: a leaver with access is the
+    /// worse failure.
+    #[serde(default)]
+    pub hold_leaver_waves: bool,
 
     /// What to do with an account that already exists downstream under an identity's
     /// username but that Roster does not own.
     #[serde(default)]
     pub adoption: AdoptionPolicy,
+
+    /// Who decides the membership of the entitlements Roles name on this app.
+    /// `Additive` (the default): Roster grants, and later revokes, only what it granted;
+    /// members it did not add stay and are reported in `status.unownedMembers`.
+    /// `Authoritative`: members Roster did not add are removed too (through the
+    /// revocation budget, each with an Event). A Role entitlement may override this.
+    #[serde(default)]
+    pub membership: MembershipAuthority,
 
     /// Usernames Roster never touches on this app (break-glass and admin accounts), even
     /// when an identity or binding would say otherwise.
@@ -291,14 +322,80 @@ pub struct DeletionBudget {
     pub window_seconds: i64,
 }
 
+// Sized from what identity platforms ship: Entra ID's accidental-deletion threshold is
+// 500 operations a cycle, Okta's import safeguard 20 %. Whichever limit comes first
+// trips, so a 200-person app trips at 40 policy removals and a large one at 100.
 impl Default for DeletionBudget {
     fn default() -> Self {
         Self {
-            max_removals: 10,
-            max_percent: 10,
+            max_removals: 100,
+            max_percent: 20,
             window_seconds: 3600,
         }
     }
+}
+
+/// The most accounts a policy change may strip of entitlements in a sliding window.
+/// Whichever limit is reached first trips the breaker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevocationBudget {
+    /// The most accounts that lose one or more entitlements in one window.
+    #[schemars(range(min = 0))]
+    pub max_accounts: i32,
+    /// The same as a percentage of the accounts Roster manages on this app. One account
+    /// per window is always allowed.
+    #[schemars(range(min = 0, max = 100))]
+    pub max_percent: i32,
+    /// The window's length.
+    #[schemars(range(min = 60))]
+    pub window_seconds: i64,
+}
+
+impl Default for RevocationBudget {
+    fn default() -> Self {
+        Self {
+            max_accounts: 100,
+            max_percent: 20,
+            window_seconds: 3600,
+        }
+    }
+}
+
+/// What counts as a wave of explicit leavers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaverWave {
+    /// A wave is never smaller than this many leavers in one window.
+    #[schemars(range(min = 1))]
+    pub min_leavers: i32,
+    /// A wave is more than this percentage of the managed accounts in one window (when
+    /// that is more than `minLeavers`).
+    #[schemars(range(min = 0, max = 100))]
+    pub max_percent: i32,
+    /// The window's length.
+    #[schemars(range(min = 60))]
+    pub window_seconds: i64,
+}
+
+impl Default for LeaverWave {
+    fn default() -> Self {
+        Self {
+            min_leavers: 25,
+            max_percent: 5,
+            window_seconds: 3600,
+        }
+    }
+}
+
+/// Who decides an entitlement's membership downstream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum MembershipAuthority {
+    /// Roster adds and removes only its own grants; other members stay (and are reported).
+    #[default]
+    Additive,
+    /// The declared members are the only members: Roster removes any other.
+    Authoritative,
 }
 
 /// How Roster treats an account that already exists under an identity's username.
@@ -335,9 +432,28 @@ pub struct ConnectorStatus {
     /// When the last inventory scan finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scan_time: Option<Time>,
-    /// Set while removals are stopped because the deletion budget was exceeded.
+    /// Set while removals are stopped because a budget was exceeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<QuarantineStatus>,
+    /// Set while explicit leavers come faster than `spec.leaverWave` expects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaver_wave: Option<LeaverWaveStatus>,
+    /// Members of entitlements Roster manages here whose membership Roster did not grant
+    /// and, under `Additive` membership, leaves in place: the first few, from the last
+    /// scan (`inventory.unownedMembers` counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub unowned_members: Vec<UnownedMember>,
+}
+
+/// A membership Roster did not grant, in an entitlement it manages.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnownedMember {
+    /// The member account's username downstream.
+    pub username: String,
+    /// The entitlement it holds.
+    pub entitlement: String,
 }
 
 /// Counts of downstream accounts from an inventory scan.
@@ -352,16 +468,72 @@ pub struct Inventory {
     pub orphaned: i64,
     /// Accounts Roster does not own (left untouched).
     pub unmanaged: i64,
+    /// Memberships in managed entitlements that Roster did not grant and leaves in place
+    /// (`Additive`).
+    #[serde(default)]
+    pub unowned_members: i64,
 }
 
 /// Why and since when removals on a Connector are stopped.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuarantineStatus {
-    /// When the breaker tripped.
+    /// When the first breaker tripped.
     pub since: Time,
-    /// Removals planned in the window when it tripped.
+    /// Accounts counted in the window when it tripped, the refused one included.
     pub planned_removals: i32,
     /// Human-readable reason.
+    pub message: String,
+    /// Every breaker that is tripped: `removals`, `revocations` or `leavers`. A restarted
+    /// operator reads them back, so a restart never lifts a quarantine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3))]
+    pub trips: Vec<TripStatus>,
+    /// Who is waiting, explicit leavers first (the first few).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub held: Vec<HeldRemoval>,
+    /// How many are waiting in all.
+    #[serde(default)]
+    pub held_count: i32,
+}
+
+/// One tripped breaker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TripStatus {
+    /// `removals`, `revocations` or `leavers`.
+    pub budget: String,
+    /// When it tripped.
+    pub since: Time,
+    /// Accounts counted in its window when it tripped.
+    pub planned: i32,
+    /// Why.
+    pub message: String,
+}
+
+/// A removal waiting for approval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldRemoval {
+    /// The Identity whose account it is.
+    pub identity: String,
+    /// `ExplicitLeaver` (the Identity itself left) or `Policy` (a Role, binding,
+    /// Connector or window changed, or the Identity object was deleted).
+    pub cause: String,
+    /// The breakers that hold it: `removals`, `revocations`, `leavers`.
+    #[schemars(length(max = 3))]
+    pub budgets: Vec<String>,
+}
+
+/// A wave of explicit leavers in the current window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaverWaveStatus {
+    /// When the wave began to exceed the threshold.
+    pub since: Time,
+    /// Explicit leavers counted in the window.
+    pub leavers: i32,
+    /// Human-readable summary.
     pub message: String,
 }

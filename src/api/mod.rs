@@ -19,8 +19,9 @@ mod role_binding;
 pub use common::{LocalSecretKeyRef, conditions};
 pub use connector::{
     AdoptionPolicy, Connector, ConnectorMode, ConnectorSpec, ConnectorStatus, DeletionBudget,
-    DeprovisioningPolicy, Inventory, KubernetesBackend, LdapBackend, PostgresBackend,
-    PostgresSslMode, QuarantineStatus, RateLimit, ScimBackend,
+    DeprovisioningPolicy, HeldRemoval, Inventory, KubernetesBackend, LdapBackend, LeaverWave,
+    LeaverWaveStatus, MembershipAuthority, PostgresBackend, PostgresSslMode, QuarantineStatus,
+    RateLimit, RevocationBudget, ScimBackend, TripStatus, UnownedMember,
 };
 pub use identity::{
     AccountState, AccountStatus, ConnectorReceipt, DeprovisioningReceipt, Identity, IdentityKind,

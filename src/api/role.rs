@@ -61,6 +61,11 @@ pub struct EntitlementRef {
     /// for Kubernetes RBAC. Each connector's reference page in docs/ says more.
     #[schemars(length(min = 1, max = 512))]
     pub name: String,
+    /// Overrides the Connector's `membership` for this entitlement. When Roles disagree
+    /// on one entitlement, `Additive` wins: removing members Roster did not add needs
+    /// every Role that names it to agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<super::MembershipAuthority>,
 }
 
 /// What Roster observed about a Role.

@@ -1,47 +1,85 @@
-//! Deletion budgets in this process: removal reservations per Connector, shared by every
-//! reconcile so that concurrent leavers cannot overshoot together. The count survives a
-//! restart without state of its own: it is seeded, once per Connector, from the removal
-//! times the Identities' status records (`accounts[].disabledAt`, receipts' `deletedAt`).
+//! The breakers in this process: reservations per Connector and breaker, shared by every
+//! reconcile so that concurrent removals cannot overshoot together.
+//!
+//! Nothing here is lost in a restart. The counts are seeded, once per Connector, from the
+//! removal times the Identities' status records (`accounts[].disabledAt`, receipts'
+//! `deletedAt`); a tripped breaker and who it holds are read back from the Connector's
+//! `status.quarantine`, which the Connector loop writes from [`Budgets::snapshot`].
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Mutex,
+};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::{
-    api::{Connector, Identity},
-    lifecycle::budget::{Removal, Trip, approved, counted, fits},
+    api::{Connector, HeldRemoval, Identity},
+    lifecycle::budget::{
+        Breaker, Cause, Limits, Removal, Trip, approval_problem, approved, counted,
+    },
 };
 
-/// Annotation on a Connector with which a person approves the removals that tripped its
-/// budget: an RFC 3339 time; removals before it stop counting.
+/// Annotation on a Connector with which a person approves everything its breakers hold:
+/// an RFC 3339 time, normally now; removals before it stop counting.
 pub const APPROVE_ANNOTATION: &str = "roster.dev/approve-removals";
+/// Annotation that approves only the explicit leavers a wave holds (`holdLeaverWaves`).
+pub const APPROVE_LEAVERS_ANNOTATION: &str = "roster.dev/approve-leavers";
 
 #[derive(Default)]
 struct State {
-    seeded: bool,
     removals: Vec<Removal>,
     trip: Option<Trip>,
-    /// Identities whose removals were refused while tripped: an approval releases them.
-    held: std::collections::BTreeSet<String>,
+    /// Identities refused while tripped, and why they lose access: an approval releases
+    /// them.
+    held: BTreeMap<String, Cause>,
     /// Removals the last approval released, on top of the budget.
     allowance: usize,
+    /// When the current wave was first flagged (leavers only, without a hold).
+    wave: Option<Trip>,
 }
 
-/// Every Connector's budget state.
+/// Every Connector's breakers.
 #[derive(Default)]
 pub struct Budgets {
-    inner: Mutex<HashMap<String, State>>,
+    inner: Mutex<HashMap<String, Connectors>>,
 }
 
-/// The approval time on `connector`, if it carries a valid one.
-pub fn approved_at(connector: &Connector) -> Option<Timestamp> {
-    connector
-        .annotations()
-        .get(APPROVE_ANNOTATION)?
-        .trim()
-        .parse()
-        .ok()
+#[derive(Default)]
+struct Connectors {
+    /// The removal counts were read from the Identities' status.
+    counts_seeded: bool,
+    /// The trips and holds were read from the Connector's status.
+    trips_seeded: bool,
+    breakers: BTreeMap<Breaker, State>,
+}
+
+/// The annotation that approves `breaker`'s holds, if any, when it carries a usable time.
+pub fn approved_at(connector: &Connector, breaker: Breaker, now: Timestamp) -> Option<Timestamp> {
+    let read = |name: &str| {
+        let value = connector.annotations().get(name)?;
+        if approval_problem(value, now).is_some() {
+            return None;
+        }
+        value.trim().parse::<Timestamp>().ok()
+    };
+    let all = read(APPROVE_ANNOTATION);
+    match breaker {
+        Breaker::Leavers => all.max(read(APPROVE_LEAVERS_ANNOTATION)),
+        Breaker::Removals | Breaker::Revocations => all,
+    }
+}
+
+/// What is wrong with the Connector's approval annotations at `now`, if anything.
+pub fn approval_problems(connector: &Connector, now: Timestamp) -> Vec<String> {
+    [APPROVE_ANNOTATION, APPROVE_LEAVERS_ANNOTATION]
+        .into_iter()
+        .filter_map(|name| {
+            let value = connector.annotations().get(name)?;
+            approval_problem(value, now).map(|p| format!("{name}: {p}"))
+        })
+        .collect()
 }
 
 fn key(connector: &Connector) -> String {
@@ -73,166 +111,202 @@ pub fn recorded_removals(identities: &[std::sync::Arc<Identity>], key: &str) -> 
 }
 
 /// A refusal: the trip, and whether this call tripped it.
+#[derive(Debug)]
 pub struct Refused {
-    /// Why removals are held.
+    /// Why it is held.
     pub trip: Trip,
     /// The breaker tripped just now (publish an Event, refresh the Connector's status).
     pub new: bool,
 }
 
+/// A reservation that went through.
+#[derive(Debug, Default)]
+pub struct Reserved {
+    /// A wave of explicit leavers was flagged just now (Event and metric; not held).
+    pub new_wave: Option<Trip>,
+}
+
+/// What the Connector's status should say about its breakers.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The tripped breakers.
+    pub trips: Vec<(Breaker, Trip)>,
+    /// Who is held, explicit leavers first.
+    pub held: Vec<HeldRemoval>,
+    /// A flagged wave of explicit leavers in the current window.
+    pub wave: Option<Trip>,
+}
+
+/// One reservation's request.
+pub struct Request<'a> {
+    /// The breaker asked.
+    pub breaker: Breaker,
+    /// The Identity whose account it is.
+    pub who: &'a str,
+    /// Why the account loses access.
+    pub cause: Cause,
+    /// How many accounts Roster manages on the connector.
+    pub managed: usize,
+    /// Now.
+    pub now: Timestamp,
+}
+
 impl Budgets {
-    /// Reserves the removal of `who`'s account on `connector` at `now`, or refuses.
-    /// `managed` is how many accounts Roster manages there; `seed` yields the recorded
-    /// removals, asked once. An approval releases what was held when it came, on top of
-    /// the budget: it approves those removals, not a fresh round of the same size.
+    /// Reserves `req` on `connector`, or refuses. `seed` yields the recorded account
+    /// removals, asked once per Connector. An approval releases what was held when it
+    /// came, on top of the budget: it approves those removals, not a fresh round.
     pub fn reserve(
         &self,
         connector: &Connector,
-        who: &str,
-        managed: usize,
-        now: Timestamp,
+        req: Request<'_>,
         seed: impl FnOnce() -> Vec<Removal>,
-    ) -> Result<(), Refused> {
-        let approval = approved_at(connector);
-        let budget = &connector.spec.deletion_budget;
+    ) -> Result<Reserved, Refused> {
+        let limits = Limits::of(&connector.spec, req.breaker);
+        let approval = approved_at(connector, req.breaker, req.now);
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let state = map.entry(key(connector)).or_default();
-        if !state.seeded {
-            state.removals = seed();
-            state.seeded = true;
+        let conn = map.entry(key(connector)).or_default();
+        conn.seed_trips(connector);
+        if !conn.counts_seeded {
+            conn.counts_seeded = true;
+            conn.breakers.entry(Breaker::Removals).or_default().removals = seed();
         }
+        let state = conn.breakers.entry(req.breaker).or_default();
+        state.lift_if_approved(approval);
         if let Some(trip) = &state.trip {
-            if approved(trip, approval) {
-                state.trip = None;
-                state.allowance = std::mem::take(&mut state.held).len();
-            } else {
-                state.held.insert(who.to_owned());
-                return Err(Refused {
-                    trip: trip.clone(),
-                    new: false,
+            state.held.insert(req.who.to_owned(), req.cause);
+            return Err(Refused {
+                trip: trip.clone(),
+                new: false,
+            });
+        }
+        let accounts = counted(&state.removals, limits.window(), approval, req.now);
+        // An account already counted in the window costs nothing more.
+        let extra = usize::from(!accounts.contains(req.who));
+        let total = (accounts.len() + extra).saturating_sub(state.allowance);
+        let Some(message) = limits.exceeded(total, req.managed) else {
+            state.removals.push((req.now, req.who.to_owned()));
+            return Ok(Reserved::default());
+        };
+        let trip = Trip {
+            since: req.now,
+            planned: total,
+            message,
+        };
+        if !limits.holds() {
+            state.removals.push((req.now, req.who.to_owned()));
+            let window = limits.window();
+            let stale = state.wave.as_ref().is_none_or(|w| {
+                counted(&[(w.since, String::new())], window, None, req.now).is_empty()
+            });
+            if stale {
+                state.wave = Some(trip.clone());
+                return Ok(Reserved {
+                    new_wave: Some(trip),
                 });
             }
-        }
-        let accounts = counted(&state.removals, budget, approval, now);
-        // An account already counted in the window (its deletion after its disable)
-        // costs nothing more.
-        let extra = usize::from(!accounts.contains(who));
-        let already = accounts.len().saturating_sub(state.allowance);
-        match fits(budget, already, extra, managed) {
-            Ok(()) => {
-                state.removals.push((now, who.to_owned()));
-                Ok(())
+            if let Some(w) = &mut state.wave {
+                w.planned = total;
             }
-            Err(message) => {
-                let trip = Trip {
-                    since: now,
-                    planned: already + extra,
-                    message,
-                };
-                state.trip = Some(trip.clone());
-                state.held.insert(who.to_owned());
-                Err(Refused { trip, new: true })
-            }
+            return Ok(Reserved::default());
         }
+        state.trip = Some(trip.clone());
+        state.held.insert(req.who.to_owned(), req.cause);
+        Err(Refused { trip, new: true })
     }
 
-    /// The connector's trip, if removals are held (an approval after it lifts it).
-    pub fn trip(&self, connector: &Connector) -> Option<Trip> {
-        let approval = approved_at(connector);
+    /// The state of `connector`'s breakers for its status (approvals applied).
+    pub fn snapshot(&self, connector: &Connector, now: Timestamp) -> Snapshot {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let state = map.get_mut(&key(connector))?;
-        if state.trip.as_ref().is_some_and(|t| approved(t, approval)) {
-            state.trip = None;
-            state.allowance = std::mem::take(&mut state.held).len();
+        let conn = map.entry(key(connector)).or_default();
+        conn.seed_trips(connector);
+        let mut out = Snapshot::default();
+        let mut held: BTreeMap<(bool, String), HeldRemoval> = BTreeMap::new();
+        for (breaker, state) in &mut conn.breakers {
+            state.lift_if_approved(approved_at(connector, *breaker, now));
+            if let Some(t) = &state.trip {
+                out.trips.push((*breaker, t.clone()));
+                for (who, cause) in &state.held {
+                    // Explicit leavers sort first.
+                    let key = (*cause != Cause::ExplicitLeaver, who.clone());
+                    held.entry(key)
+                        .or_insert_with(|| HeldRemoval {
+                            identity: who.clone(),
+                            cause: cause.name().to_owned(),
+                            budgets: Vec::new(),
+                        })
+                        .budgets
+                        .push(breaker.name().to_owned());
+                }
+            }
+            let window = Limits::of(&connector.spec, *breaker).window();
+            if let Some(w) = &state.wave {
+                if counted(&[(w.since, String::new())], window, None, now).is_empty() {
+                    state.wave = None;
+                } else {
+                    out.wave = Some(w.clone());
+                }
+            }
         }
-        state.trip.clone()
+        out.held = held.into_values().collect();
+        out
+    }
+}
+
+impl State {
+    fn lift_if_approved(&mut self, approval: Option<Timestamp>) {
+        if self.trip.as_ref().is_some_and(|t| approved(t, approval)) {
+            self.trip = None;
+            self.allowance = std::mem::take(&mut self.held).len();
+        }
+    }
+}
+
+impl Connectors {
+    /// Trips and holds from the Connector's status, once.
+    fn seed_trips(&mut self, connector: &Connector) {
+        if std::mem::replace(&mut self.trips_seeded, true) {
+            return;
+        }
+        let Some(q) = connector
+            .status
+            .as_ref()
+            .and_then(|s| s.quarantine.as_ref())
+        else {
+            return;
+        };
+        // A quarantine written before breakers were listed was the removal budget's.
+        if q.trips.is_empty() {
+            self.breakers.entry(Breaker::Removals).or_default().trip = Some(Trip {
+                since: q.since.0,
+                planned: usize::try_from(q.planned_removals).unwrap_or(0),
+                message: q.message.clone(),
+            });
+        }
+        for t in &q.trips {
+            let Some(breaker) = Breaker::parse(&t.budget) else {
+                continue;
+            };
+            let state = self.breakers.entry(breaker).or_default();
+            state.trip = Some(Trip {
+                since: t.since.0,
+                planned: usize::try_from(t.planned).unwrap_or(0),
+                message: t.message.clone(),
+            });
+        }
+        for h in &q.held {
+            let Some(cause) = Cause::parse(&h.cause) else {
+                continue;
+            };
+            for breaker in h.budgets.iter().filter_map(|b| Breaker::parse(b)) {
+                let state = self.breakers.entry(breaker).or_default();
+                if state.trip.is_some() {
+                    state.held.insert(h.identity.clone(), cause);
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn connector(max_removals: i32, approval: Option<&str>) -> Connector {
-        let mut c = Connector::new(
-            "scim",
-            serde_json::from_value(json!({"kubernetes": {},
-                "deletionBudget": {"maxRemovals": max_removals, "maxPercent": 100, "windowSeconds": 3600}}))
-            .unwrap(),
-        );
-        c.metadata.namespace = Some("ns".into());
-        if let Some(a) = approval {
-            c.metadata.annotations = Some([(APPROVE_ANNOTATION.to_owned(), a.to_owned())].into());
-        }
-        c
-    }
-
-    fn at(s: i64) -> Timestamp {
-        Timestamp::from_second(1_800_000_000 + s).unwrap()
-    }
-
-    #[test]
-    fn trips_holds_everything_then_an_approval_releases_what_was_held() {
-        let budgets = Budgets::default();
-        let c = connector(2, None);
-        assert!(budgets.reserve(&c, "a", 100, at(0), Vec::new).is_ok());
-        assert!(budgets.reserve(&c, "b", 100, at(1), Vec::new).is_ok());
-        let refused = budgets
-            .reserve(&c, "c", 100, at(2), Vec::new)
-            .expect_err("the third trips it");
-        assert!(refused.new);
-        assert_eq!(refused.trip.planned, 3);
-        // Once tripped, even a removal that would fit is held; retries are one hold.
-        for (who, t) in [("d", 3), ("e", 4), ("d", 5)] {
-            let again = budgets
-                .reserve(&c, who, 100, at(t), Vec::new)
-                .expect_err("still held");
-            assert!(!again.new);
-        }
-        assert!(budgets.trip(&c).is_some());
-
-        // The approval releases the three held (c, d, e) on top of the budget of two...
-        let approved = connector(2, Some(&at(10).to_string()));
-        assert!(
-            budgets.trip(&approved).is_none(),
-            "approval after the trip lifts it"
-        );
-        for (i, who) in ["c", "d", "e", "f", "g"].into_iter().enumerate() {
-            let t = at(11 + i64::try_from(i).unwrap());
-            assert!(
-                budgets.reserve(&approved, who, 100, t, Vec::new).is_ok(),
-                "{who}"
-            );
-        }
-        // ...and no more: the budget still guards what comes after.
-        assert!(
-            budgets
-                .reserve(&approved, "h", 100, at(20), Vec::new)
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn seeded_from_status_once_and_counting_accounts_not_operations() {
-        let budgets = Budgets::default();
-        let c = connector(2, None);
-        let recorded = || vec![(at(10), "a".to_owned()), (at(20), "b".to_owned())];
-        assert!(
-            budgets.reserve(&c, "c", 100, at(100), recorded).is_err(),
-            "two recorded plus one"
-        );
-        let budgets = Budgets::default();
-        let one = connector(1, None);
-        assert!(
-            budgets.reserve(&one, "a", 100, at(0), Vec::new).is_ok(),
-            "a's disable"
-        );
-        assert!(
-            budgets.reserve(&one, "a", 100, at(1), Vec::new).is_ok(),
-            "a's deletion: same account"
-        );
-        assert!(budgets.reserve(&one, "b", 100, at(2), Vec::new).is_err());
-    }
-}
+#[path = "budget_tests.rs"]
+mod tests;

@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod connector;
+pub mod hold;
 pub mod identity;
 pub mod lanes;
 pub mod role;

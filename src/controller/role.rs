@@ -123,6 +123,7 @@ mod tests {
                 .map(|c| EntitlementRef {
                     connector: (*c).to_owned(),
                     name: "g".into(),
+                    membership: None,
                 })
                 .collect(),
         }

@@ -1,21 +1,218 @@
-//! The deletion budget: how many accounts one Connector may see removed (disabled or
-//! deleted) in a sliding window before Roster stops removing there. A bad commit that
-//! turns everyone into a leaver trips it after a few accounts, not after all of them.
-//! Pure.
+//! The breakers that bound removals on one Connector. A bad input — a wrong selector, a
+//! deleted Role, an emptied file — turns many people into removals at once; a breaker
+//! trips after a few and holds the rest for a person. Legitimate leavers are not
+//! rationed: an explicit leaver is disabled at once, and only a wave of them is flagged
+//! (or, by opt-in, held). Pure.
 
 use std::collections::BTreeSet;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use crate::api::DeletionBudget;
+use super::plan::Change;
+use crate::api::{ConnectorSpec, LeaverWave, RevocationBudget};
 
-/// One account removal: when, and which account (the Identity's name).
+/// One counted removal: when, and which account (the Identity's name).
 pub type Removal = (Timestamp, String);
 
-/// Why removals are held on a connector.
+/// Why an account loses access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cause {
+    /// The Identity itself left: `Suspended`, `Terminated` or past its own `validUntil`.
+    /// A decision about this one person.
+    ExplicitLeaver,
+    /// A Role, RoleBinding, Connector or binding window changed, or the Identity object
+    /// was deleted: a decision about many people at once.
+    Policy,
+}
+
+impl Cause {
+    /// The name status and Events use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::ExplicitLeaver => "ExplicitLeaver",
+            Cause::Policy => "Policy",
+        }
+    }
+
+    /// Parses [`Cause::name`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [Cause::ExplicitLeaver, Cause::Policy]
+            .into_iter()
+            .find(|c| c.name() == s)
+    }
+}
+
+/// The three breakers of a Connector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Breaker {
+    /// Accounts disabled or deleted by policy, and explicit leavers' deletions.
+    Removals,
+    /// Accounts stripped of entitlements by policy (strays in authoritative groups too).
+    Revocations,
+    /// Explicit leavers' disables: a wave is flagged, and held only by opt-in.
+    Leavers,
+}
+
+impl Breaker {
+    /// Every breaker.
+    pub const ALL: [Breaker; 3] = [Breaker::Removals, Breaker::Revocations, Breaker::Leavers];
+
+    /// The name status uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Breaker::Removals => "removals",
+            Breaker::Revocations => "revocations",
+            Breaker::Leavers => "leavers",
+        }
+    }
+
+    /// Parses [`Breaker::name`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == s)
+    }
+}
+
+/// The breaker that must let `change` through, for an account losing access by `cause`;
+/// `None`: it is not a removal, or one that is never held (an explicit leaver's own
+/// revocations: disable is reversible, and a leaver keeps nothing).
+pub fn breaker_for(change: &Change, cause: Cause) -> Option<Breaker> {
+    match (change, cause) {
+        (Change::Delete, _) | (Change::Disable, Cause::Policy) => Some(Breaker::Removals),
+        (Change::Disable, Cause::ExplicitLeaver) => Some(Breaker::Leavers),
+        (Change::Revoke(_), Cause::Policy) => Some(Breaker::Revocations),
+        _ => None,
+    }
+}
+
+/// A breaker's limits, from the Connector's spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Limits {
+    /// Trips past `max` accounts, or past `percent` of the managed accounts (one per
+    /// window always fits the percentage).
+    Budget {
+        /// The most accounts per window.
+        max: usize,
+        /// The most accounts per window, as a percentage of the managed ones.
+        percent: usize,
+        /// The window, in seconds.
+        window: i64,
+        /// What is counted, for messages.
+        what: &'static str,
+    },
+    /// A wave: more than the larger of `floor` and `percent` of the managed accounts.
+    Wave {
+        /// The least that counts as a wave.
+        floor: usize,
+        /// The share of the managed accounts that counts as a wave.
+        percent: usize,
+        /// The window, in seconds.
+        window: i64,
+        /// Whether a wave holds leavers (`holdLeaverWaves`) or only flags them.
+        hold: bool,
+    },
+}
+
+fn count(n: i32) -> usize {
+    usize::try_from(n.max(0)).unwrap_or(0)
+}
+
+impl Limits {
+    /// The limits `spec` sets for `breaker`.
+    pub fn of(spec: &ConnectorSpec, breaker: Breaker) -> Self {
+        match breaker {
+            Breaker::Removals => Limits::Budget {
+                max: count(spec.deletion_budget.max_removals),
+                percent: count(spec.deletion_budget.max_percent.min(100)),
+                window: spec.deletion_budget.window_seconds,
+                what: "accounts removed",
+            },
+            Breaker::Revocations => {
+                let RevocationBudget {
+                    max_accounts,
+                    max_percent,
+                    window_seconds,
+                } = &spec.revocation_budget;
+                Limits::Budget {
+                    max: count(*max_accounts),
+                    percent: count((*max_percent).min(100)),
+                    window: *window_seconds,
+                    what: "accounts stripped of entitlements",
+                }
+            }
+            Breaker::Leavers => {
+                let LeaverWave {
+                    min_leavers,
+                    max_percent,
+                    window_seconds,
+                } = &spec.leaver_wave;
+                Limits::Wave {
+                    floor: count(*min_leavers),
+                    percent: count((*max_percent).min(100)),
+                    window: *window_seconds,
+                    hold: spec.hold_leaver_waves,
+                }
+            }
+        }
+    }
+
+    /// The window, in seconds.
+    pub fn window(&self) -> i64 {
+        match self {
+            Limits::Budget { window, .. } | Limits::Wave { window, .. } => *window,
+        }
+    }
+
+    /// Why `total` accounts in the window, with `managed` accounts on the connector, are
+    /// too many; `None` when they fit.
+    pub fn exceeded(&self, total: usize, managed: usize) -> Option<String> {
+        match self {
+            Limits::Budget {
+                max,
+                percent,
+                window,
+                what,
+            } => {
+                if total > *max {
+                    return Some(format!(
+                        "{total} {what} in {window}s would exceed the limit of {max}"
+                    ));
+                }
+                (total > 1 && total * 100 > percent * managed.max(1)).then(|| {
+                    format!(
+                        "{total} {what} in {window}s would exceed {percent}% of {managed} managed accounts"
+                    )
+                })
+            }
+            Limits::Wave {
+                floor,
+                percent,
+                window,
+                ..
+            } => {
+                let threshold = (*floor).max(percent * managed / 100);
+                (total > threshold).then(|| {
+                    format!(
+                        "{total} explicit leavers in {window}s: a wave (more than {threshold}, the larger of {floor} and {percent}% of {managed} managed accounts)"
+                    )
+                })
+            }
+        }
+    }
+
+    /// Whether exceeding the limits holds what comes next (a wave only flags, unless
+    /// `holdLeaverWaves`).
+    pub fn holds(&self) -> bool {
+        match self {
+            Limits::Budget { .. } => true,
+            Limits::Wave { hold, .. } => *hold,
+        }
+    }
+}
+
+/// Why a breaker is tripped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trip {
-    /// When the breaker tripped.
+    /// When it tripped.
     pub since: Timestamp,
     /// Accounts counted in the window when it tripped, the refused one included.
     pub planned: usize,
@@ -23,16 +220,16 @@ pub struct Trip {
     pub message: String,
 }
 
-/// The accounts removed that count at `now`: removals inside the window and after the
-/// last approval, each account once (a disable and the later deletion are one account).
-pub fn counted<'a>(
-    removals: &'a [Removal],
-    budget: &DeletionBudget,
+/// The accounts that count at `now`: those inside the window of `window` seconds and
+/// after the last approval, each account once (a disable and the later deletion are one).
+pub fn counted(
+    removals: &[Removal],
+    window: i64,
     approved_at: Option<Timestamp>,
     now: Timestamp,
-) -> BTreeSet<&'a str> {
+) -> BTreeSet<&str> {
     let start = now
-        .checked_sub(SignedDuration::from_secs(budget.window_seconds.max(0)))
+        .checked_sub(SignedDuration::from_secs(window.max(0)))
         .unwrap_or(Timestamp::MIN);
     removals
         .iter()
@@ -41,116 +238,32 @@ pub fn counted<'a>(
         .collect()
 }
 
-/// Whether `extra` more accounts fit, given `already` counted ones and `managed` accounts
-/// on the connector. Over `maxRemovals` trips it; so does going over `maxPercent` of the
-/// managed accounts, except that one account per window is always allowed (a lone leaver
-/// on a small app is not held).
-pub fn fits(
-    budget: &DeletionBudget,
-    already: usize,
-    extra: usize,
-    managed: usize,
-) -> Result<(), String> {
-    let total = already + extra;
-    let max = usize::try_from(budget.max_removals.max(0)).unwrap_or(0);
-    if total > max {
-        return Err(format!(
-            "{total} accounts removed in {}s would exceed maxRemovals {max}",
-            budget.window_seconds
-        ));
-    }
-    let percent = usize::try_from(budget.max_percent.clamp(0, 100)).unwrap_or(0);
-    if total > 1 && total * 100 > percent * managed.max(1) {
-        return Err(format!(
-            "{total} accounts removed in {}s would exceed maxPercent {percent}% of {managed} managed accounts",
-            budget.window_seconds
-        ));
-    }
-    Ok(())
-}
-
-/// Whether an approval (the Connector's `roster.dev/approve-removals` time) lifts a trip.
+/// Whether an approval (an annotation's time) lifts `trip`.
 pub fn approved(trip: &Trip, approved_at: Option<Timestamp>) -> bool {
     approved_at.is_some_and(|a| a >= trip.since)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// How far ahead of the operator's clock an approval may be (clock skew between the
+/// person's machine and the cluster).
+pub const APPROVAL_SKEW: SignedDuration = SignedDuration::from_secs(120);
 
-    fn budget(max_removals: i32, max_percent: i32) -> DeletionBudget {
-        DeletionBudget {
-            max_removals,
-            max_percent,
-            window_seconds: 3600,
+/// Why an approval annotation's value cannot be used at `now`; `None` when it can.
+/// A time in the future would approve removals that have not happened yet.
+pub fn approval_problem(value: &str, now: Timestamp) -> Option<String> {
+    let at: Timestamp = match value.trim().parse() {
+        Ok(t) => t,
+        Err(_) => {
+            return Some(format!(
+                "{value:?} is not an RFC 3339 time such as 2026-12-01T12:00:00Z"
+            ));
         }
-    }
-
-    fn at(s: i64) -> Timestamp {
-        Timestamp::from_second(s).unwrap()
-    }
-
-    #[test]
-    fn accounts_removed_in_the_window_and_after_approval_count_once_each() {
-        let r = |t: i64, who: &str| (at(t), who.to_owned());
-        let removals = [
-            r(0, "a"),
-            r(5_000, "b"),
-            r(6_000, "c"),
-            r(7_000, "d"),
-            r(7_100, "d"),
-        ];
-        let b = budget(10, 100);
-        assert_eq!(
-            counted(&removals, &b, None, at(7_200)).len(),
-            3,
-            "a is outside the hour; d once"
-        );
-        assert_eq!(
-            counted(&removals, &b, Some(at(6_000)), at(7_200)).len(),
-            1,
-            "approval resets it"
-        );
-    }
-
-    #[test]
-    fn count_and_percent_limits() {
-        assert!(fits(&budget(3, 100), 2, 1, 100).is_ok());
-        assert!(
-            fits(&budget(3, 100), 3, 1, 100)
-                .unwrap_err()
-                .contains("maxRemovals 3")
-        );
-        assert!(fits(&budget(100, 10), 9, 1, 100).is_ok());
-        assert!(
-            fits(&budget(100, 10), 10, 1, 100)
-                .unwrap_err()
-                .contains("maxPercent 10%")
-        );
-        assert!(
-            fits(&budget(100, 10), 0, 1, 3).is_ok(),
-            "a lone leaver on a small app"
-        );
-        assert!(fits(&budget(100, 10), 1, 1, 3).is_err());
-        assert!(
-            fits(&budget(0, 100), 0, 1, 10).is_err(),
-            "a zero budget holds every removal"
-        );
-        assert!(
-            fits(&budget(1, 10), 1, 0, 3).is_ok(),
-            "an account already counted costs nothing"
-        );
-    }
-
-    #[test]
-    fn approval_must_come_after_the_trip() {
-        let trip = Trip {
-            since: at(100),
-            planned: 12,
-            message: String::new(),
-        };
-        assert!(!approved(&trip, None));
-        assert!(!approved(&trip, Some(at(99))));
-        assert!(approved(&trip, Some(at(100))));
-    }
+    };
+    let latest = now.checked_add(APPROVAL_SKEW).unwrap_or(Timestamp::MAX);
+    (at > latest).then(|| {
+        format!("{value} is in the future; an approval names a moment already passed, normally now")
+    })
 }
+
+#[cfg(test)]
+#[path = "budget_tests.rs"]
+mod tests;

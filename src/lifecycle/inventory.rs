@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    model::{DesiredAccount, ObservedAccount},
+    model::{DesiredAccount, Managed, ObservedAccount},
     plan::{Ledger, Policy, plan},
 };
 use crate::connector::EntitlementMembers;
@@ -46,8 +46,11 @@ pub struct Assessment {
     pub orphaned: Vec<String>,
     /// Accounts without Roster's mark.
     pub unmanaged: usize,
-    /// Unowned accounts in managed entitlements (protected accounts excepted).
+    /// Memberships of unowned accounts in authoritative entitlements (protected accounts
+    /// excepted): Roster removes them.
     pub strays: Vec<Stray>,
+    /// Memberships of unowned accounts in additive entitlements: reported, left in place.
+    pub unowned_members: Vec<Stray>,
 }
 
 /// Fills each account's entitlements from the entitlement listing.
@@ -70,7 +73,7 @@ pub fn join(accounts: &mut [ObservedAccount], entitlements: &[EntitlementMembers
 pub fn assess(
     accounts: &[ObservedAccount],
     claims: &[Claim<'_>],
-    managed: &BTreeSet<String>,
+    managed: &Managed,
     protected: &BTreeSet<String>,
     policy: &Policy,
 ) -> Assessment {
@@ -114,12 +117,17 @@ pub fn assess(
                 {
                     continue;
                 }
-                for e in account.entitlements.intersection(managed) {
-                    out.strays.push(Stray {
+                for e in account.entitlements.intersection(&managed.names) {
+                    let member = Stray {
                         account_id: account.id.clone(),
                         username: account.username.clone(),
                         entitlement: e.clone(),
-                    });
+                    };
+                    if managed.authoritative.contains(e) {
+                        out.strays.push(member);
+                    } else {
+                        out.unowned_members.push(member);
+                    }
                 }
             }
         }
@@ -135,6 +143,7 @@ pub fn assess(
     }
     out.orphaned.sort();
     out.strays.sort();
+    out.unowned_members.sort();
     out
 }
 
@@ -225,9 +234,12 @@ mod tests {
             },
         ];
         let a = assess(
-            &[ada, mallory, admin, ghost],
+            &[ada, mallory.clone(), admin.clone(), ghost.clone()],
             &claims,
-            &set(&["eng"]),
+            &Managed {
+                names: set(&["eng"]),
+                authoritative: set(&["eng"]),
+            },
             &set(&["break-glass"]),
             &policy(),
         );
@@ -251,6 +263,28 @@ mod tests {
             }],
             "the protected account and the unmanaged group are left alone"
         );
+        assert!(a.unowned_members.is_empty());
+
+        // Under additive membership the same stranger is reported, not removed.
+        let additive = assess(
+            &[mallory, admin, ghost],
+            &claims,
+            &Managed {
+                names: set(&["eng"]),
+                authoritative: set(&[]),
+            },
+            &set(&["break-glass"]),
+            &policy(),
+        );
+        assert!(additive.strays.is_empty());
+        assert_eq!(
+            additive
+                .unowned_members
+                .iter()
+                .map(|m| (m.username.as_str(), m.entitlement.as_str()))
+                .collect::<Vec<_>>(),
+            [("mallory", "eng")]
+        );
     }
 
     #[test]
@@ -264,7 +298,11 @@ mod tests {
             desired: Some(&d),
             ledger: Ledger::default(),
         }];
-        let a = assess(&[carol], &claims, &set(&["eng"]), &set(&[]), &policy());
+        let managed = Managed {
+            names: set(&["eng"]),
+            authoritative: set(&["eng"]),
+        };
+        let a = assess(&[carol], &claims, &managed, &set(&[]), &policy());
         assert!(a.strays.is_empty());
         assert!(
             a.drifted.is_empty(),

@@ -11,4 +11,4 @@ pub mod plan;
 pub mod resolve;
 pub mod subjects;
 
-pub use model::{AccountAttributes, ConnectorKey, DesiredAccount, ObservedAccount};
+pub use model::{AccountAttributes, ConnectorKey, DesiredAccount, Managed, ObservedAccount};

@@ -37,6 +37,16 @@ impl fmt::Display for ConnectorKey {
     }
 }
 
+/// The entitlements Roles name on one connector (the managed set), and those of them
+/// whose membership Roster decides alone (`Authoritative`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Managed {
+    /// Every entitlement some Role names there.
+    pub names: BTreeSet<String>,
+    /// The subset whose members Roster did not grant are removed.
+    pub authoritative: BTreeSet<String>,
+}
+
 /// The attributes of an account that follow the Identity.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccountAttributes {

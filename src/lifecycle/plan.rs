@@ -2,14 +2,16 @@
 //! through the ownership ledger and the Connector's policies — and the drift to report.
 //!
 //! What Roster owns on a connector: accounts carrying its mark for this identity, the
-//! grants its ledger records, and membership of the entitlements its Roles name there (the
-//! managed set). Nothing else is ever revoked, disabled, updated or deleted.
+//! grants its ledger records, and — only where membership is `Authoritative` — every
+//! membership of the entitlements its Roles name there. Nothing else is ever revoked,
+//! disabled, updated or deleted. Under `Additive` membership (the default) a membership
+//! Roster did not grant is reported and left in place.
 
 use std::collections::BTreeSet;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::model::{DesiredAccount, ObservedAccount};
+use super::model::{DesiredAccount, Managed, ObservedAccount};
 use crate::api::AdoptionPolicy;
 
 /// What status remembers about an account between reconciles.
@@ -122,7 +124,7 @@ pub fn plan(
     desired: Option<&DesiredAccount>,
     observed: Option<&ObservedAccount>,
     ledger: &Ledger,
-    managed: &BTreeSet<String>,
+    managed: &Managed,
     policy: &Policy,
 ) -> Plan {
     let Some(observed) = observed else {
@@ -182,15 +184,20 @@ pub fn plan(
 
     let empty = BTreeSet::new();
     let wanted = desired.map_or(&empty, |d| &d.entitlements);
-    let owned_grants: BTreeSet<&String> = ledger.granted.union(managed).collect();
-    let revokes: Vec<&String> = observed
+    let owned_grants: BTreeSet<&String> = ledger.granted.union(&managed.authoritative).collect();
+    let (revokes, kept): (Vec<&String>, Vec<&String>) = observed
         .entitlements
         .difference(wanted)
-        .filter(|e| owned_grants.contains(e))
-        .collect();
+        .filter(|e| managed.names.contains(*e) || ledger.granted.contains(*e))
+        .partition(|e| owned_grants.contains(e));
     for e in &revokes {
         changes.push(Change::Revoke((*e).clone()));
         drift.push(format!("holds {e:?}, which it should not"));
+    }
+    for e in kept {
+        drift.push(format!(
+            "holds {e:?}, granted outside Roster: left in place (membership Additive)"
+        ));
     }
 
     match desired {

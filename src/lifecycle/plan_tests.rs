@@ -12,6 +12,22 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// A managed set whose every entitlement is authoritative (Roster alone decides).
+fn auth(items: &[&str]) -> Managed {
+    Managed {
+        names: set(items),
+        authoritative: set(items),
+    }
+}
+
+/// A managed set under additive membership (the default).
+fn additive(items: &[&str]) -> Managed {
+    Managed {
+        names: set(items),
+        authoritative: BTreeSet::new(),
+    }
+}
+
 fn now() -> Timestamp {
     "2027-03-01T12:00:00Z".parse().unwrap()
 }
@@ -68,7 +84,7 @@ fn joiner_is_created_then_granted() {
         Some(&desired(true, &["eng", "all"])),
         None,
         &Ledger::default(),
-        &set(&[]),
+        &auth(&[]),
         &policy(),
     );
     assert_eq!(
@@ -89,7 +105,7 @@ fn in_sync_plans_nothing() {
         Some(&desired(true, &["eng"])),
         Some(&observed(Some(ME), true, &["eng"])),
         &ledger(&["eng"]),
-        &set(&["eng"]),
+        &auth(&["eng"]),
         &policy(),
     );
     assert!(p.changes.is_empty() && p.drift.is_empty(), "{p:?}");
@@ -104,7 +120,7 @@ fn mover_revokes_old_before_granting_new_and_updates_attributes() {
         Some(&d),
         Some(&observed(Some(ME), true, &["eng"])),
         &ledger(&["eng"]),
-        &set(&["eng", "finance"]),
+        &auth(&["eng", "finance"]),
         &policy(),
     );
     assert_eq!(
@@ -124,20 +140,48 @@ fn memberships_roster_neither_granted_nor_manages_are_left_alone() {
         Some(&desired(true, &["eng"])),
         Some(&observed(Some(ME), true, &["eng", "book-club"])),
         &ledger(&["eng"]),
-        &set(&["eng"]),
+        &auth(&["eng"]),
         &policy(),
     );
     assert!(p.changes.is_empty(), "{p:?}");
 }
 
 #[test]
-fn a_managed_group_joined_out_of_band_is_revoked() {
+fn additive_membership_leaves_a_grant_roster_did_not_make_and_reports_it() {
     let p = plan(
         ME,
         Some(&desired(true, &["eng"])),
         Some(&observed(Some(ME), true, &["eng", "admins"])),
         &ledger(&["eng"]),
-        &set(&["eng", "admins"]),
+        &additive(&["eng", "admins"]),
+        &policy(),
+    );
+    assert!(p.changes.is_empty(), "{p:?}");
+    assert!(
+        p.drift[0].contains("granted outside Roster"),
+        "{:?}",
+        p.drift
+    );
+    // What Roster granted it still takes back.
+    let p = plan(
+        ME,
+        Some(&desired(true, &[])),
+        Some(&observed(Some(ME), true, &["eng", "admins"])),
+        &ledger(&["eng"]),
+        &additive(&["eng", "admins"]),
+        &policy(),
+    );
+    assert_eq!(p.changes, [Change::Revoke("eng".into())]);
+}
+
+#[test]
+fn an_authoritative_group_joined_out_of_band_is_revoked() {
+    let p = plan(
+        ME,
+        Some(&desired(true, &["eng"])),
+        Some(&observed(Some(ME), true, &["eng", "admins"])),
+        &ledger(&["eng"]),
+        &auth(&["eng", "admins"]),
         &policy(),
     );
     assert_eq!(p.changes, [Change::Revoke("admins".into())]);
@@ -150,7 +194,7 @@ fn suspend_disables_and_resume_enables() {
         Some(&desired(false, &["eng"])),
         Some(&observed(Some(ME), true, &["eng"])),
         &ledger(&["eng"]),
-        &set(&["eng"]),
+        &auth(&["eng"]),
         &policy(),
     );
     assert_eq!(p.changes, [Change::Disable]);
@@ -159,7 +203,7 @@ fn suspend_disables_and_resume_enables() {
         Some(&desired(true, &["eng"])),
         Some(&observed(Some(ME), false, &["eng"])),
         &ledger(&["eng"]),
-        &set(&["eng"]),
+        &auth(&["eng"]),
         &policy(),
     );
     assert_eq!(p.changes, [Change::Enable]);
@@ -172,7 +216,7 @@ fn leaver_is_stripped_and_disabled_at_once_then_deleted_after_grace() {
         None,
         Some(&observed(Some(ME), true, &["eng", "all"])),
         &ledger(&["eng", "all"]),
-        &set(&["eng", "all"]),
+        &auth(&["eng", "all"]),
         &policy(),
     );
     assert_eq!(
@@ -190,14 +234,14 @@ fn leaver_is_stripped_and_disabled_at_once_then_deleted_after_grace() {
         disabled_at: Some(now() - SignedDuration::from_hours(1)),
     };
     assert!(
-        plan(ME, None, Some(&stripped), &l, &set(&[]), &policy())
+        plan(ME, None, Some(&stripped), &l, &auth(&[]), &policy())
             .changes
             .is_empty(),
         "grace not over"
     );
     l.disabled_at = Some(now() - SignedDuration::from_hours(25));
     assert_eq!(
-        plan(ME, None, Some(&stripped), &l, &set(&[]), &policy()).changes,
+        plan(ME, None, Some(&stripped), &l, &auth(&[]), &policy()).changes,
         [Change::Delete]
     );
     let keep = Policy {
@@ -205,7 +249,7 @@ fn leaver_is_stripped_and_disabled_at_once_then_deleted_after_grace() {
         ..policy()
     };
     assert!(
-        plan(ME, None, Some(&stripped), &l, &set(&[]), &keep)
+        plan(ME, None, Some(&stripped), &l, &auth(&[]), &keep)
             .changes
             .is_empty(),
         "never delete"
@@ -220,7 +264,7 @@ fn unowned_accounts_are_conflicts_unless_adoption_allows() {
         Some(&desired(true, &["eng"])),
         Some(&theirs),
         &Ledger::default(),
-        &set(&["eng"]),
+        &auth(&["eng"]),
         &policy(),
     );
     assert_eq!((p.standing, p.changes.len()), (Standing::Conflict, 0));
@@ -233,7 +277,7 @@ fn unowned_accounts_are_conflicts_unless_adoption_allows() {
         Some(&desired(true, &["eng"])),
         Some(&theirs),
         &Ledger::default(),
-        &set(&["eng"]),
+        &auth(&["eng"]),
         &adopt,
     );
     assert_eq!(p.changes, [Change::Adopt]);
@@ -243,7 +287,7 @@ fn unowned_accounts_are_conflicts_unless_adoption_allows() {
         None,
         Some(&theirs),
         &Ledger::default(),
-        &set(&["eng"]),
+        &auth(&["eng"]),
         &policy(),
     );
     assert_eq!(p, Plan::standing(Standing::Absent, vec![]));
@@ -253,7 +297,7 @@ fn unowned_accounts_are_conflicts_unless_adoption_allows() {
         Some(&desired(true, &[])),
         Some(&observed(Some("bob"), true, &[])),
         &Ledger::default(),
-        &set(&[]),
+        &auth(&[]),
         &adopt,
     );
     assert_eq!((p.standing, p.changes.len()), (Standing::Conflict, 0));
@@ -278,7 +322,7 @@ fn protected_accounts_are_never_touched() {
             d.as_ref(),
             o.as_ref(),
             &ledger(&["eng"]),
-            &set(&["eng"]),
+            &auth(&["eng"]),
             &protect,
         );
         assert_eq!((p.standing, p.changes.len()), (Standing::Protected, 0));
@@ -361,6 +405,13 @@ fn subset() -> impl Strategy<Value = BTreeSet<String>> {
     )
 }
 
+fn arb_managed() -> impl Strategy<Value = Managed> {
+    (subset(), subset()).prop_map(|(names, authoritative)| Managed {
+        authoritative: authoritative.intersection(&names).cloned().collect(),
+        names,
+    })
+}
+
 fn arb_desired() -> impl Strategy<Value = Option<DesiredAccount>> {
     proptest::option::of(
         (
@@ -421,7 +472,7 @@ proptest! {
     /// Applying a plan and planning again leaves nothing to do (deletion aside, which
     /// waits for the grace period and so for a later pass by design).
     #[test]
-    fn applying_a_plan_converges(d in arb_desired(), o in arb_observed(), granted in subset(), managed in subset(), pol in arb_policy()) {
+    fn applying_a_plan_converges(d in arb_desired(), o in arb_observed(), granted in subset(), managed in arb_managed(), pol in arb_policy()) {
         let l = Ledger { granted, disabled_at: None };
         let first = plan(ME, d.as_ref(), o.as_ref(), &l, &managed, &pol);
         let after = apply(&first.changes, d.as_ref(), o.clone());
@@ -434,7 +485,7 @@ proptest! {
     /// A plan never revokes what Roster neither granted nor manages, and never changes an
     /// account it does not own (unless adopting it by policy) or a protected one.
     #[test]
-    fn never_touches_what_roster_does_not_own(d in arb_desired(), o in arb_observed(), granted in subset(), managed in subset(), pol in arb_policy()) {
+    fn never_touches_what_roster_does_not_own(d in arb_desired(), o in arb_observed(), granted in subset(), managed in arb_managed(), pol in arb_policy()) {
         let l = Ledger { granted: granted.clone(), disabled_at: Some(now() - SignedDuration::from_hours(100)) };
         let p = plan(ME, d.as_ref(), o.as_ref(), &l, &managed, &pol);
         if pol.protected {
@@ -442,7 +493,7 @@ proptest! {
         }
         for c in &p.changes {
             if let Change::Revoke(e) = c {
-                prop_assert!(granted.contains(e) || managed.contains(e), "revoked unowned {e}");
+                prop_assert!(granted.contains(e) || managed.authoritative.contains(e), "revoked unowned {e}");
             }
         }
         let ours = o.as_ref().is_some_and(|o| o.owner.as_deref() == Some(ME));

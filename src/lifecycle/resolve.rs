@@ -12,10 +12,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::{
-    model::{AccountAttributes, ConnectorKey, DesiredAccount},
+    model::{AccountAttributes, ConnectorKey, DesiredAccount, Managed},
     subjects::{SubjectError, SubjectMatcher},
 };
-use crate::api::{Connector, Identity, LifecycleState, Role, RoleBinding};
+use crate::api::{Connector, Identity, LifecycleState, MembershipAuthority, Role, RoleBinding};
 
 /// Where an identity is in its lifecycle at an instant, its state and validity combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,9 +45,16 @@ pub struct Catalog {
     bindings: Vec<CompiledBinding>,
     /// (namespace, role name) → entitlements on connectors that exist.
     roles: BTreeMap<(String, String), Vec<(ConnectorKey, String)>>,
-    /// Connector → every entitlement some Role names on it: the entitlements Roster manages
-    /// there.
-    managed: BTreeMap<ConnectorKey, BTreeSet<String>>,
+    /// Connector → every entitlement some Role names on it (the entitlements Roster
+    /// manages there), and which of them are authoritative.
+    managed: BTreeMap<ConnectorKey, Managed>,
+}
+
+/// What the Roles naming one entitlement say about its membership.
+#[derive(Default)]
+struct Say {
+    additive: bool,
+    authoritative: bool,
 }
 
 impl Catalog {
@@ -59,12 +66,17 @@ impl Catalog {
         bindings: &[Arc<RoleBinding>],
         connectors: &[Arc<Connector>],
     ) -> Self {
-        let existing: BTreeSet<ConnectorKey> = connectors
+        let existing: BTreeMap<ConnectorKey, MembershipAuthority> = connectors
             .iter()
-            .filter_map(|c| Some(ConnectorKey::new(c.namespace()?, c.name_any())))
+            .filter_map(|c| {
+                Some((
+                    ConnectorKey::new(c.namespace()?, c.name_any()),
+                    c.spec.membership,
+                ))
+            })
             .collect();
         let mut by_role = BTreeMap::new();
-        let mut managed: BTreeMap<ConnectorKey, BTreeSet<String>> = BTreeMap::new();
+        let mut said: BTreeMap<(ConnectorKey, String), Say> = BTreeMap::new();
         for role in roles {
             let Some(ns) = role.namespace() else { continue };
             let entitlements: Vec<(ConnectorKey, String)> = role
@@ -77,12 +89,33 @@ impl Catalog {
                         e.name.clone(),
                     )
                 })
-                .filter(|(key, _)| existing.contains(key))
+                .filter(|(key, _)| existing.contains_key(key))
                 .collect();
-            for (key, name) in &entitlements {
-                managed.entry(key.clone()).or_default().insert(name.clone());
+            for e in &role.spec.entitlements {
+                let key = ConnectorKey::new(ns.clone(), e.connector.clone());
+                if !existing.contains_key(&key) {
+                    continue;
+                }
+                let say = said.entry((key, e.name.clone())).or_default();
+                match e.membership {
+                    Some(MembershipAuthority::Additive) => say.additive = true,
+                    Some(MembershipAuthority::Authoritative) => say.authoritative = true,
+                    None => {}
+                }
             }
             by_role.insert((ns, role.name_any()), entitlements);
+        }
+        let mut managed: BTreeMap<ConnectorKey, Managed> = BTreeMap::new();
+        for ((key, name), say) in said {
+            // Additive wins any disagreement; silence inherits the Connector's setting.
+            let authoritative = !say.additive
+                && (say.authoritative
+                    || existing.get(&key) == Some(&MembershipAuthority::Authoritative));
+            let m = managed.entry(key).or_default();
+            if authoritative {
+                m.authoritative.insert(name.clone());
+            }
+            m.names.insert(name);
         }
         let bindings = bindings
             .iter()
@@ -103,8 +136,8 @@ impl Catalog {
         }
     }
 
-    /// The entitlements Roster manages on `connector`.
-    pub fn managed(&self, connector: &ConnectorKey) -> BTreeSet<String> {
+    /// The entitlements Roster manages on `connector`, and their membership authority.
+    pub fn managed(&self, connector: &ConnectorKey) -> Managed {
         self.managed.get(connector).cloned().unwrap_or_default()
     }
 }

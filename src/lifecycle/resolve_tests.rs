@@ -199,14 +199,61 @@ fn time_bound_bindings_apply_inside_their_window_and_requeue_at_its_edges() {
 #[test]
 fn managed_lists_every_entitlement_roles_name_on_a_connector() {
     let cat = catalog(&[]);
-    let managed: Vec<_> = cat
-        .managed(&ConnectorKey::new("acme", "scim"))
-        .into_iter()
-        .collect();
-    assert_eq!(managed, ["all-staff", "engineers"]);
+    let managed = cat.managed(&ConnectorKey::new("acme", "scim"));
+    assert_eq!(
+        managed.names.iter().collect::<Vec<_>>(),
+        ["all-staff", "engineers"]
+    );
+    assert!(managed.authoritative.is_empty(), "Additive is the default");
     assert!(
         cat.managed(&ConnectorKey::new("acme", "missing"))
+            .names
             .is_empty()
+    );
+}
+
+#[test]
+fn membership_authority_comes_from_the_connector_unless_a_role_says_otherwise() {
+    let role_with = |name: &str, list: serde_json::Value| {
+        let mut r = Role::new(
+            name,
+            serde_json::from_value(json!({"entitlements": list})).unwrap(),
+        );
+        r.metadata.namespace = Some("acme".into());
+        Arc::new(r)
+    };
+    let mut strict = Connector::new(
+        "strict",
+        serde_json::from_value(json!({"kubernetes": {}, "membership": "Authoritative"})).unwrap(),
+    );
+    strict.metadata.namespace = Some("acme".into());
+    let cat = Catalog::new(
+        &[
+            role_with(
+                "a",
+                json!([{"connector": "strict", "name": "inherits"},
+                    {"connector": "strict", "name": "opted-out", "membership": "Additive"},
+                    {"connector": "scim", "name": "opted-in", "membership": "Authoritative"},
+                    {"connector": "scim", "name": "disputed", "membership": "Authoritative"}]),
+            ),
+            role_with(
+                "b",
+                json!([{"connector": "scim", "name": "disputed", "membership": "Additive"}]),
+            ),
+        ],
+        &[],
+        &[Arc::new(strict), connector("acme", "scim")],
+    );
+    let strict = cat.managed(&ConnectorKey::new("acme", "strict"));
+    assert_eq!(
+        strict.authoritative.iter().collect::<Vec<_>>(),
+        ["inherits"]
+    );
+    let scim = cat.managed(&ConnectorKey::new("acme", "scim"));
+    assert_eq!(
+        scim.authoritative.iter().collect::<Vec<_>>(),
+        ["opted-in"],
+        "Additive wins a disagreement"
     );
 }
 

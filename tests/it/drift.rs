@@ -1,5 +1,6 @@
 //! Changes made directly in the SCIM app, found by the Connector's inventory scan: fixed
-//! in `Enforce`, only reported in `Observe`.
+//! in `Enforce`, only reported in `Observe`; a member Roster did not add is removed only
+//! where membership is `Authoritative`, and otherwise reported and left in place.
 
 use kube::{
     Api,
@@ -40,8 +41,12 @@ async fn group_id(s: &Scenario, name: &str) -> String {
         .expect("group")
 }
 
-async fn setup(prefix: &str, person: &str, username: &str) -> (Scenario, String) {
-    let s = Scenario::new(prefix, json!({"pollIntervalSeconds": 10})).await;
+async fn setup(prefix: &str, person: &str, username: &str, membership: &str) -> (Scenario, String) {
+    let s = Scenario::new(
+        prefix,
+        json!({"pollIntervalSeconds": 10, "membership": membership}),
+    )
+    .await;
     s.groups(&["eng"]).await;
     s.role("eng", &["eng"]).await;
     s.binding(
@@ -62,7 +67,7 @@ async fn setup(prefix: &str, person: &str, username: &str) -> (Scenario, String)
 
 #[tokio::test]
 async fn enforce_removes_strangers_and_restores_removed_grants() {
-    let (s, eng) = setup("drift-enforce", "de-ada", "de.ada").await;
+    let (s, eng) = setup("drift-enforce", "de-ada", "de.ada", "Authoritative").await;
     let ada = s.scim.find_user("de.ada").await.expect("ada")["id"]
         .as_str()
         .unwrap()
@@ -103,7 +108,7 @@ async fn enforce_removes_strangers_and_restores_removed_grants() {
 
 #[tokio::test]
 async fn observe_only_reports() {
-    let (s, eng) = setup("drift-observe", "do-bob", "do.bob").await;
+    let (s, eng) = setup("drift-observe", "do-bob", "do.bob", "Authoritative").await;
     set_mode(&s, "Observe").await;
     let bob = s.scim.find_user("do.bob").await.expect("bob")["id"]
         .as_str()
@@ -145,4 +150,45 @@ async fn observe_only_reports() {
         Some(vec!["eng".to_owned()])
     );
     assert_eq!(s.scim_user("do.bob").await.map(|(_, g)| g), Some(vec![]));
+}
+
+#[tokio::test]
+async fn additive_membership_keeps_a_member_roster_did_not_add_and_reports_it() {
+    let (s, eng) = setup("drift-additive", "da-ada", "da.ada", "Additive").await;
+    let carol = s.scim.user("da.carol").await;
+    s.scim
+        .patch(
+            &format!("/Groups/{eng}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": carol}]}]),
+        )
+        .await;
+    s.eventually(
+        "the Connector reports the member it did not add",
+        || async {
+            let st = connector(&s).await.status.unwrap_or_default();
+            let listed = st
+                .unowned_members
+                .iter()
+                .any(|m| m.username == "da.carol" && m.entitlement == "eng");
+            let counted = st.inventory.is_some_and(|i| i.unowned_members == 1);
+            listed && counted
+        },
+    )
+    .await;
+    // Two more scans later the member is still there: nothing revoked it.
+    let key = format!("{}/scim", s.ns);
+    let scans = || {
+        s.log()
+            .lines()
+            .filter(|l| l.contains("inventory scanned") && l.contains(&key))
+            .count()
+    };
+    let before = scans();
+    s.eventually("two more scans", || async { scans() >= before + 2 })
+        .await;
+    assert_eq!(
+        s.scim_user("da.carol").await.map(|(_, g)| g),
+        Some(vec!["eng".to_owned()]),
+        "an unowned member of a managed group survives under Additive"
+    );
 }

@@ -99,6 +99,11 @@ impl Scenario {
         .await;
     }
 
+    /// The shared operator's log so far.
+    pub fn log(&self) -> String {
+        self.op.log()
+    }
+
     pub fn identities(&self) -> Api<Identity> {
         Api::all(self.client.clone())
     }
@@ -696,7 +701,8 @@ async fn protected_accounts_are_never_touched_and_say_why_deletion_waits() {
 async fn a_bad_commit_trips_the_deletion_budget() {
     let s = Scenario::new(
         "budget",
-        json!({"deletionBudget": {"maxRemovals": 2, "maxPercent": 100, "windowSeconds": 3600}}),
+        json!({"deletionBudget": {"maxRemovals": 2, "maxPercent": 100, "windowSeconds": 3600},
+            "revocationBudget": {"maxAccounts": 2, "maxPercent": 100, "windowSeconds": 3600}}),
     )
     .await;
     s.groups(&["staff"]).await;
@@ -730,8 +736,8 @@ async fn a_bad_commit_trips_the_deletion_budget() {
         .await
         .expect("delete binding");
     s.eventually(
-        "revocations go through, but only 2 accounts are disabled",
-        || async { states().await == (3, 0) },
+        "2 accounts disabled and stripped, the other 3 held before any write",
+        || async { states().await == (3, 3) },
     )
     .await;
     let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
@@ -740,7 +746,9 @@ async fn a_bad_commit_trips_the_deletion_budget() {
         c.status.is_some_and(|st| {
             conditions::find(&st.conditions, conditions::QUARANTINED)
                 .is_some_and(|c| c.status == "True")
-                && st.quarantine.is_some()
+                && st.quarantine.is_some_and(|q| {
+                    q.held_count == 3 && q.held.iter().all(|h| h.cause == "Policy")
+                })
         })
     })
     .await;
@@ -764,7 +772,7 @@ async fn a_bad_commit_trips_the_deletion_budget() {
     .await;
     // Held, and stays held: nothing else is disabled while quarantined.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(states().await, (3, 0));
+    assert_eq!(states().await, (3, 3));
 
     // A person approves: the held removals proceed and the quarantine lifts.
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
@@ -791,4 +799,121 @@ async fn a_bad_commit_trips_the_deletion_budget() {
         })
     })
     .await;
+}
+
+/// Explicit leavers go through at once while a bad policy commit stays held: the budget
+/// stops bad input, it does not ration people who left.
+#[tokio::test]
+async fn explicit_leavers_are_never_held_while_a_bad_commit_is() {
+    let s = Scenario::new(
+        "leaver-lane",
+        json!({"deletionBudget": {"maxRemovals": 2, "maxPercent": 100, "windowSeconds": 3600},
+            "revocationBudget": {"maxAccounts": 2, "maxPercent": 100, "windowSeconds": 3600},
+            "leaverWave": {"minLeavers": 3, "maxPercent": 0, "windowSeconds": 3600}}),
+    )
+    .await;
+    s.groups(&["staff"]).await;
+    s.role("staff", &["staff"]).await;
+    s.binding("staff", json!({"role": "staff", "subjects": {"expression": "identity.username.startsWith(\"ll.\")"}}))
+        .await;
+    let people: Vec<String> = (0..12).map(|i| format!("ll.{i:02}")).collect();
+    for (i, username) in people.iter().enumerate() {
+        s.identity(&format!("ll-{i:02}"), json!({"username": username}))
+            .await;
+    }
+    let sr = &s;
+    let terminate = |name: String| async move {
+        sr.identities()
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"state": "Terminated"}})),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("terminate {name}: {e}"));
+    };
+    let state_of = |u: String| async move {
+        sr.scim_user(&u)
+            .await
+            .map(|(user, groups)| (user["active"] != false, groups.len()))
+    };
+    s.eventually("everyone provisioned", || async {
+        let mut all = true;
+        for u in &people {
+            all &= state_of(u.clone()).await == Some((true, 1));
+        }
+        all
+    })
+    .await;
+
+    // Eight people leave one after another, four times the removal budget.
+    for (i, username) in people.iter().enumerate().take(8) {
+        terminate(format!("ll-{i:02}")).await;
+        s.eventually(&format!("leaver ll-{i:02} disabled and stripped"), || {
+            let u = username.clone();
+            async move { state_of(u).await == Some((false, 0)) }
+        })
+        .await;
+    }
+    let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
+    s.eventually("the wave is flagged, nothing held", || async {
+        let st = connectors
+            .get("scim")
+            .await
+            .expect("connector")
+            .status
+            .unwrap_or_default();
+        st.leaver_wave.is_some()
+            && st.quarantine.is_none()
+            && conditions::find(&st.conditions, conditions::QUARANTINED)
+                .is_some_and(|c| c.status == "False")
+    })
+    .await;
+
+    // The bad commit: the binding everyone depends on goes.
+    Api::<RoleBinding>::namespaced(s.client.clone(), &s.ns)
+        .delete("staff", &Default::default())
+        .await
+        .expect("delete binding");
+    let remaining = || async {
+        let mut active = 0;
+        for u in &people[8..] {
+            active += usize::from(state_of(u.clone()).await.is_some_and(|(a, _)| a));
+        }
+        active
+    };
+    s.eventually("two policy removals, then held", || async {
+        remaining().await == 2
+    })
+    .await;
+    s.eventually("Quarantined", || async {
+        let st = connectors
+            .get("scim")
+            .await
+            .expect("connector")
+            .status
+            .unwrap_or_default();
+        conditions::find(&st.conditions, conditions::QUARANTINED)
+            .is_some_and(|c| c.status == "True")
+    })
+    .await;
+    // One of the held people now leaves for real: disabled at once, quarantine or not.
+    let held = {
+        let mut held = None;
+        for (i, u) in people.iter().enumerate().skip(8) {
+            if state_of(u.clone()).await.is_some_and(|(a, _)| a) {
+                held = Some(i);
+                break;
+            }
+        }
+        held.expect("a held account")
+    };
+    terminate(format!("ll-{held:02}")).await;
+    s.eventually("the held person who left is disabled", || {
+        let u = people[held].clone();
+        async move { state_of(u).await == Some((false, 0)) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(remaining().await, 1, "the policy removal stays held");
 }

@@ -130,7 +130,10 @@ async fn connector_names_exactly_one_backend() {
         .expect("one backend is accepted");
     // Defaults are applied by the server, so `kubectl get -o yaml` shows effective policy.
     assert_eq!(created.spec.poll_interval_seconds, 300);
-    assert_eq!(created.spec.deletion_budget.max_removals, 10);
+    assert_eq!(created.spec.deletion_budget.max_removals, 100);
+    assert_eq!(created.spec.revocation_budget.max_accounts, 100);
+    assert_eq!(created.spec.leaver_wave.min_leavers, 25);
+    assert!(!created.spec.hold_leaver_waves);
 }
 
 #[tokio::test]

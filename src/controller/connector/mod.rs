@@ -16,11 +16,12 @@ use kube::{Api, ResourceExt, runtime::controller::Action};
 use super::{Context, Error, instrumented, status};
 use crate::{
     api::{
-        Connector, ConnectorMode, ConnectorSpec, ConnectorStatus, QuarantineStatus,
+        Connector, ConnectorMode, ConnectorSpec, ConnectorStatus, LeaverWaveStatus,
+        QuarantineStatus, TripStatus,
         conditions::{self, Desired},
     },
     connector::Capabilities,
-    lifecycle::budget::Trip,
+    controller::budget::Snapshot,
     provision::ProvisionError,
     time::now,
 };
@@ -71,25 +72,77 @@ pub fn connector_ready(
     }
 }
 
-/// `Quarantined` from the deletion budget's state. Pure.
-pub fn quarantine_condition(trip: Option<&Trip>) -> Desired {
-    match trip {
-        Some(t) => Desired::true_(
+/// `Quarantined` from the breakers' state and any unusable approval. Pure.
+pub fn quarantine_condition(snapshot: &Snapshot, approval_problems: &[String]) -> Desired {
+    let problems = if approval_problems.is_empty() {
+        String::new()
+    } else {
+        format!("; approval refused: {}", approval_problems.join("; "))
+    };
+    match snapshot.trips.first() {
+        Some((breaker, t)) => {
+            let names: Vec<&str> = snapshot.trips.iter().map(|(b, _)| b.name()).collect();
+            let reason = if approval_problems.is_empty() {
+                "BudgetExceeded"
+            } else {
+                "ApprovalInvalid"
+            };
+            Desired::true_(
+                conditions::QUARANTINED,
+                reason,
+                format!(
+                    "{} held ({}): {}; {} waiting (status.quarantine.held); approve with the {} annotation{problems}",
+                    names.join(", "),
+                    breaker.name(),
+                    t.message,
+                    snapshot.held.len(),
+                    super::budget::APPROVE_ANNOTATION
+                ),
+            )
+        }
+        None if !approval_problems.is_empty() => Desired::false_(
             conditions::QUARANTINED,
-            "BudgetExceeded",
-            format!(
-                "{}; account removals are held until approved with the {} annotation",
-                t.message,
-                super::budget::APPROVE_ANNOTATION
-            ),
+            "ApprovalInvalid",
+            format!("removals proceed{problems}"),
         ),
-        None => Desired::false_(
-            conditions::QUARANTINED,
-            "WithinBudget",
-            "account removals proceed",
-        ),
+        None => Desired::false_(conditions::QUARANTINED, "WithinBudget", "removals proceed"),
     }
 }
+
+/// The Connector's `status.quarantine` and `status.leaverWave` from the breakers. Pure.
+pub fn quarantine_status(
+    snapshot: &Snapshot,
+) -> (Option<QuarantineStatus>, Option<LeaverWaveStatus>) {
+    let wave = snapshot.wave.as_ref().map(|w| LeaverWaveStatus {
+        since: Time(w.since),
+        leavers: i32::try_from(w.planned).unwrap_or(i32::MAX),
+        message: w.message.clone(),
+    });
+    let Some((_, first)) = snapshot.trips.iter().min_by_key(|(_, t)| t.since) else {
+        return (None, wave);
+    };
+    let quarantine = QuarantineStatus {
+        since: Time(first.since),
+        planned_removals: i32::try_from(first.planned).unwrap_or(i32::MAX),
+        message: first.message.clone(),
+        trips: snapshot
+            .trips
+            .iter()
+            .map(|(b, t)| TripStatus {
+                budget: b.name().to_owned(),
+                since: Time(t.since),
+                planned: i32::try_from(t.planned).unwrap_or(i32::MAX),
+                message: t.message.clone(),
+            })
+            .collect(),
+        held: snapshot.held.iter().take(HELD_LISTED).cloned().collect(),
+        held_count: i32::try_from(snapshot.held.len()).unwrap_or(i32::MAX),
+    };
+    (Some(quarantine), wave)
+}
+
+/// The most held removals listed in status (the CRD bounds the list at 64).
+const HELD_LISTED: usize = 64;
 
 /// `Synced` and `Drifted` from a scan's outcome. Pure.
 pub fn scan_conditions(scanned: &Result<scan::Scanned, String>) -> Vec<Desired> {
@@ -170,12 +223,13 @@ pub async fn reconcile(connector: Arc<Connector>, ctx: Arc<Context>) -> Result<A
         if let Some(s) = &scanned {
             wanted.extend(scan_conditions(s));
         }
-        let trip = ctx.budgets.trip(&connector);
-        wanted.push(quarantine_condition(trip.as_ref()));
+        let now = now();
+        let snapshot = ctx.budgets.snapshot(&connector, now.0);
+        let problems = super::budget::approval_problems(&connector, now.0);
+        wanted.push(quarantine_condition(&snapshot, &problems));
 
         let current = connector.status.clone().unwrap_or_default();
         let generation = connector.metadata.generation;
-        let now = now();
         let mut desired = ConnectorStatus {
             observed_generation: generation,
             conditions: conditions::merge(&current.conditions, &wanted, generation, &now),
@@ -185,14 +239,13 @@ pub async fn reconcile(connector: Arc<Connector>, ctx: Arc<Context>) -> Result<A
             },
             ..current.clone()
         };
-        desired.quarantine = trip.map(|t| QuarantineStatus {
-            since: Time(t.since),
-            planned_removals: i32::try_from(t.planned).unwrap_or(i32::MAX),
-            message: t.message,
-        });
+        // The breakers read their trips back from this status first: a restart never
+        // lifts a quarantine.
+        (desired.quarantine, desired.leaver_wave) = quarantine_status(&snapshot);
         if let Some(Ok(s)) = scanned {
             desired.inventory = Some(s.inventory);
             desired.drift = s.drift;
+            desired.unowned_members = s.unowned_members;
         }
         // The scan time alone is not worth a write: record it only with a real change.
         let mut stamped = desired.clone();

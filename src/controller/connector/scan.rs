@@ -1,7 +1,7 @@
 //! The periodic inventory scan of one Connector: list every account and entitlement page
 //! by page, assess them against every identity at once, send drifted identities to their
-//! fast path, and — in `Enforce` — take managed entitlements away from accounts Roster
-//! does not own.
+//! fast path, and — in `Enforce` — take authoritative entitlements away from accounts
+//! Roster does not own (additive ones are only reported).
 
 use std::collections::BTreeSet;
 
@@ -12,15 +12,17 @@ use kube::{
 };
 
 use crate::{
-    api::{Connector, ConnectorMode, Inventory},
+    api::{Connector, ConnectorMode, Inventory, UnownedMember},
     connector::{Connector as Backend, ConnectorError, EntitlementMembers, Page},
-    controller::{Context, status::publish},
+    controller::{Context, hold::hold, status::publish},
     lifecycle::{
         ConnectorKey, DesiredAccount, ObservedAccount,
+        budget::Cause,
         inventory::{self, Assessment, Claim},
-        plan::{Ledger, Policy},
+        plan::{Change, Ledger, Policy},
         resolve::{Catalog, resolve},
     },
+    provision::execute,
 };
 
 /// The most pages one listing may take before the scan gives up (a runaway server).
@@ -34,7 +36,12 @@ pub struct Scanned {
     pub inventory: Inventory,
     /// Differences still standing, in words.
     pub drift: Vec<String>,
+    /// The first few memberships Roster did not grant and leaves in place.
+    pub unowned_members: Vec<UnownedMember>,
 }
+
+/// The most unowned memberships listed in status (the CRD bounds the list at 32).
+const UNOWNED_LISTED: usize = 32;
 
 async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ConnectorError>
 where
@@ -117,7 +124,7 @@ pub async fn scan(
         let _ = ctx.identity_triggers.send(ObjectRef::new(identity));
     }
     let failed_strays = if connector.spec.mode == ConnectorMode::Enforce {
-        remove_strays(ctx, connector, &key, backend, &assessment).await
+        remove_strays(ctx, connector, &key, backend, &assessment, now).await
     } else {
         assessment.strays.clone()
     };
@@ -129,8 +136,18 @@ pub async fn scan(
             drifted: count(assessment.drifted.len()),
             orphaned: count(assessment.orphaned.len()),
             unmanaged: count(assessment.unmanaged),
+            unowned_members: count(assessment.unowned_members.len()),
         },
         drift: drift_lines(&assessment, &failed_strays, connector.spec.mode),
+        unowned_members: assessment
+            .unowned_members
+            .iter()
+            .take(UNOWNED_LISTED)
+            .map(|m| UnownedMember {
+                username: m.username.clone(),
+                entitlement: m.entitlement.clone(),
+            })
+            .collect(),
     })
 }
 
@@ -149,27 +166,48 @@ fn ledger_of(identity: &crate::api::Identity, key: &ConnectorKey) -> Ledger {
     })
 }
 
-/// Revokes each stray membership; returns the ones that could not be removed.
+/// Revokes each stray membership in an authoritative entitlement through the one execute
+/// path, within the revocation budget; returns the ones not removed (failed or held).
 async fn remove_strays(
     ctx: &Context,
     connector: &Connector,
     key: &ConnectorKey,
     backend: &dyn Backend,
     assessment: &Assessment,
+    now: Timestamp,
 ) -> Vec<inventory::Stray> {
     let mut failed = Vec::new();
     for stray in &assessment.strays {
-        let result = backend.revoke(&stray.account_id, &stray.entitlement).await;
-        let (type_, reason, note) = match &result {
-            Ok(()) => (
+        let mut changes = vec![Change::Revoke(stray.entitlement.clone())];
+        // A member is no Identity: it is counted under its downstream username.
+        let who = format!("member:{}", stray.username);
+        if hold(ctx, &who, Cause::Policy, connector, key, &mut changes, now)
+            .await
+            .is_some()
+        {
+            failed.push(stray.clone());
+            continue;
+        }
+        let account = ObservedAccount {
+            id: stray.account_id.clone(),
+            username: stray.username.clone(),
+            owner: None,
+            active: true,
+            attributes: Default::default(),
+            entitlements: [stray.entitlement.clone()].into(),
+            version: None,
+        };
+        let outcome = execute::execute(backend, &who, None, Some(&account), &changes).await;
+        let (type_, reason, note) = match &outcome.failed {
+            None => (
                 EventType::Normal,
                 "RevokedStray",
                 format!(
-                    "revoked {:?} from {:?}, which Roster does not own",
+                    "revoked {:?} from {:?}, a member Roster did not add (membership Authoritative)",
                     stray.entitlement, stray.username
                 ),
             ),
-            Err(e) => (
+            Some((_, e)) => (
                 EventType::Warning,
                 "DownstreamError",
                 format!(
@@ -178,16 +216,14 @@ async fn remove_strays(
                 ),
             ),
         };
-        match &result {
-            Ok(()) => {
+        match &outcome.failed {
+            None => {
                 tracing::info!(connector = %key, account = %stray.username, change = %note, outcome = "ok", "downstream change")
             }
-            Err(e) => {
-                tracing::warn!(connector = %key, account = %stray.username, change = %note, outcome = "error", error = %e, "downstream change")
+            Some((_, e)) => {
+                tracing::warn!(connector = %key, account = %stray.username, change = %note, outcome = "error", error = %e, "downstream change");
+                failed.push(stray.clone());
             }
-        }
-        if result.is_err() {
-            failed.push(stray.clone());
         }
         publish(&ctx.recorder, connector, type_, reason, "Revoke", &note).await;
     }

@@ -1,8 +1,6 @@
 //! One identity on one connector: observe → plan → execute → read back, with an Event
 //! and a log line for every downstream change.
 
-use std::collections::BTreeSet;
-
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::runtime::{events::EventType, reflector::ObjectRef};
 
@@ -10,11 +8,12 @@ use super::report::AccountReport;
 use crate::{
     api::{AccountState, AccountStatus, Connector, ConnectorMode, Identity},
     controller::{
-        Context, budget,
+        Context, hold,
         status::{publish, truncate},
     },
     lifecycle::{
-        ConnectorKey, DesiredAccount, ObservedAccount,
+        ConnectorKey, DesiredAccount, Managed, ObservedAccount,
+        budget::Cause,
         plan::{Ledger, Plan, Policy, Standing, ledger_after, plan},
     },
     provision::execute,
@@ -33,8 +32,10 @@ pub struct Input<'a> {
     pub desired: Option<&'a DesiredAccount>,
     /// The entry status had for this connector.
     pub previous: Option<&'a AccountStatus>,
-    /// The entitlements Roles name on this connector.
-    pub managed: &'a BTreeSet<String>,
+    /// The entitlements Roles name on this connector, and their membership authority.
+    pub managed: &'a Managed,
+    /// Why the account would lose access, if it does.
+    pub cause: Cause,
     /// Now.
     pub now: Timestamp,
 }
@@ -84,8 +85,16 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         (observed.clone(), None, false, false);
     let mut changes = first.changes.clone();
     if enforce
-        && let Some(held) =
-            hold_over_budget(ctx, &identity, &connector, key, &mut changes, input.now).await
+        && let Some(held) = hold::hold(
+            ctx,
+            &identity,
+            input.cause,
+            &connector,
+            key,
+            &mut changes,
+            input.now,
+        )
+        .await
     {
         error = Some(("Quarantined", held));
     }
@@ -137,9 +146,9 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         Some(a) if !ours(a) => true,
         Some(a) => {
             !a.active
-                && a.entitlements
-                    .iter()
-                    .all(|e| !next_ledger.granted.contains(e) && !input.managed.contains(e))
+                && a.entitlements.iter().all(|e| {
+                    !next_ledger.granted.contains(e) && !input.managed.authoritative.contains(e)
+                })
         }
     };
     let managed = observed.as_ref().is_some_and(ours)
@@ -185,60 +194,6 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         removed_now,
         deleted_now,
     }
-}
-
-/// Applies the Connector's deletion budget to `changes`: when their account removals do
-/// not fit, they are taken out (revocations and additions go ahead) and the reason is
-/// returned. A budget that trips here gets a Warning Event on the Connector.
-async fn hold_over_budget(
-    ctx: &Context,
-    who: &str,
-    connector: &Connector,
-    key: &ConnectorKey,
-    changes: &mut Vec<crate::lifecycle::plan::Change>,
-    now: Timestamp,
-) -> Option<String> {
-    if !changes.iter().any(|c| c.is_removal()) {
-        return None;
-    }
-    let identities = ctx.stores.identities.state();
-    let key_s = key.to_string();
-    let managed = identities
-        .iter()
-        .filter_map(|i| i.status.as_ref())
-        .flat_map(|s| &s.accounts)
-        .filter(|a| {
-            a.connector == key_s && matches!(a.state, AccountState::Active | AccountState::Disabled)
-        })
-        .count();
-    let refused = ctx
-        .budgets
-        .reserve(connector, who, managed, now, || {
-            budget::recorded_removals(&identities, &key_s)
-        })
-        .err()?;
-    changes.retain(|c| !c.is_removal());
-    let message = format!(
-        "removals on {key} are held: {}; approve with kubectl annotate connector -n {} {} {}=<RFC 3339 time> --overwrite",
-        refused.trip.message,
-        key.namespace,
-        key.name,
-        budget::APPROVE_ANNOTATION
-    );
-    if refused.new {
-        tracing::warn!(connector = %key, reason = %refused.trip.message, "deletion budget exceeded: removals held");
-        publish(
-            &ctx.recorder,
-            connector,
-            EventType::Warning,
-            "Quarantined",
-            "Hold",
-            &message,
-        )
-        .await;
-        let _ = ctx.connector_triggers.send(ObjectRef::from_obj(connector));
-    }
-    Some(message)
 }
 
 /// The ownership mark's value: the Identity's name.

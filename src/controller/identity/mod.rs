@@ -26,6 +26,7 @@ use crate::{
     },
     lifecycle::{
         ConnectorKey,
+        budget::Cause,
         resolve::{Catalog, Effective, Resolution, resolve},
     },
     time::now,
@@ -120,6 +121,17 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
         resolve(identity, &catalog, now)
     };
     let leaving = deleting || resolution.effective == Effective::Terminated;
+    // The Identity itself left: a decision about this one person. Deleting the object is
+    // not one: `kubectl delete identities --all` and a pruned GitOps folder look the same.
+    let cause = if !deleting
+        && matches!(
+            resolution.effective,
+            Effective::Suspended | Effective::Terminated
+        ) {
+        Cause::ExplicitLeaver
+    } else {
+        Cause::Policy
+    };
     let previous = identity.status.clone().unwrap_or_default();
     let abandoned = abandoned(identity);
 
@@ -146,6 +158,7 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
                 .iter()
                 .find(|a| a.connector == key.to_string()),
             managed: &managed,
+            cause,
             now,
         };
         reports.push(account::sync(ctx, input).await);

@@ -1,0 +1,214 @@
+use serde_json::json;
+
+use super::*;
+use crate::api::{ConnectorStatus, QuarantineStatus, TripStatus};
+
+fn connector(max_removals: i32, approval: Option<&str>) -> Connector {
+    let mut c = Connector::new(
+        "scim",
+        serde_json::from_value(json!({"kubernetes": {},
+            "deletionBudget": {"maxRemovals": max_removals, "maxPercent": 100, "windowSeconds": 3600},
+            "leaverWave": {"minLeavers": 2, "maxPercent": 0, "windowSeconds": 3600}}))
+        .unwrap(),
+    );
+    c.metadata.namespace = Some("ns".into());
+    if let Some(a) = approval {
+        c.metadata.annotations = Some([(APPROVE_ANNOTATION.to_owned(), a.to_owned())].into());
+    }
+    c
+}
+
+fn at(s: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + s).unwrap()
+}
+
+fn req(breaker: Breaker, who: &str, cause: Cause, t: i64) -> Request<'_> {
+    Request {
+        breaker,
+        who,
+        cause,
+        managed: 100,
+        now: at(t),
+    }
+}
+
+fn removal(who: &str, t: i64) -> Request<'_> {
+    req(Breaker::Removals, who, Cause::Policy, t)
+}
+
+#[test]
+fn trips_holds_everything_then_an_approval_releases_what_was_held() {
+    let budgets = Budgets::default();
+    let c = connector(2, None);
+    assert!(budgets.reserve(&c, removal("a", 0), Vec::new).is_ok());
+    assert!(budgets.reserve(&c, removal("b", 1), Vec::new).is_ok());
+    let refused = budgets
+        .reserve(&c, removal("c", 2), Vec::new)
+        .expect_err("the third trips it");
+    assert!(refused.new);
+    assert_eq!(refused.trip.planned, 3);
+    // Once tripped, even a removal that would fit is held; retries are one hold.
+    for (who, t) in [("d", 3), ("e", 4), ("d", 5)] {
+        let again = budgets
+            .reserve(&c, removal(who, t), Vec::new)
+            .expect_err("still held");
+        assert!(!again.new);
+    }
+    assert_eq!(budgets.snapshot(&c, at(6)).held.len(), 3);
+
+    // The approval releases the three held (c, d, e) on top of the budget of two...
+    let approved = connector(2, Some(&at(10).to_string()));
+    assert!(
+        budgets.snapshot(&approved, at(10)).trips.is_empty(),
+        "approval after the trip lifts it"
+    );
+    for (i, who) in ["c", "d", "e", "f", "g"].into_iter().enumerate() {
+        let t = 11 + i64::try_from(i).unwrap();
+        assert!(
+            budgets
+                .reserve(&approved, removal(who, t), Vec::new)
+                .is_ok(),
+            "{who}"
+        );
+    }
+    // ...and no more: the budget still guards what comes after.
+    assert!(
+        budgets
+            .reserve(&approved, removal("h", 20), Vec::new)
+            .is_err()
+    );
+}
+
+#[test]
+fn an_approval_in_the_future_approves_nothing() {
+    let budgets = Budgets::default();
+    let c = connector(0, None);
+    assert!(budgets.reserve(&c, removal("a", 0), Vec::new).is_err());
+    let future = connector(0, Some(&at(100_000).to_string()));
+    assert_eq!(budgets.snapshot(&future, at(10)).trips.len(), 1);
+    assert_eq!(approval_problems(&future, at(10)).len(), 1);
+}
+
+#[test]
+fn seeded_from_status_once_and_counting_accounts_not_operations() {
+    let budgets = Budgets::default();
+    let c = connector(2, None);
+    let recorded = || vec![(at(10), "a".to_owned()), (at(20), "b".to_owned())];
+    assert!(
+        budgets.reserve(&c, removal("c", 100), recorded).is_err(),
+        "two recorded plus one"
+    );
+    let budgets = Budgets::default();
+    let one = connector(1, None);
+    assert!(budgets.reserve(&one, removal("a", 0), Vec::new).is_ok());
+    assert!(
+        budgets.reserve(&one, removal("a", 1), Vec::new).is_ok(),
+        "a's deletion: same account"
+    );
+    assert!(budgets.reserve(&one, removal("b", 2), Vec::new).is_err());
+}
+
+#[test]
+fn a_restart_keeps_the_trip_and_who_it_holds() {
+    let mut c = connector(100, None);
+    c.status = Some(ConnectorStatus {
+        quarantine: Some(QuarantineStatus {
+            since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(0)),
+            planned_removals: 3,
+            message: "tripped".into(),
+            trips: vec![TripStatus {
+                budget: "revocations".into(),
+                since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(0)),
+                planned: 3,
+                message: "tripped".into(),
+            }],
+            held: vec![HeldRemoval {
+                identity: "x".into(),
+                cause: "Policy".into(),
+                budgets: vec!["revocations".into()],
+            }],
+            held_count: 1,
+        }),
+        ..Default::default()
+    });
+    let fresh = Budgets::default();
+    let r = fresh.reserve(
+        &c,
+        req(Breaker::Revocations, "y", Cause::Policy, 5),
+        Vec::new,
+    );
+    assert!(r.is_err(), "the new process holds as the old one did");
+    let snap = fresh.snapshot(&c, at(6));
+    assert_eq!(snap.held.len(), 2, "{:?}", snap.held);
+    assert!(
+        fresh.reserve(&c, removal("z", 7), Vec::new).is_ok(),
+        "other breakers are not tripped"
+    );
+}
+
+#[test]
+fn a_wave_of_explicit_leavers_is_flagged_not_held_unless_asked() {
+    let budgets = Budgets::default();
+    let c = connector(100, None);
+    let leaver = |who, t| req(Breaker::Leavers, who, Cause::ExplicitLeaver, t);
+    assert!(
+        budgets
+            .reserve(&c, leaver("a", 0), Vec::new)
+            .unwrap()
+            .new_wave
+            .is_none()
+    );
+    assert!(
+        budgets
+            .reserve(&c, leaver("b", 1), Vec::new)
+            .unwrap()
+            .new_wave
+            .is_none()
+    );
+    let third = budgets.reserve(&c, leaver("c", 2), Vec::new).unwrap();
+    assert!(third.new_wave.is_some(), "flagged once");
+    let fourth = budgets.reserve(&c, leaver("d", 3), Vec::new).unwrap();
+    assert!(fourth.new_wave.is_none(), "not flagged again in the window");
+    assert!(budgets.snapshot(&c, at(4)).wave.is_some());
+    assert!(budgets.snapshot(&c, at(4)).trips.is_empty());
+
+    let mut holding = connector(100, None);
+    holding.metadata.name = Some("holding".into());
+    holding.spec.hold_leaver_waves = true;
+    for (who, t) in [("a", 0), ("b", 1)] {
+        assert!(budgets.reserve(&holding, leaver(who, t), Vec::new).is_ok());
+    }
+    assert!(budgets.reserve(&holding, leaver("c", 2), Vec::new).is_err());
+    // Approving the leavers alone releases them.
+    holding.metadata.annotations =
+        Some([(APPROVE_LEAVERS_ANNOTATION.to_owned(), at(10).to_string())].into());
+    assert!(budgets.reserve(&holding, leaver("c", 11), Vec::new).is_ok());
+}
+
+#[test]
+fn held_explicit_leavers_are_listed_first() {
+    let budgets = Budgets::default();
+    let c = connector(0, None);
+    let _ = budgets.reserve(&c, removal("a-policy", 0), Vec::new);
+    let _ = budgets.reserve(
+        &c,
+        req(Breaker::Removals, "z-leaver", Cause::ExplicitLeaver, 1),
+        Vec::new,
+    );
+    let held = budgets.snapshot(&c, at(2)).held;
+    assert_eq!(held[0].identity, "z-leaver");
+    assert_eq!(held[1].identity, "a-policy");
+}
+
+#[test]
+fn a_quarantine_from_before_breakers_were_listed_still_holds() {
+    let mut c = connector(100, None);
+    c.status = Some(
+        serde_json::from_value(json!({"quarantine": {"since": at(0).to_string(),
+            "plannedRemovals": 11, "message": "11 accounts removed"}}))
+        .unwrap(),
+    );
+    let fresh = Budgets::default();
+    assert!(fresh.reserve(&c, removal("a", 5), Vec::new).is_err());
+    assert_eq!(fresh.snapshot(&c, at(6)).trips[0].0, Breaker::Removals);
+}

@@ -1,0 +1,143 @@
+//! The breakers applied to a batch of planned changes, before execute: what does not fit
+//! is taken out, with the reason; a breaker that trips, or a wave of leavers, gets its
+//! Warning Event on the Connector, a metric, and a fresh look at the Connector's status.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::{events::EventType, reflector::ObjectRef};
+
+use super::{
+    Context,
+    budget::{self, Refused, Request},
+    status::publish,
+};
+use crate::{
+    api::{AccountState, Connector},
+    lifecycle::{
+        ConnectorKey,
+        budget::{Breaker, Cause, breaker_for},
+        plan::Change,
+    },
+};
+
+/// How many accounts Roster manages on `key`, from the Identities' status.
+pub fn managed_accounts(ctx: &Context, key: &ConnectorKey) -> usize {
+    let key = key.to_string();
+    ctx.stores
+        .identities
+        .state()
+        .iter()
+        .filter_map(|i| i.status.as_ref())
+        .flat_map(|s| &s.accounts)
+        .filter(|a| {
+            a.connector == key && matches!(a.state, AccountState::Active | AccountState::Disabled)
+        })
+        .count()
+}
+
+/// Takes out of `changes` what `who`'s account may not have now, losing access by
+/// `cause`; returns why, if anything was held.
+pub async fn hold(
+    ctx: &Context,
+    who: &str,
+    cause: Cause,
+    connector: &Connector,
+    key: &ConnectorKey,
+    changes: &mut Vec<Change>,
+    now: Timestamp,
+) -> Option<String> {
+    let breakers: BTreeSet<Breaker> = changes
+        .iter()
+        .filter_map(|c| breaker_for(c, cause))
+        .collect();
+    if breakers.is_empty() {
+        return None;
+    }
+    let managed = managed_accounts(ctx, key);
+    let mut held = Vec::new();
+    for breaker in breakers {
+        let req = Request {
+            breaker,
+            who,
+            cause,
+            managed,
+            now,
+        };
+        let seed = || budget::recorded_removals(&ctx.stores.identities.state(), &key.to_string());
+        match ctx.budgets.reserve(connector, req, seed) {
+            Ok(reserved) => {
+                if let Some(wave) = reserved.new_wave {
+                    flag_wave(ctx, connector, key, &wave.message).await;
+                }
+            }
+            Err(refused) => {
+                changes.retain(|c| breaker_for(c, cause) != Some(breaker));
+                held.push(refused_message(ctx, connector, key, breaker, &refused).await);
+            }
+        }
+    }
+    (!held.is_empty()).then(|| held.join("; "))
+}
+
+async fn flag_wave(ctx: &Context, connector: &Connector, key: &ConnectorKey, message: &str) {
+    tracing::warn!(connector = %key, reason = %message, "wave of explicit leavers: disabling them all the same");
+    ctx.metrics.observe_leaver_wave(&key.to_string());
+    let note = format!(
+        "{message}; they are disabled all the same (set holdLeaverWaves to hold such waves)"
+    );
+    publish(
+        &ctx.recorder,
+        connector,
+        EventType::Warning,
+        "LeaverWave",
+        "Disable",
+        &note,
+    )
+    .await;
+    let _ = ctx.connector_triggers.send(ObjectRef::from_obj(connector));
+}
+
+async fn refused_message(
+    ctx: &Context,
+    connector: &Connector,
+    key: &ConnectorKey,
+    breaker: Breaker,
+    refused: &Refused,
+) -> String {
+    let annotation = match breaker {
+        Breaker::Leavers => budget::APPROVE_LEAVERS_ANNOTATION,
+        Breaker::Removals | Breaker::Revocations => budget::APPROVE_ANNOTATION,
+    };
+    let message = format!(
+        "{} on {key} are held: {}; approve with kubectl annotate connector -n {} {} {annotation}=$(date -u +%FT%TZ) --overwrite",
+        what(breaker),
+        refused.trip.message,
+        key.namespace,
+        key.name,
+    );
+    if refused.new {
+        tracing::warn!(connector = %key, budget = breaker.name(), reason = %refused.trip.message, "budget exceeded: holding");
+        ctx.metrics
+            .observe_breaker_trip(&key.to_string(), breaker.name());
+        publish(
+            &ctx.recorder,
+            connector,
+            EventType::Warning,
+            "Quarantined",
+            "Hold",
+            &message,
+        )
+        .await;
+        let _ = ctx.connector_triggers.send(ObjectRef::from_obj(connector));
+    }
+    message
+}
+
+fn what(breaker: Breaker) -> &'static str {
+    match breaker {
+        Breaker::Removals => "account removals",
+        Breaker::Revocations => "revocations",
+        Breaker::Leavers => "explicit leavers (a wave, held by holdLeaverWaves)",
+    }
+}
