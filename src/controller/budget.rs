@@ -275,22 +275,22 @@ impl Connectors {
             return;
         };
         // A quarantine written before breakers were listed was the removal budget's.
-        if q.trips.is_empty() {
-            self.breakers.entry(Breaker::Removals).or_default().trip = Some(Trip {
-                since: q.since.0,
-                planned: usize::try_from(q.planned_removals).unwrap_or(0),
-                message: q.message.clone(),
-            });
-        }
-        for t in &q.trips {
-            let Some(breaker) = Breaker::parse(&t.budget) else {
-                continue;
-            };
-            let state = self.breakers.entry(breaker).or_default();
-            state.trip = Some(Trip {
-                since: t.since.0,
-                planned: usize::try_from(t.planned).unwrap_or(0),
-                message: t.message.clone(),
+        let legacy = q.trips.is_empty().then_some((
+            Some(Breaker::Removals),
+            &q.since,
+            q.planned_removals,
+            &q.message,
+        ));
+        let listed = q
+            .trips
+            .iter()
+            .map(|t| (Breaker::parse(&t.budget), &t.since, t.planned, &t.message));
+        for (breaker, since, planned, message) in legacy.into_iter().chain(listed) {
+            let Some(breaker) = breaker else { continue };
+            self.breakers.entry(breaker).or_default().trip = Some(Trip {
+                since: since.0,
+                planned: usize::try_from(planned).unwrap_or(0),
+                message: message.clone(),
             });
         }
         for h in &q.held {

@@ -142,14 +142,11 @@ impl Direct {
         u["id"].as_str().expect("user id").to_owned()
     }
 
-    /// The user named `name`, if any.
-    pub async fn find_user(&self, name: &str) -> Option<serde_json::Value> {
-        let filter = format!("userName eq {}", serde_json::Value::String(name.into()));
+    /// `GET /Users` with `params` (a filter, a count), as JSON.
+    async fn users(&self, params: &[(&str, &str)]) -> serde_json::Value {
         let url =
-            reqwest::Url::parse_with_params(&format!("{}/Users", self.base), &[("filter", filter)])
-                .expect("url");
-        let list: serde_json::Value = self
-            .http
+            reqwest::Url::parse_with_params(&format!("{}/Users", self.base), params).expect("url");
+        self.http
             .get(url)
             .bearer_auth(TOKEN)
             .send()
@@ -157,7 +154,13 @@ impl Direct {
             .expect("GET")
             .json()
             .await
-            .expect("json");
+            .expect("json")
+    }
+
+    /// The user named `name`, if any.
+    pub async fn find_user(&self, name: &str) -> Option<serde_json::Value> {
+        let filter = format!("userName eq {}", serde_json::Value::String(name.into()));
+        let list = self.users(&[("filter", &filter)]).await;
         list["Resources"]
             .as_array()
             .and_then(|r| r.first().cloned())
@@ -166,21 +169,7 @@ impl Direct {
     /// How many users have a userName starting with `prefix`.
     pub async fn users_named(&self, prefix: &str) -> usize {
         let filter = format!("userName sw {}", serde_json::Value::String(prefix.into()));
-        let url = reqwest::Url::parse_with_params(
-            &format!("{}/Users", self.base),
-            &[("filter", filter.as_str()), ("count", "1")],
-        )
-        .expect("url");
-        let list: serde_json::Value = self
-            .http
-            .get(url)
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("json");
+        let list = self.users(&[("filter", &filter), ("count", "1")]).await;
         list["totalResults"]
             .as_u64()
             .and_then(|n| usize::try_from(n).ok())
