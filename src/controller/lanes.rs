@@ -8,8 +8,13 @@
 //! first-come order (tokio's semaphore is fair), for one of a fixed number of permits.
 //!
 //! Leavers have a lane of their own: a leaver never waits behind a backlog of joiners.
+//! Nor does someone who starts leaving while already waiting in the general lane: kube
+//! runs one reconcile per object at a time, so the termination of a person whose
+//! reconcile is queued behind a fan-out (a Connector's status change re-queues its
+//! holders) only takes effect once that reconcile runs. Waiting requests look again
+//! every [`RECHECK`] and move to the leavers' lane.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -20,6 +25,9 @@ use crate::api::{Identity, LifecycleState};
 pub const GENERAL: usize = 32;
 /// Reconciles of leavers at once, on top of [`GENERAL`].
 pub const LEAVERS: usize = 8;
+/// How often a request waiting in the general lane checks whether its Identity has
+/// started leaving.
+pub const RECHECK: Duration = Duration::from_millis(250);
 
 /// The two lanes.
 pub struct Lanes {
@@ -54,11 +62,25 @@ impl Lanes {
         }
     }
 
-    /// Waits for a turn in the lane `leaver` picks; the turn lasts as long as the permit.
-    pub async fn turn(&self, leaver: bool) -> Option<OwnedSemaphorePermit> {
-        let lane = if leaver { &self.leavers } else { &self.general };
+    /// Waits for a turn: in the leavers' lane while `leaving_now` says so, else in the
+    /// general lane until it does. The turn lasts as long as the permit.
+    pub async fn turn(&self, leaving_now: impl Fn() -> bool) -> Option<OwnedSemaphorePermit> {
         // The semaphores are never closed, so acquiring fails only at shutdown.
-        lane.clone().acquire_owned().await.ok()
+        if leaving_now() {
+            return self.leavers.clone().acquire_owned().await.ok();
+        }
+        let general = self.general.clone().acquire_owned();
+        tokio::pin!(general);
+        loop {
+            tokio::select! {
+                permit = &mut general => return permit.ok(),
+                () = tokio::time::sleep(RECHECK) => {
+                    if leaving_now() {
+                        return self.leavers.clone().acquire_owned().await.ok();
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -71,13 +93,13 @@ mod tests {
     #[tokio::test]
     async fn turns_are_first_come_first_served() {
         let lanes = Arc::new(Lanes::new(1, 1));
-        let first = lanes.turn(false).await;
+        let first = lanes.turn(|| false).await;
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut waiting = Vec::new();
         for i in 0..20 {
             let (lanes, order) = (lanes.clone(), order.clone());
             waiting.push(tokio::spawn(async move {
-                let _turn = lanes.turn(false).await;
+                let _turn = lanes.turn(|| false).await;
                 order.lock().unwrap().push(i);
             }));
             // Each waiter queues before the next one starts.
@@ -93,9 +115,32 @@ mod tests {
     #[tokio::test]
     async fn a_leaver_does_not_wait_behind_joiners() {
         let lanes = Lanes::new(1, 1);
-        let _busy = lanes.turn(false).await;
-        let leaver = tokio::time::timeout(Duration::from_secs(1), lanes.turn(true)).await;
+        let _busy = lanes.turn(|| false).await;
+        let leaver = tokio::time::timeout(Duration::from_secs(1), lanes.turn(|| true)).await;
         assert!(leaver.is_ok(), "the leaver lane is free while joiners wait");
+    }
+
+    #[tokio::test]
+    async fn someone_who_starts_leaving_while_waiting_changes_lanes() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let lanes = Arc::new(Lanes::new(1, 1));
+        let _busy = lanes.turn(|| false).await;
+        let left = Arc::new(AtomicBool::new(false));
+        let waiting = {
+            let (lanes, left) = (lanes.clone(), left.clone());
+            tokio::spawn(async move { lanes.turn(|| left.load(Ordering::Relaxed)).await })
+        };
+        tokio::time::sleep(RECHECK * 2).await;
+        assert!(
+            !waiting.is_finished(),
+            "a joiner waits for the general lane"
+        );
+        left.store(true, Ordering::Relaxed);
+        let turn = tokio::time::timeout(RECHECK * 8, waiting).await;
+        assert!(
+            turn.is_ok_and(|t| t.is_ok_and(|p| p.is_some())),
+            "once leaving, it takes the leavers' lane"
+        );
     }
 
     #[test]
@@ -181,7 +226,7 @@ mod starvation {
                 Box::pin(async move {
                     let (tx, seen, lanes) = &*ctx;
                     let _turn = match lanes {
-                        Some(l) => l.turn(false).await,
+                        Some(l) => l.turn(|| false).await,
                         None => None,
                     };
                     tokio::time::sleep(Duration::from_millis(1)).await;

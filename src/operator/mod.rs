@@ -4,6 +4,7 @@
 mod http;
 mod relay;
 pub mod report;
+mod significance;
 mod wiring;
 
 use std::{

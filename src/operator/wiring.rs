@@ -21,7 +21,10 @@ use kube::{
 use serde::de::DeserializeOwned;
 use tokio::{sync::mpsc, task::JoinHandle};
 
-use super::relay::{Relay, Step};
+use super::{
+    relay::{Relay, Step},
+    significance::Significance,
+};
 use crate::{
     api::{Connector, Identity, Role, RoleBinding},
     controller::{Stores, identity, role, role_binding},
@@ -85,7 +88,8 @@ fn affected(stores: &Stores, ns: &str, changed: Option<&RoleBinding>) -> Vec<Obj
 
 /// Drives the watch of `K` into its cache; forwards objects to `own` once the cache holds
 /// them and calls `on_change` for every change after the first listing (that listing
-/// reconciles everything anyway), including what a re-list finds changed or gone.
+/// reconciles everything anyway), including what a re-list finds changed or gone — but
+/// not for writes to status alone, which no other object depends on.
 fn watch<K>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
@@ -103,6 +107,7 @@ where
     tokio::spawn(async move {
         futures::pin_mut!(events);
         let mut relay = Relay::default();
+        let mut significance = Significance::default();
         while let Some(event) = events.next().await {
             let steps = match event {
                 Ok(event) => relay.on_event(event, || reader.state()),
@@ -115,7 +120,12 @@ where
             };
             for step in steps {
                 match step {
-                    Step::Changed(obj) => on_change(&obj),
+                    Step::Changed(obj) => {
+                        let present = reader.get(&ObjectRef::from_obj(&obj)).is_some();
+                        if significance.changed(&obj, present) {
+                            on_change(&obj);
+                        }
+                    }
                     Step::Reconcile(obj) => {
                         if own.send(Ok(obj)).is_err() {
                             return; // the controller is gone: shutting down

@@ -80,14 +80,19 @@ const RETRY: Duration = Duration::from_secs(20);
 pub async fn reconcile(identity: Arc<Identity>, ctx: Arc<Context>) -> Result<Action, Error> {
     instrumented("Identity", &ctx, async {
         ctx.stores.wait_until_ready().await?;
-        let _turn = ctx.lanes.turn(lanes::leaving(&identity, now().0)).await;
+        let key = ObjectRef::from_obj(identity.as_ref());
+        let leaving_now = || {
+            lanes::leaving(&identity, now().0)
+                || ctx
+                    .stores
+                    .identities
+                    .get(&key)
+                    .is_none_or(|cached| lanes::leaving(&cached, now().0))
+        };
+        let _turn = ctx.lanes.turn(leaving_now).await;
         // The wait may have been long: act on the Identity as it is now, not as it was
         // when the request was made. Gone from the cache: its deletion was seen.
-        let Some(identity) = ctx
-            .stores
-            .identities
-            .get(&ObjectRef::from_obj(identity.as_ref()))
-        else {
+        let Some(identity) = ctx.stores.identities.get(&key) else {
             return Ok(Action::await_change());
         };
         let api = Api::<Identity>::all(ctx.client.clone());

@@ -1,0 +1,100 @@
+//! Which changes of an object can matter to other objects. Pure: no client required.
+//!
+//! A Connector's scan writes its status every interval; a Role's and an Identity's
+//! controllers write theirs after each pass. Fanning each of those writes out re-queued
+//! every Identity of the namespace — at every scan, 200 reconciles with downstream reads
+//! for 200 people — and a leaver who arrived meanwhile waited behind them. Nothing another
+//! object resolves to depends on status: what does is the spec (the generation), the
+//! annotations (approvals of held removals), the deletion, and the object going away.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kube::{Resource, ResourceExt};
+
+/// What of one object other objects depend on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Mark {
+    generation: Option<i64>,
+    annotations: BTreeMap<String, String>,
+    deleting: bool,
+}
+
+impl Mark {
+    fn of<K: Resource>(obj: &K) -> Self {
+        Self {
+            generation: obj.meta().generation,
+            annotations: obj.annotations().clone(),
+            deleting: obj.meta().deletion_timestamp.is_some(),
+        }
+    }
+}
+
+/// The marks of a kind's objects as last fanned out.
+#[derive(Debug, Default)]
+pub struct Significance {
+    seen: HashMap<(Option<String>, String), Mark>,
+}
+
+impl Significance {
+    /// Whether this change of `obj` must fan out: it is new, gone (`present` is false),
+    /// or changed in something besides its status.
+    pub fn changed<K: Resource>(&mut self, obj: &K, present: bool) -> bool {
+        let key = (obj.namespace(), obj.name_any());
+        if !present {
+            self.seen.remove(&key);
+            return true;
+        }
+        let mark = Mark::of(obj);
+        self.seen.insert(key, mark.clone()) != Some(mark)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Connector;
+
+    fn connector(generation: i64, scanned: &str, annotation: Option<&str>) -> Connector {
+        let mut c: Connector = serde_json::from_value(serde_json::json!({
+            "apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
+            "metadata": {"name": "scim", "namespace": "ns", "generation": generation},
+            "spec": {"kubernetes": {}},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": scanned,
+                "message": "", "lastTransitionTime": "2026-12-01T00:00:00Z"}]}
+        }))
+        .expect("connector");
+        if let Some(a) = annotation {
+            c.metadata.annotations =
+                Some([("roster.dev/approve-removals".into(), a.into())].into());
+        }
+        c
+    }
+
+    #[test]
+    fn status_writes_do_not_fan_out_spec_approvals_and_deletions_do() {
+        let mut s = Significance::default();
+        assert!(s.changed(&connector(1, "a", None), true), "first seen");
+        assert!(!s.changed(&connector(1, "b", None), true), "status only");
+        assert!(
+            !s.changed(&connector(1, "c", None), true),
+            "status only, again"
+        );
+        assert!(
+            s.changed(&connector(2, "c", None), true),
+            "the spec changed"
+        );
+        assert!(
+            s.changed(&connector(2, "c", Some("t")), true),
+            "an approval"
+        );
+        assert!(!s.changed(&connector(2, "d", Some("t")), true));
+        let mut deleting = connector(2, "d", Some("t"));
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert!(s.changed(&deleting, true), "being deleted");
+        assert!(s.changed(&deleting, false), "gone");
+        assert!(s.changed(&connector(2, "d", Some("t")), true), "back again");
+    }
+}
