@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
-use crate::api::{AccountState, Connector, Identity, conditions};
+use crate::api::{AccountState, Connector, HeldRemoval, Identity, conditions};
 
 /// Managed accounts on one connector, by how they stand against the declared state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -86,6 +86,32 @@ pub struct Figures {
     pub deprovisioning: Deprovisioning,
     /// Exceptions needing a person, by kind (every kind of [`EXCEPTION_KINDS`] present).
     pub exceptions: BTreeMap<String, u64>,
+    /// Removals the breakers hold, explicit leavers first: who waits for a person.
+    pub held: Vec<Held>,
+    /// Held removals beyond those listed: a Connector's status lists the first 64.
+    pub held_unlisted: u64,
+}
+
+/// One removal a Connector's breakers hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Held {
+    /// The Connector (`namespace/name`).
+    pub connector: String,
+    /// The Identity whose account it is, its cause and the breakers holding it.
+    #[serde(flatten)]
+    pub removal: HeldRemoval,
+}
+
+impl Held {
+    /// Explicit leavers sort first: each is a person who left and may still have access.
+    fn order(&self) -> (bool, &str, &str) {
+        (
+            self.removal.cause != "ExplicitLeaver",
+            &self.connector,
+            &self.removal.identity,
+        )
+    }
 }
 
 /// Measures `identities` and `connectors` at `now`.
@@ -182,8 +208,22 @@ pub fn measure<'a>(
                 .filter(|h| h.cause == "ExplicitLeaver")
                 .count();
             count("held-leaver", u64::try_from(leavers).unwrap_or(0));
+            let key = format!(
+                "{}/{}",
+                connector.metadata.namespace.as_deref().unwrap_or_default(),
+                connector.metadata.name.as_deref().unwrap_or_default()
+            );
+            f.held.extend(q.held.iter().map(|h| Held {
+                connector: key.clone(),
+                removal: h.clone(),
+            }));
+            let unlisted = usize::try_from(q.held_count)
+                .unwrap_or(0)
+                .saturating_sub(q.held.len());
+            f.held_unlisted += u64::try_from(unlisted).unwrap_or(0);
         }
     }
+    f.held.sort_by(|a, b| a.order().cmp(&b.order()));
     f.accuracy = accuracy;
     f.deprovisioning = deprovisioning;
     f
@@ -226,7 +266,49 @@ pub fn render(f: &Figures) -> String {
     for (kind, n) in &f.exceptions {
         out.push_str(&format!("  {kind:24} {n}\n"));
     }
+    render_held(f, &mut out);
     out
+}
+
+/// Who the breakers hold, and how to release them.
+fn render_held(f: &Figures, out: &mut String) {
+    let total = u64::try_from(f.held.len()).unwrap_or(u64::MAX) + f.held_unlisted;
+    out.push_str(&format!("\nHeld removals: {total}\n"));
+    if total == 0 {
+        return;
+    }
+    let width = |get: fn(&Held) -> &str, title: &str| {
+        f.held
+            .iter()
+            .map(|h| get(h).len())
+            .max()
+            .unwrap_or(0)
+            .max(title.len())
+    };
+    let (cw, iw) = (
+        width(|h| &h.connector, "CONNECTOR"),
+        width(|h| &h.removal.identity, "IDENTITY"),
+    );
+    out.push_str(&format!(
+        "  {:cw$}  {:iw$}  {:14}  BUDGETS\n",
+        "CONNECTOR", "IDENTITY", "CAUSE"
+    ));
+    for h in &f.held {
+        out.push_str(&format!(
+            "  {:cw$}  {:iw$}  {:14}  {}\n",
+            h.connector,
+            h.removal.identity,
+            h.removal.cause,
+            h.removal.budgets.join(",")
+        ));
+    }
+    if f.held_unlisted > 0 {
+        out.push_str(&format!("  … and {} more\n", f.held_unlisted));
+    }
+    out.push_str(
+        "  Release all: kubectl annotate connector -n NS NAME roster.dev/approve-removals=$(date -u +%FT%TZ) --overwrite\n  \
+         Only explicit leavers held by a wave: the same with roster.dev/approve-leavers\n",
+    );
 }
 
 #[cfg(test)]

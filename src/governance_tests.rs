@@ -180,3 +180,48 @@ fn the_report_shows_every_number() {
         assert!(text.contains(part), "{part:?} missing from\n{text}");
     }
 }
+
+#[test]
+fn the_report_lists_who_is_held_explicit_leavers_first() {
+    let quarantine = |held: Value, count: i32| {
+        json!({"quarantine": {"since": "2026-11-23T11:00:00Z", "plannedRemovals": 3, "message": "",
+                              "held": held, "heldCount": count}})
+    };
+    let conns = [
+        connector(
+            "a-pg",
+            quarantine(
+                json!([{"identity": "bob", "cause": "Policy", "budgets": ["revocations"]}]),
+                3,
+            ),
+        ),
+        connector(
+            "z-scim",
+            quarantine(
+                json!([{"identity": "cy", "cause": "ExplicitLeaver", "budgets": ["leavers"]}]),
+                1,
+            ),
+        ),
+    ];
+    let f = measure(&[], &conns, now());
+    let order: Vec<(&str, &str)> = f
+        .held
+        .iter()
+        .map(|h| (h.connector.as_str(), h.removal.identity.as_str()))
+        .collect();
+    assert_eq!(order, [("ns/z-scim", "cy"), ("ns/a-pg", "bob")]);
+    assert_eq!(f.held_unlisted, 2, "a-pg holds 3 but lists 1");
+    let text = render(&f);
+    let leaver = text.find("ns/z-scim  cy").expect(&text);
+    let policy = text.find("ns/a-pg    bob").expect(&text);
+    assert!(leaver < policy, "explicit leavers first:\n{text}");
+    for part in [
+        "Held removals: 4",
+        "ExplicitLeaver  leavers",
+        "… and 2 more",
+        "approve-leavers",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from\n{text}");
+    }
+    assert!(render(&measure(&[], &[], now())).contains("Held removals: 0\n"));
+}

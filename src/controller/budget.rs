@@ -117,6 +117,8 @@ pub struct Refused {
     pub trip: Trip,
     /// The breaker tripped just now (publish an Event, refresh the Connector's status).
     pub new: bool,
+    /// This account was not held before: the Connector's list of who is held grew.
+    pub newly_held: bool,
 }
 
 /// A reservation that went through.
@@ -173,10 +175,11 @@ impl Budgets {
         let state = conn.breakers.entry(req.breaker).or_default();
         state.lift_if_approved(approval);
         if let Some(trip) = &state.trip {
-            state.held.insert(req.who.to_owned(), req.cause);
+            let before = state.held.insert(req.who.to_owned(), req.cause);
             return Err(Refused {
                 trip: trip.clone(),
                 new: false,
+                newly_held: before != Some(req.cause),
             });
         }
         let accounts = counted(&state.removals, limits.window(), approval, req.now);
@@ -211,7 +214,11 @@ impl Budgets {
         }
         state.trip = Some(trip.clone());
         state.held.insert(req.who.to_owned(), req.cause);
-        Err(Refused { trip, new: true })
+        Err(Refused {
+            trip,
+            new: true,
+            newly_held: true,
+        })
     }
 
     /// The state of `connector`'s breakers for its status (approvals applied).

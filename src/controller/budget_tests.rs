@@ -45,14 +45,16 @@ fn trips_holds_everything_then_an_approval_releases_what_was_held() {
     let refused = budgets
         .reserve(&c, removal("c", 2), Vec::new)
         .expect_err("the third trips it");
-    assert!(refused.new);
+    assert!(refused.new && refused.newly_held);
     assert_eq!(refused.trip.planned, 3);
-    // Once tripped, even a removal that would fit is held; retries are one hold.
-    for (who, t) in [("d", 3), ("e", 4), ("d", 5)] {
+    // Once tripped, even a removal that would fit is held; retries are one hold, and
+    // only a newcomer to the list changes what the Connector's status should say.
+    for (who, t, newcomer) in [("d", 3, true), ("e", 4, true), ("d", 5, false)] {
         let again = budgets
             .reserve(&c, removal(who, t), Vec::new)
             .expect_err("still held");
         assert!(!again.new);
+        assert_eq!(again.newly_held, newcomer, "{who}");
     }
     assert_eq!(budgets.snapshot(&c, at(6)).held.len(), 3);
 

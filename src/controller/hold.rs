@@ -129,6 +129,9 @@ async fn refused_message(
             &message,
         )
         .await;
+    }
+    if refused.new || refused.newly_held {
+        // The Connector's status lists who is held: it must learn of each newcomer.
         let _ = ctx.connector_triggers.send(ObjectRef::from_obj(connector));
     }
     message
