@@ -23,10 +23,11 @@ use crate::{
 const USER: &str = "four.ada";
 const IDENTITY: &str = "four-ada";
 
-/// What each app shows for the person: enabled or not, and the entitlements held (names
-/// as each app spells them, mapped back to `eng`/`fin`). `None`: no account.
+/// What each app shows for a person: enabled or not, and the entitlements held (names
+/// as each app spells them, mapped back to their short name, `four-eng` → `eng`).
+/// `None`: no account.
 #[derive(Debug, PartialEq, Eq)]
-struct Seen {
+pub struct Seen {
     scim: Option<(bool, BTreeSet<String>)>,
     ldap: Option<(bool, BTreeSet<String>)>,
     pg: Option<(bool, BTreeSet<String>)>,
@@ -37,23 +38,22 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// The short name of an app's group or role for this test (`four-eng`, `four_eng`,
-/// `four-eng-reader` → `eng`).
+/// The short name of an app's group or role: the test's prefix and a ClusterRole's
+/// `-reader` go (`four-eng`, `four_eng`, `four-eng-reader` → `eng`).
 fn short(name: &str) -> String {
-    name.trim_start_matches("four")
-        .trim_start_matches(['-', '_'])
-        .trim_end_matches("-reader")
-        .to_owned()
+    let name = name.split_once(['-', '_']).map_or(name, |(_, rest)| rest);
+    name.trim_end_matches("-reader").to_owned()
 }
 
-async fn look(s: &Scenario, pg: &tokio_postgres::Client) -> Seen {
-    let scim = s.scim_user(USER).await.map(|(u, groups)| {
+/// What each app shows for `user`, read from each server directly.
+pub async fn look(s: &Scenario, pg: &tokio_postgres::Client, user: &str) -> Seen {
+    let scim = s.scim_user(user).await.map(|(u, groups)| {
         (
             u["active"] != false,
             groups.iter().map(|g| short(g)).collect(),
         )
     });
-    let pg_seen = role_state(pg, USER)
+    let pg_seen = role_state(pg, user)
         .await
         .map(|(login, groups)| (login, groups.iter().map(|g| short(g)).collect()));
     let crbs = Api::<ClusterRoleBinding>::all(s.client.clone())
@@ -67,23 +67,22 @@ async fn look(s: &Scenario, pg: &tokio_postgres::Client) -> Seen {
             b.subjects
                 .iter()
                 .flatten()
-                .any(|sub| sub.kind == "User" && sub.name == USER)
+                .any(|sub| sub.kind == "User" && sub.name == user)
         })
-        .filter(|b| b.role_ref.name.starts_with("four-"))
         .map(|b| short(&b.role_ref.name))
         .collect();
     Seen {
         scim,
-        ldap: ldap_look().await,
+        ldap: ldap_look(user).await,
         pg: pg_seen,
         k8s,
     }
 }
 
 /// The person's entry (enabled when below the people container) and its groups.
-async fn ldap_look() -> Option<(bool, BTreeSet<String>)> {
+async fn ldap_look(user: &str) -> Option<(bool, BTreeSet<String>)> {
     let mut admin = ldap::server().admin().await;
-    let filter = format!("(uid={USER})");
+    let filter = format!("(uid={})", ldap3::ldap_escape(user));
     let mut found = None;
     for (base, active) in [(ldap::PEOPLE, true), (ldap::DISABLED, false)] {
         let res = admin
@@ -112,7 +111,9 @@ async fn ldap_look() -> Option<(bool, BTreeSet<String>)> {
     Some((active, groups))
 }
 
-fn expect(active: bool, held: &[&str]) -> Seen {
+/// What every app should show: enabled or not, holding `held`; Kubernetes has no
+/// account, only bindings, so a disabled person there holds nothing.
+pub fn expect(active: bool, held: &[&str]) -> Seen {
     let both = Some((active, set(held)));
     Seen {
         scim: both.clone(),
@@ -137,7 +138,7 @@ async fn converge(s: &Scenario, pg: &tokio_postgres::Client, what: &str, want: S
     let last = std::sync::Mutex::new(String::new());
     let took = s
         .eventually(what, || async {
-            let seen = look(s, pg).await;
+            let seen = look(s, pg, USER).await;
             let shown = format!("{seen:?}");
             let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
             if *last != shown {
@@ -148,6 +149,42 @@ async fn converge(s: &Scenario, pg: &tokio_postgres::Client, what: &str, want: S
         })
         .await;
     eprintln!("{what}: converged on all four in {took:?}");
+}
+
+/// The LDAP, PostgreSQL and Kubernetes Connectors `ldap`, `pg` and `k8s` beside the
+/// Scenario's `scim`, each with the spec fields of `extra` (budgets) merged in.
+pub async fn the_other_three(s: &Scenario, extra: &Value) {
+    let ldap_server = ldap::server();
+    s.apply::<Secret>(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+        "stringData": {"ldap": ldap::ROSTER_PASSWORD, "pg": postgres::PASSWORD}}),
+    )
+    .await;
+    let backends = [
+        (
+            "ldap",
+            json!({"ldap": {"url": ldap_server.url(),
+            "bindDn": ldap::ROSTER_DN, "bindPasswordSecretRef": {"name": "creds", "key": "ldap"},
+            "usersDn": ldap::PEOPLE, "groupsDn": ldap::GROUPS, "disabledUsersDn": ldap::DISABLED}}),
+        ),
+        (
+            "pg",
+            json!({"postgres": {"host": "127.0.0.1",
+            "port": postgres::server().port, "username": postgres::ADMIN,
+            "passwordSecretRef": {"name": "creds", "key": "pg"}, "sslMode": "Disable"}}),
+        ),
+        ("k8s", json!({"kubernetes": {}})),
+    ];
+    for (name, mut spec) in backends {
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        s.apply::<Connector>(
+            json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
+            "metadata": {"name": name}, "spec": spec}),
+        )
+        .await;
+    }
 }
 
 #[tokio::test]
@@ -165,33 +202,7 @@ async fn one_person_across_scim_ldap_postgres_and_kubernetes() {
     make_cluster_role(&s.client, "four-eng-reader").await;
     make_cluster_role(&s.client, "four-fin-reader").await;
 
-    // The three other Connectors beside the Scenario's `scim`.
-    let ldap_server = ldap::server();
-    s.apply::<Secret>(
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
-        "stringData": {"ldap": ldap::ROSTER_PASSWORD, "pg": postgres::PASSWORD}}),
-    )
-    .await;
-    let connector = |name: &str, spec: Value| {
-        json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
-        "metadata": {"name": name}, "spec": spec})
-    };
-    s.apply::<Connector>(connector(
-        "ldap",
-        json!({"ldap": {"url": ldap_server.url(),
-        "bindDn": ldap::ROSTER_DN, "bindPasswordSecretRef": {"name": "creds", "key": "ldap"},
-        "usersDn": ldap::PEOPLE, "groupsDn": ldap::GROUPS, "disabledUsersDn": ldap::DISABLED}}),
-    ))
-    .await;
-    s.apply::<Connector>(connector(
-        "pg",
-        json!({"postgres": {"host": "127.0.0.1",
-        "port": server.port, "username": postgres::ADMIN,
-        "passwordSecretRef": {"name": "creds", "key": "pg"}, "sslMode": "Disable"}}),
-    ))
-    .await;
-    s.apply::<Connector>(connector("k8s", json!({"kubernetes": {}})))
-        .await;
+    the_other_three(&s, &json!({})).await;
 
     for (role, dept) in [("eng", "engineering"), ("fin", "finance")] {
         let entitlements = json!([

@@ -121,13 +121,28 @@ impl Scenario {
     }
 
     /// Polls until `check` holds; on timeout shows the operator's log tail.
-    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F) -> Duration
+    pub async fn eventually<F, Fut>(&self, what: &str, check: F) -> Duration
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        self.eventually_within(what, LIMIT, check).await
+    }
+
+    /// [`Scenario::eventually`] with a bound of its own, for work that grows with a
+    /// test's size (hundreds of accounts), not for timing anything.
+    pub async fn eventually_within<F, Fut>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: F,
+    ) -> Duration
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
         let start = Instant::now();
-        while start.elapsed() < LIMIT {
+        while start.elapsed() < limit {
             if check().await {
                 return start.elapsed();
             }
@@ -136,7 +151,7 @@ impl Scenario {
         let log = self.op.log();
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
         panic!(
-            "{what}: not within {LIMIT:?}; operator log (newest first):\n{}",
+            "{what}: not within {limit:?}; operator log (newest first):\n{}",
             tail.join("\n")
         );
     }
@@ -168,7 +183,7 @@ impl Scenario {
     }
 }
 
-fn condition(i: &Identity, type_: &str) -> Option<(String, String)> {
+pub fn condition(i: &Identity, type_: &str) -> Option<(String, String)> {
     let c = conditions::find(&i.status.as_ref()?.conditions, type_)?;
     Some((c.status.clone(), c.reason.clone()))
 }

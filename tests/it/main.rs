@@ -11,6 +11,7 @@ mod governance;
 mod harness;
 mod kubernetes_connector;
 mod ldap_connector;
+mod leaver_lane;
 mod lifecycle;
 mod liveness;
 mod operator;

@@ -166,6 +166,31 @@ impl Direct {
             .and_then(|r| r.first().cloned())
     }
 
+    /// Every user whose userName starts with `prefix`, page by page.
+    pub async fn all_users(&self, prefix: &str) -> Vec<serde_json::Value> {
+        let filter = format!("userName sw {}", serde_json::Value::String(prefix.into()));
+        let mut out = Vec::new();
+        // Bounded: a page at most per user the first page announced, and one more.
+        for _ in 0..=self.users_named(prefix).await {
+            let start = (out.len() + 1).to_string();
+            let page = self
+                .users(&[
+                    ("filter", &filter),
+                    ("startIndex", &start),
+                    ("count", "100"),
+                ])
+                .await;
+            let items = page["Resources"].as_array().cloned().unwrap_or_default();
+            let total = page["totalResults"].as_u64().unwrap_or(0);
+            let done = items.is_empty();
+            out.extend(items);
+            if done || out.len() as u64 >= total {
+                break;
+            }
+        }
+        out
+    }
+
     /// How many users have a userName starting with `prefix`.
     pub async fn users_named(&self, prefix: &str) -> usize {
         let filter = format!("userName sw {}", serde_json::Value::String(prefix.into()));
