@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use crate::{
     harness::{ldap, postgres, process},
-    ldap_connector::make_group,
     lifecycle::Scenario,
 };
 
@@ -87,7 +86,7 @@ async fn bad_connectors_say_what_is_wrong() {
 
 #[tokio::test]
 async fn what_the_directory_refuses_shows_on_the_identity() {
-    make_group("faults4-staff").await;
+    ldap::make_group("faults4-staff").await;
     let s = Scenario::new("dirfaults", json!({})).await;
     s.apply::<Secret>(
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},

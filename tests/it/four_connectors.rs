@@ -13,9 +13,10 @@ use roster::api::{Connector, Identity, Role, conditions};
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{ldap, postgres},
-    kubernetes_connector::make_cluster_role,
-    ldap_connector::make_group,
+    harness::{
+        apps::{self, make_cluster_role},
+        ldap, postgres,
+    },
     lifecycle::Scenario,
     postgres_connector::role_state,
 };
@@ -154,36 +155,12 @@ async fn converge(s: &Scenario, pg: &tokio_postgres::Client, what: &str, want: S
 /// The LDAP, PostgreSQL and Kubernetes Connectors `ldap`, `pg` and `k8s` beside the
 /// Scenario's `scim`, each with the spec fields of `extra` (budgets) merged in.
 pub async fn the_other_three(s: &Scenario, extra: &Value) {
-    let ldap_server = ldap::server();
-    s.apply::<Secret>(
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
-        "stringData": {"ldap": ldap::ROSTER_PASSWORD, "pg": postgres::PASSWORD}}),
-    )
-    .await;
-    let backends = [
-        (
-            "ldap",
-            json!({"ldap": {"url": ldap_server.url(),
-            "bindDn": ldap::ROSTER_DN, "bindPasswordSecretRef": {"name": "creds", "key": "ldap"},
-            "usersDn": ldap::PEOPLE, "groupsDn": ldap::GROUPS, "disabledUsersDn": ldap::DISABLED}}),
-        ),
-        (
-            "pg",
-            json!({"postgres": {"host": "127.0.0.1",
-            "port": postgres::server().port, "username": postgres::ADMIN,
-            "passwordSecretRef": {"name": "creds", "key": "pg"}, "sslMode": "Disable"}}),
-        ),
-        ("k8s", json!({"kubernetes": {}})),
-    ];
-    for (name, mut spec) in backends {
-        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-            spec.extend(extra.clone());
-        }
-        s.apply::<Connector>(
-            json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
-            "metadata": {"name": name}, "spec": spec}),
-        )
-        .await;
+    let mut objects = apps::other_three(extra).into_iter();
+    if let Some(secret) = objects.next() {
+        s.apply::<Secret>(secret).await;
+    }
+    for connector in objects {
+        s.apply::<Connector>(connector).await;
     }
 }
 
@@ -195,8 +172,8 @@ async fn one_person_across_scim_ldap_postgres_and_kubernetes() {
     pg.batch_execute("CREATE ROLE four_eng NOLOGIN; CREATE ROLE four_fin NOLOGIN")
         .await
         .expect("PostgreSQL group roles");
-    make_group("four-eng").await;
-    make_group("four-fin").await;
+    ldap::make_group("four-eng").await;
+    ldap::make_group("four-fin").await;
     let s = Scenario::new("four", json!({})).await;
     s.groups(&["four-eng", "four-fin"]).await;
     make_cluster_role(&s.client, "four-eng-reader").await;

@@ -6,7 +6,7 @@
 use k8s_openapi::api::{
     authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
     core::v1::ServiceAccount,
-    rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleRef, Subject},
+    rbac::v1::{ClusterRoleBinding, Role, RoleRef, Subject},
 };
 use kube::{
     Api, Client,
@@ -20,7 +20,10 @@ use roster::{
 
 use crate::{
     conformance::{self, Fixture},
-    harness::control_plane,
+    harness::{
+        apps::{make_cluster_role, pod_reader},
+        control_plane,
+    },
 };
 
 fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
@@ -29,28 +32,6 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
         namespace: namespace.map(str::to_owned),
         ..ObjectMeta::default()
     }
-}
-
-fn pod_reader() -> Vec<PolicyRule> {
-    vec![PolicyRule {
-        api_groups: Some(vec![String::new()]),
-        resources: Some(vec!["pods".into()]),
-        verbs: vec!["get".into(), "list".into()],
-        ..PolicyRule::default()
-    }]
-}
-
-/// Creates the ClusterRole `name`, allowed to read pods.
-pub async fn make_cluster_role(client: &Client, name: &str) {
-    let role = ClusterRole {
-        metadata: meta(name, None),
-        rules: Some(pod_reader()),
-        ..ClusterRole::default()
-    };
-    Api::<ClusterRole>::all(client.clone())
-        .create(&PostParams::default(), &role)
-        .await
-        .expect("create ClusterRole");
 }
 
 struct K8sFixture {

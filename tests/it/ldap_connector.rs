@@ -16,7 +16,10 @@ use roster::{
 
 use crate::{
     conformance::{self, Fixture},
-    harness::{ldap, process},
+    harness::{
+        ldap::{self, make_group},
+        process,
+    },
 };
 
 fn settings(url: String, password: &str) -> Settings {
@@ -38,25 +41,6 @@ fn connector() -> LdapConnector {
 
 fn set(values: &[&str]) -> HashSet<String> {
     values.iter().map(|v| (*v).to_owned()).collect()
-}
-
-/// Makes the group an admin would: `groupOfNames` needs a member, so it starts with the
-/// empty DN as a placeholder.
-pub async fn make_group(name: &str) {
-    let mut admin = ldap::server().admin().await;
-    admin
-        .add(
-            &format!("cn={},{}", ldap3::dn_escape(name), ldap::GROUPS),
-            vec![
-                ("objectClass".to_owned(), set(&["groupOfNames"])),
-                ("cn".to_owned(), set(&[name])),
-                ("member".to_owned(), set(&[""])),
-            ],
-        )
-        .await
-        .expect("add group")
-        .success()
-        .expect("group created");
 }
 
 struct LdapFixture;

@@ -4,114 +4,24 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::{
     Api,
-    api::{ListParams, Patch, PatchParams},
+    api::{Patch, PatchParams},
 };
-use ldap3::{Scope, SearchEntry};
 use roster::api::{Connector, Role, conditions};
 use serde_json::{Value, json};
 
 use crate::{
     four_connectors::{expect, look, the_other_three},
-    harness::{control_plane, ldap, postgres},
-    kubernetes_connector::make_cluster_role,
-    ldap_connector::make_group,
+    harness::{
+        apps::{Apps, Census, make_staff},
+        control_plane, scim,
+    },
     lifecycle::{Scenario, condition},
 };
 
 const PEOPLE: usize = 200;
 const LEAVERS: usize = 30;
-
-/// Per app, how many of the people whose username starts with `sweep.` are enabled and
-/// how many hold `staff`. Kubernetes has no accounts: only its bindings count.
-#[derive(Debug, PartialEq, Eq)]
-struct Census {
-    scim: (usize, usize),
-    ldap: (usize, usize),
-    pg: (usize, usize),
-    k8s: usize,
-}
-
-impl Census {
-    fn all(enabled: usize) -> Self {
-        Self {
-            scim: (enabled, enabled),
-            ldap: (enabled, enabled),
-            pg: (enabled, enabled),
-            k8s: enabled,
-        }
-    }
-}
-
-async fn census(s: &Scenario, pg: &tokio_postgres::Client) -> Census {
-    let users = s.scim.all_users("sweep.").await;
-    let enabled = users.iter().filter(|u| u["active"] != false).count();
-    let ids: Vec<&str> = users.iter().filter_map(|u| u["id"].as_str()).collect();
-    let staff = s.scim.get("/Groups").await["Resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|g| g["displayName"] == "sweep-staff")
-        .flat_map(|g| g["members"].as_array().cloned().unwrap_or_default())
-        .filter(|m| m["value"].as_str().is_some_and(|v| ids.contains(&v)))
-        .count();
-
-    let mut admin = ldap::server().admin().await;
-    let people = admin
-        .search(ldap::PEOPLE, Scope::OneLevel, "(uid=sweep.*)", vec!["1.1"])
-        .await
-        .expect("search people")
-        .0
-        .len();
-    let group = admin
-        .search(
-            &format!("cn=sweep-staff,{}", ldap::GROUPS),
-            Scope::Base,
-            "(objectClass=*)",
-            vec!["member"],
-        )
-        .await
-        .expect("search the group")
-        .0;
-    let members = group
-        .into_iter()
-        .map(SearchEntry::construct)
-        .flat_map(|e| e.attrs.get("member").cloned().unwrap_or_default())
-        .filter(|dn| dn.starts_with("uid=sweep."))
-        .count();
-
-    let row = pg
-        .query_one(
-            "SELECT count(*) FILTER (WHERE r.rolcanlogin),
-                    count(*) FILTER (WHERE EXISTS (SELECT 1 FROM pg_auth_members m
-                        JOIN pg_roles g ON g.oid = m.roleid
-                        WHERE m.member = r.oid AND g.rolname = 'sweep_staff'))
-             FROM pg_roles r WHERE r.rolname LIKE 'sweep.%'",
-            &[],
-        )
-        .await
-        .expect("count roles");
-    let pg_counts = |i: usize| usize::try_from(row.get::<_, i64>(i)).unwrap_or(usize::MAX);
-
-    let bound = Api::<ClusterRoleBinding>::all(s.client.clone())
-        .list(&ListParams::default())
-        .await
-        .expect("list ClusterRoleBindings")
-        .items
-        .iter()
-        .filter(|b| b.role_ref.name == "sweep-staff-reader")
-        .flat_map(|b| b.subjects.clone().unwrap_or_default())
-        .filter(|sub| sub.kind == "User" && sub.name.starts_with("sweep."))
-        .count();
-    Census {
-        scim: (enabled, staff),
-        ldap: (people, members),
-        pg: (pg_counts(0), pg_counts(1)),
-        k8s: bound,
-    }
-}
 
 async fn terminate(s: &Scenario, name: &str) {
     s.identities()
@@ -130,11 +40,6 @@ async fn terminate(s: &Scenario, name: &str) {
 /// every Connector and nothing is held.
 #[tokio::test]
 async fn thirty_leavers_among_two_hundred_are_disabled_on_all_four_apps() {
-    let pg = postgres::server().superuser().await;
-    pg.batch_execute("CREATE ROLE sweep_staff NOLOGIN")
-        .await
-        .expect("PostgreSQL group role");
-    make_group("sweep-staff").await;
     // Policy budgets a third of the leavers, so only the leavers' own lane lets them
     // through; the default leaver wave (the larger of 25 and 5 %). A rate limit above the
     // default 20 requests a second only so that 800 accounts take seconds, not a minute.
@@ -142,15 +47,9 @@ async fn thirty_leavers_among_two_hundred_are_disabled_on_all_four_apps() {
         "deletionBudget": {"maxRemovals": 10, "maxPercent": 100, "windowSeconds": 3600},
         "revocationBudget": {"maxAccounts": 10, "maxPercent": 100, "windowSeconds": 3600}});
     let s = Scenario::new("sweep", spec.clone()).await;
-    s.groups(&["sweep-staff"]).await;
-    make_cluster_role(&s.client, "sweep-staff-reader").await;
+    let apps = Apps::new(scim::Direct::new(&s.scim.base), s.client.clone()).await;
+    let entitlements = make_staff("sweep", &apps.scim, &s.client).await;
     the_other_three(&s, &spec).await;
-    let entitlements = json!([
-        {"connector": "scim", "name": "sweep-staff"},
-        {"connector": "ldap", "name": "sweep-staff"},
-        {"connector": "pg", "name": "sweep_staff"},
-        {"connector": "k8s", "name": "ClusterRole/sweep-staff-reader"},
-    ]);
     s.apply::<Role>(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role",
         "metadata": {"name": "staff"}, "spec": {"entitlements": entitlements}}))
         .await;
@@ -173,7 +72,7 @@ async fn thirty_leavers_among_two_hundred_are_disabled_on_all_four_apps() {
             "200 people provisioned on all four apps",
             Duration::from_secs(180),
             || async {
-                let seen = census(&s, &pg).await;
+                let seen = apps.census("sweep").await;
                 let shown = format!("{seen:?}");
                 let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
                 if *last != shown {
@@ -193,7 +92,7 @@ async fn thirty_leavers_among_two_hundred_are_disabled_on_all_four_apps() {
         let user = format!("sweep.{i:03}");
         s.eventually(
             &format!("{user} disabled and stripped on all four"),
-            || async { look(&s, &pg, &user).await == expect(false, &[]) },
+            || async { look(&s, &apps.pg, &user).await == expect(false, &[]) },
         )
         .await;
         took.push(started.elapsed());
@@ -204,7 +103,7 @@ async fn thirty_leavers_among_two_hundred_are_disabled_on_all_four_apps() {
         took[LEAVERS / 2],
         took[LEAVERS - 1]
     );
-    assert_eq!(census(&s, &pg).await, Census::all(PEOPLE - LEAVERS));
+    assert_eq!(apps.census("sweep").await, Census::all(PEOPLE - LEAVERS));
 
     let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
     for name in ["scim", "ldap", "pg", "k8s"] {

@@ -166,3 +166,26 @@ impl Server {
         ldap
     }
 }
+
+/// Makes the group an admin would: `groupOfNames` needs a member, so it starts with the
+/// empty DN as a placeholder.
+pub async fn make_group(name: &str) {
+    let mut admin = server().admin().await;
+    admin
+        .add(
+            &format!("cn={},{}", ldap3::dn_escape(name), GROUPS),
+            vec![
+                ("objectClass".to_owned(), values(&["groupOfNames"])),
+                ("cn".to_owned(), values(&[name])),
+                ("member".to_owned(), values(&[""])),
+            ],
+        )
+        .await
+        .expect("add group")
+        .success()
+        .expect("group created");
+}
+
+fn values(v: &[&str]) -> std::collections::HashSet<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}

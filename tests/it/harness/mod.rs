@@ -7,6 +7,7 @@
 //! their directory as `ROSTER_CONTROL_PLANE_BIN`. Without it the tests fail: a missing
 //! component is never a silent skip.
 
+pub mod apps;
 mod certs;
 pub mod ldap;
 pub mod operator;
