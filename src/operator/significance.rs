@@ -3,9 +3,12 @@
 //! A Connector's scan writes its status every interval; a Role's and an Identity's
 //! controllers write theirs after each pass. Fanning each of those writes out re-queued
 //! every Identity of the namespace — at every scan, 200 reconciles with downstream reads
-//! for 200 people — and a leaver who arrived meanwhile waited behind them. Nothing another
-//! object resolves to depends on status: what does is the spec (the generation), the
-//! annotations (approvals of held removals), the deletion, and the object going away.
+//! for 200 people — and a leaver who arrived meanwhile waited behind them. Sending each
+//! back to its own controller reconciled every Identity a second time after every pass,
+//! re-reading every app to find nothing to do. Nothing a reconcile decides depends on
+//! status: what does is the spec (the generation), the labels (selectors), the
+//! annotations (approvals, abandoned connectors), the finalizers (kube's finalizer helper
+//! waits for the event of adding one), the deletion, and the object going away.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,7 +18,9 @@ use kube::{Resource, ResourceExt};
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Mark {
     generation: Option<i64>,
+    labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
+    finalizers: Vec<String>,
     deleting: bool,
 }
 
@@ -23,7 +28,9 @@ impl Mark {
     fn of<K: Resource>(obj: &K) -> Self {
         Self {
             generation: obj.meta().generation,
+            labels: obj.labels().clone(),
             annotations: obj.annotations().clone(),
+            finalizers: obj.finalizers().to_vec(),
             deleting: obj.meta().deletion_timestamp.is_some(),
         }
     }

@@ -7,7 +7,7 @@
 //! race: a reconcile could read a cache that has not seen the change yet, and a joiner
 //! would wait for the next resync.)
 
-use std::fmt::Debug;
+use std::{collections::HashMap, fmt::Debug};
 
 use futures::{Stream, StreamExt};
 use kube::{
@@ -88,8 +88,9 @@ fn affected(stores: &Stores, ns: &str, changed: Option<&RoleBinding>) -> Vec<Obj
 
 /// Drives the watch of `K` into its cache; forwards objects to `own` once the cache holds
 /// them and calls `on_change` for every change after the first listing (that listing
-/// reconciles everything anyway), including what a re-list finds changed or gone — but
-/// not for writes to status alone, which no other object depends on.
+/// reconciles everything anyway), including what a re-list finds changed or gone. Writes
+/// to status alone go to neither: a status is the record of the pass that wrote it, and
+/// nothing needs reconciling because one changed.
 fn watch<K>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
@@ -107,7 +108,9 @@ where
     tokio::spawn(async move {
         futures::pin_mut!(events);
         let mut relay = Relay::default();
-        let mut significance = Significance::default();
+        // Separately for the fan-out and for the kind's own controller: one event is
+        // asked about once by each.
+        let (mut fan_out, mut own_change) = (Significance::default(), Significance::default());
         while let Some(event) = events.next().await {
             let steps = match event {
                 Ok(event) => relay.on_event(event, || reader.state()),
@@ -122,12 +125,15 @@ where
                 match step {
                     Step::Changed(obj) => {
                         let present = reader.get(&ObjectRef::from_obj(&obj)).is_some();
-                        if significance.changed(&obj, present) {
+                        if !present {
+                            own_change.changed(&obj, false);
+                        }
+                        if fan_out.changed(&obj, present) {
                             on_change(&obj);
                         }
                     }
                     Step::Reconcile(obj) => {
-                        if own.send(Ok(obj)).is_err() {
+                        if own_change.changed(&obj, true) && own.send(Ok(obj)).is_err() {
                             return; // the controller is gone: shutting down
                         }
                     }
@@ -186,7 +192,8 @@ pub fn wire(client: &Client) -> Wiring {
             }
         },
     ));
-    // A binding's change re-checks the identities it matched or matches.
+    // A binding's change re-checks the identities it matched or matches: the version
+    // before the change is kept to know whom it matched.
     tasks.push(watch(
         Api::all(client.clone()),
         binding_writer,
@@ -194,9 +201,23 @@ pub fn wire(client: &Client) -> Wiring {
         binding_own,
         {
             let (s, to_i) = (stores.clone(), to_identities.clone());
+            let before = std::sync::Mutex::new(HashMap::new());
             move |b: &RoleBinding| {
-                let ns = b.namespace().unwrap_or_default();
-                send_all(&to_i, affected(&s, &ns, Some(b)));
+                let key = ObjectRef::from_obj(b);
+                let mut seen = before.lock().unwrap_or_else(|p| p.into_inner());
+                let old = if s.bindings.get(&key).is_some() {
+                    seen.insert(key, b.clone())
+                } else {
+                    seen.remove(&key)
+                };
+                drop(seen);
+                let refs = identity::affected::of_binding(
+                    old.as_ref(),
+                    b,
+                    &s.bindings.state(),
+                    &s.identities.state(),
+                );
+                send_all(&to_i, refs);
             }
         },
     ));

@@ -40,6 +40,30 @@ pub fn in_namespace(
         .collect()
 }
 
+/// The identities a change of one binding affects: those its version `before` matched
+/// and those `after` matches — a binding grants only to its own subjects. Without
+/// `before` (the first change this process sees), everyone [`in_namespace`] affects.
+pub fn of_binding(
+    before: Option<&RoleBinding>,
+    after: &RoleBinding,
+    bindings: &[Arc<RoleBinding>],
+    identities: &[Arc<Identity>],
+) -> Vec<ObjectRef<Identity>> {
+    let Some(before) = before else {
+        let ns = after.namespace().unwrap_or_default();
+        return in_namespace(&ns, Some(after), bindings, identities);
+    };
+    let matchers: Vec<SubjectMatcher> = [before, after]
+        .into_iter()
+        .filter_map(|b| SubjectMatcher::new(&b.spec.subjects).ok())
+        .collect();
+    identities
+        .iter()
+        .filter(|i| matchers.iter().any(|m| m.matches(i) == Ok(true)))
+        .map(|i| ObjectRef::from_obj(i.as_ref()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -89,5 +113,38 @@ mod tests {
             .map(|r| r.name)
             .collect();
         assert_eq!(found, ["ada", "bob"]);
+    }
+
+    #[test]
+    fn a_binding_change_affects_its_old_and_new_subjects_only() {
+        let binding = |who: &[&str]| {
+            let mut b = RoleBinding::new(
+                "b",
+                serde_json::from_value(json!({"role": "r", "subjects": {"identities": who}}))
+                    .unwrap(),
+            );
+            b.metadata.namespace = Some("acme".into());
+            b
+        };
+        let all = [
+            identity("ada", None),
+            identity("bob", Some("acme/scim")),
+            identity("carol", None),
+            identity("dave", None),
+        ];
+        let names = |refs: Vec<ObjectRef<Identity>>| -> Vec<String> {
+            refs.into_iter().map(|r| r.name).collect()
+        };
+        let (before, after) = (binding(&["ada"]), binding(&["carol"]));
+        assert_eq!(
+            names(of_binding(Some(&before), &after, &[], &all)),
+            ["ada", "carol"],
+            "bob holds an account in the namespace, but this binding never reached him"
+        );
+        assert_eq!(
+            names(of_binding(None, &after, &[], &all)),
+            ["bob", "carol"],
+            "without the old version, everyone it could have reached"
+        );
     }
 }
