@@ -16,15 +16,8 @@ fi
 section() { printf '\n== %s\n' "$*"; }
 start=$(date +%s)
 
-section "control plane binaries"
-ROSTER_CONTROL_PLANE_BIN=$(hack/control-plane-bins.sh)
-export ROSTER_CONTROL_PLANE_BIN
-
-section "downstream test servers"
-ROSTER_SCIM2_SERVER=$(hack/scim2-server-bin.sh)
-ROSTER_POSTGRES_BIN=$(hack/postgres-bin.sh)
-ROSTER_SLAPD=$(hack/slapd-bin.sh)
-export ROSTER_SCIM2_SERVER ROSTER_POSTGRES_BIN ROSTER_SLAPD
+section "control plane binaries and downstream test servers"
+. hack/components.sh
 
 section "cargo fmt --check"
 cargo fmt --all -- --check

@@ -12,7 +12,7 @@
 //! bindings (the access goes at once, the ledger stays); enable fills them again.
 
 mod access;
-mod names;
+pub mod names;
 mod objects;
 
 use async_trait::async_trait;

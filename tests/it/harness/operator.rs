@@ -61,6 +61,18 @@ pub fn shared() -> &'static SharedOperator {
     })
 }
 
+/// What a process has used.
+#[allow(dead_code)] // read by the benchmark
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    /// Resident memory now, in bytes.
+    pub rss: u64,
+    /// The most resident memory so far, in bytes.
+    pub peak_rss: u64,
+    /// User and system CPU time, in seconds.
+    pub cpu_seconds: f64,
+}
+
 /// The operator as a child process, killed if the test ends early.
 pub struct Operator {
     child: Child,
@@ -70,16 +82,21 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(kubeconfig: &Path) -> Self {
+        Self::start_logging(
+            kubeconfig,
+            &std::env::var("ROSTER_IT_LOG").unwrap_or_else(|_| "info".into()),
+        )
+    }
+
+    /// [`Operator::start`] with `RUST_LOG` set to `filter`.
+    pub fn start_logging(kubeconfig: &Path, filter: &str) -> Self {
         let port = process::free_port();
         let log = process::temp_dir("roster-run-").join("roster.log");
         let out = std::fs::File::create(&log).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_roster"))
             .args(["run", "--probe-addr", &format!("127.0.0.1:{port}")])
             .env("KUBECONFIG", kubeconfig)
-            .env(
-                "RUST_LOG",
-                std::env::var("ROSTER_IT_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", filter)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone().expect("log")))
@@ -95,6 +112,38 @@ impl Operator {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process's resident memory now and at its peak, in bytes, and the CPU time it
+    /// has used (user and system), from /proc.
+    #[allow(dead_code)] // the benchmark's
+    pub fn usage(&self) -> Usage {
+        let id = self.child.id();
+        let status = std::fs::read_to_string(format!("/proc/{id}/status")).unwrap_or_default();
+        let kib = |field: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map_or(0, |kb| kb * 1024)
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{id}/stat")).unwrap_or_default();
+        // Fields after the command (which may hold spaces) start at the state, field 3;
+        // utime and stime are fields 14 and 15.
+        let ticks: u64 = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().skip(11).take(2))
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.parse::<u64>().ok())
+            .sum();
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+        Usage {
+            rss: kib("VmRSS:"),
+            peak_rss: kib("VmHWM:"),
+            cpu_seconds: ticks as f64 / per_second as f64,
+        }
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.

@@ -1,0 +1,229 @@
+//! The benchmark's world: a namespace with a Connector on each of the four apps, one
+//! birthright Role, a binding for staff and one for contractors, and the people.
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::{NamespaceResourceScope, api::core::v1::Secret};
+use kube::{
+    Api, Client, Resource,
+    api::{Patch, PatchParams},
+};
+use roster::api::{Connector, Identity, Role, RoleBinding, conditions};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use crate::harness::{
+    apps::{self, Apps, Census},
+    control_plane, scim,
+};
+
+/// The name stem of everything the benchmark makes on the apps.
+pub const STEM: &str = "bench";
+/// Connectors, as named in the namespace.
+pub const CONNECTORS: [&str; 4] = ["scim", "ldap", "pg", "k8s"];
+const MANAGER: &str = "roster-bench";
+
+/// One person: the Identity's name and username.
+#[derive(Clone, Debug)]
+pub struct Person {
+    pub name: String,
+    pub username: String,
+}
+
+impl Person {
+    fn new(kind: char, i: usize) -> Self {
+        Self {
+            name: format!("{STEM}-{kind}{i:05}"),
+            username: format!("{STEM}.{kind}{i:05}"),
+        }
+    }
+}
+
+/// The namespace, its people and direct access to the apps.
+pub struct World {
+    pub client: Client,
+    pub ns: String,
+    pub apps: Apps,
+    pub staff: Vec<Person>,
+    pub contractors: Vec<Person>,
+}
+
+impl World {
+    /// Makes the namespace, the four Connectors (each allowing `rate` requests a
+    /// second, default budgets otherwise) and the Role with its two bindings.
+    pub async fn new(people: usize, contractors: usize, rate: u32) -> Self {
+        let cp = control_plane();
+        let client = cp.client().await;
+        let ns = cp.namespace(&client, STEM).await;
+        let base = scim::tenant(STEM);
+        let apps = Apps::new(scim::Direct::new(&base), client.clone()).await;
+        let w = Self {
+            client,
+            ns,
+            apps,
+            staff: (0..people - contractors)
+                .map(|i| Person::new('s', i))
+                .collect(),
+            contractors: (0..contractors).map(|i| Person::new('c', i)).collect(),
+        };
+        let extra = json!({"rateLimit": {"requestsPerSecond": rate, "burst": rate}});
+        w.apply::<Secret>(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "scim-token"}, "stringData": {"token": scim::TOKEN}}))
+            .await;
+        let mut scim_spec = json!({"scim": {"baseUrl": base,
+            "tokenSecretRef": {"name": "scim-token", "key": "token"}}});
+        if let (Some(spec), Some(extra)) = (scim_spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        w.apply::<Connector>(
+            json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
+            "metadata": {"name": "scim"}, "spec": scim_spec}),
+        )
+        .await;
+        let mut others = apps::other_three(&extra).into_iter();
+        if let Some(secret) = others.next() {
+            w.apply::<Secret>(secret).await;
+        }
+        for connector in others {
+            w.apply::<Connector>(connector).await;
+        }
+        let entitlements = apps::make_staff(STEM, &w.apps.scim, &w.client).await;
+        w.apply::<Role>(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role",
+            "metadata": {"name": "staff"}, "spec": {"entitlements": entitlements}}))
+            .await;
+        for (binding, kind) in [("staff", 's'), ("contractors", 'c')] {
+            let expr = format!("identity.username.startsWith(\"{STEM}.{kind}\")");
+            w.apply::<RoleBinding>(json!({"apiVersion": "roster.dev/v1alpha1",
+                "kind": "RoleBinding", "metadata": {"name": binding},
+                "spec": {"role": "staff", "subjects": {"expression": expr}}}))
+                .await;
+        }
+        w
+    }
+
+    async fn apply<K>(&self, obj: Value)
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + std::fmt::Debug,
+    {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Api::<K>::namespaced(self.client.clone(), &self.ns)
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(obj),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+    }
+
+    /// Everyone, staff first.
+    pub fn everyone(&self) -> impl Iterator<Item = &Person> {
+        self.staff.iter().chain(&self.contractors)
+    }
+
+    /// Applies every Identity, 16 at a time, then waits until every app shows everyone
+    /// enabled with the staff entitlement; returns how long that took from the first
+    /// apply. Progress goes to stderr.
+    pub async fn join_everyone(&self, limit: Duration) -> Result<Duration, String> {
+        let started = Instant::now();
+        let api = Api::<Identity>::all(self.client.clone());
+        futures::stream::iter(self.everyone().cloned())
+            .map(|p| {
+                let api = api.clone();
+                async move {
+                    let obj = json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Identity",
+                        "metadata": {"name": p.name}, "spec": {"username": p.username}});
+                    api.patch(&p.name, &PatchParams::apply(MANAGER), &Patch::Apply(obj))
+                        .await
+                        .map_err(|e| format!("apply Identity {}: {e}", p.name))
+                }
+            })
+            .buffer_unordered(16)
+            .try_collect::<Vec<_>>()
+            .await?;
+        let total = self.staff.len() + self.contractors.len();
+        eprintln!("  {total} Identities applied in {:?}", started.elapsed());
+        let want = Census::all(total);
+        let mut last = None;
+        while started.elapsed() < limit {
+            let seen = self.apps.census(STEM).await;
+            if seen == want {
+                return Ok(started.elapsed());
+            }
+            if last.as_ref() != Some(&seen) {
+                eprintln!("  {:>6.1} s  {seen:?}", started.elapsed().as_secs_f64());
+                last = Some(seen);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(format!(
+            "joiners not provisioned within {limit:?}: {last:?}"
+        ))
+    }
+
+    /// Deletes the contractors' binding — the bad commit — and waits until every
+    /// Connector is Quarantined.
+    pub async fn bad_commit(&self, limit: Duration) -> Result<Duration, String> {
+        let started = Instant::now();
+        Api::<RoleBinding>::namespaced(self.client.clone(), &self.ns)
+            .delete("contractors", &Default::default())
+            .await
+            .map_err(|e| format!("delete the contractors' binding: {e}"))?;
+        while started.elapsed() < limit {
+            let mut all = true;
+            for name in CONNECTORS {
+                all &= self.connector(name).await.is_some_and(|c| {
+                    c.status.is_some_and(|st| {
+                        conditions::find(&st.conditions, conditions::QUARANTINED)
+                            .is_some_and(|q| q.status == "True")
+                    })
+                });
+            }
+            if all {
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(format!("not every Connector Quarantined within {limit:?}"))
+    }
+
+    /// The Connector `name`, if it can be read.
+    pub async fn connector(&self, name: &str) -> Option<Connector> {
+        Api::<Connector>::namespaced(self.client.clone(), &self.ns)
+            .get(name)
+            .await
+            .ok()
+    }
+
+    /// Removals the Connectors' breakers hold, summed.
+    pub async fn held(&self) -> usize {
+        let mut n = 0;
+        for name in CONNECTORS {
+            n += self
+                .connector(name)
+                .await
+                .and_then(|c| c.status?.quarantine)
+                .map_or(0, |q| usize::try_from(q.held_count).unwrap_or(0));
+        }
+        n
+    }
+
+    /// Contractors whose SCIM account is still enabled.
+    pub async fn contractors_enabled(&self) -> usize {
+        self.apps
+            .scim
+            .all_users(&format!("{STEM}.c"))
+            .await
+            .iter()
+            .filter(|u| u["active"] != false)
+            .count()
+    }
+}

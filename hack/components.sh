@@ -1,0 +1,7 @@
+# Sourced by test.sh and bench.sh: installs the test components when missing and exports
+# where they are, as the test harness reads them.
+ROSTER_CONTROL_PLANE_BIN=$(hack/control-plane-bins.sh)
+ROSTER_SCIM2_SERVER=$(hack/scim2-server-bin.sh)
+ROSTER_POSTGRES_BIN=$(hack/postgres-bin.sh)
+ROSTER_SLAPD=$(hack/slapd-bin.sh)
+export ROSTER_CONTROL_PLANE_BIN ROSTER_SCIM2_SERVER ROSTER_POSTGRES_BIN ROSTER_SLAPD
