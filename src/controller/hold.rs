@@ -21,6 +21,11 @@ use crate::{
     },
 };
 
+/// The reason an account reports while a breaker holds its removal. Such an account is
+/// not retried on a timer: the approval that releases it changes the Connector's
+/// annotations, and that change re-queues the namespace's identities.
+pub const HELD: &str = "Quarantined";
+
 /// How many accounts Roster manages on `key`, from the Identities' status.
 pub fn managed_accounts(ctx: &Context, key: &ConnectorKey) -> usize {
     let key = key.to_string();

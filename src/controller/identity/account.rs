@@ -96,7 +96,7 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         )
         .await
     {
-        error = Some(("Quarantined", held));
+        error = Some((hold::HELD, held));
     }
     if enforce && !changes.is_empty() {
         let outcome = execute::execute(
