@@ -273,7 +273,7 @@ pub struct KubernetesBackend {
     pub service_account_namespace: Option<String>,
 }
 
-/// A token bucket bounding downstream requests.
+/// A token bucket bounding downstream requests, and how many may be in flight.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
@@ -283,6 +283,16 @@ pub struct RateLimit {
     /// Operations allowed at once before the sustained rate applies.
     #[schemars(range(min = 1, max = 10000))]
     pub burst: i32,
+    /// Operations in flight at once for joiners, movers and scans. A leaver's operations
+    /// do not wait for these slots (they still take tokens), so a backlog of other work
+    /// never queues at the app in front of a leaver.
+    #[serde(default = "default_max_in_flight")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_in_flight: i32,
+}
+
+fn default_max_in_flight() -> i32 {
+    8
 }
 
 impl Default for RateLimit {
@@ -290,6 +300,7 @@ impl Default for RateLimit {
         Self {
             requests_per_second: 20,
             burst: 40,
+            max_in_flight: default_max_in_flight(),
         }
     }
 }

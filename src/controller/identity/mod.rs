@@ -24,6 +24,7 @@ use crate::{
         LifecycleState,
         conditions::{self, Desired},
     },
+    connector,
     lifecycle::{
         ConnectorKey,
         budget::Cause,
@@ -96,14 +97,20 @@ pub async fn reconcile(identity: Arc<Identity>, ctx: Arc<Context>) -> Result<Act
             return Ok(Action::await_change());
         };
         let api = Api::<Identity>::all(ctx.client.clone());
-        finalizer(&api, FINALIZER, identity, |event| async {
+        let leaver = lanes::leaving(&identity, now().0);
+        let work = finalizer(&api, FINALIZER, identity, |event| async {
             match event {
                 FinalizerEvent::Apply(i) => pass(&ctx, &i, false).await,
                 FinalizerEvent::Cleanup(i) => pass(&ctx, &i, true).await,
             }
-        })
-        .await
-        .map_err(|e| Error::Finalizer(Box::new(e)))
+        });
+        // A leaver's downstream calls do not queue behind other work at the apps.
+        let done = if leaver {
+            connector::limit::urgently(work).await
+        } else {
+            work.await
+        };
+        done.map_err(|e| Error::Finalizer(Box::new(e)))
     })
     .await
 }
