@@ -214,3 +214,25 @@ fn a_quarantine_from_before_breakers_were_listed_still_holds() {
     assert!(fresh.reserve(&c, removal("a", 5), Vec::new).is_err());
     assert_eq!(fresh.snapshot(&c, at(6)).trips[0].0, Breaker::Removals);
 }
+
+/// The leavers' breaker counts on its own while a bad commit holds the removal budget.
+#[test]
+fn a_wave_is_flagged_while_policy_removals_are_held() {
+    let budgets = Budgets::default();
+    let c = connector(2, None);
+    assert!(budgets.reserve(&c, removal("a", 0), Vec::new).is_ok());
+    assert!(budgets.reserve(&c, removal("b", 1), Vec::new).is_ok());
+    assert!(budgets.reserve(&c, removal("c", 2), Vec::new).is_err());
+    let mut waves = Vec::new();
+    for (i, who) in ["x1", "x2", "x3", "x4"].into_iter().enumerate() {
+        let r = budgets
+            .reserve(
+                &c,
+                req(Breaker::Leavers, who, Cause::ExplicitLeaver, 10 + i as i64),
+                Vec::new,
+            )
+            .expect("leavers go");
+        waves.push(r.new_wave.is_some());
+    }
+    assert_eq!(waves, [false, false, true, false]);
+}
