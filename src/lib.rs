@@ -13,4 +13,9 @@ pub mod lifecycle;
 pub mod operator;
 pub mod provision;
 pub mod telemetry;
+pub mod text;
 pub mod time;
+
+#[cfg(test)]
+#[path = "layers_tests.rs"]
+mod layers_tests;

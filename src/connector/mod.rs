@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 
+pub use crate::lifecycle::EntitlementMembers;
 use crate::lifecycle::{AccountAttributes, DesiredAccount, ObservedAccount};
 
 /// What an app said it supports.
@@ -29,15 +30,6 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<String>,
-}
-
-/// An entitlement and who holds it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EntitlementMembers {
-    /// The entitlement, in the connector's own terms.
-    pub name: String,
-    /// Ids of the accounts holding it.
-    pub members: Vec<String>,
 }
 
 /// A downstream app, as Roster drives it.
@@ -158,5 +150,5 @@ impl ConnectorError {
 
 /// `s` cut to [`BODY_LIMIT`] bytes on a character boundary.
 pub fn truncate_body(s: &str) -> String {
-    crate::controller::status::truncate(s.trim(), BODY_LIMIT)
+    crate::text::truncate(s.trim(), BODY_LIMIT)
 }

@@ -6,10 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    model::{DesiredAccount, Managed, ObservedAccount},
+    model::{DesiredAccount, EntitlementMembers, Managed, ObservedAccount},
     plan::{Ledger, Policy, plan},
 };
-use crate::connector::EntitlementMembers;
 
 /// An identity as the scan needs it.
 pub struct Claim<'a> {

@@ -11,4 +11,6 @@ pub mod plan;
 pub mod resolve;
 pub mod subjects;
 
-pub use model::{AccountAttributes, ConnectorKey, DesiredAccount, Managed, ObservedAccount};
+pub use model::{
+    AccountAttributes, ConnectorKey, DesiredAccount, EntitlementMembers, Managed, ObservedAccount,
+};

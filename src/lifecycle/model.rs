@@ -126,3 +126,12 @@ pub struct ObservedAccount {
     /// The app's version of the account (an ETag), for conditional writes.
     pub version: Option<String>,
 }
+
+/// An entitlement and who holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntitlementMembers {
+    /// The entitlement, in the connector's own terms.
+    pub name: String,
+    /// Ids of the accounts holding it.
+    pub members: Vec<String>,
+}
