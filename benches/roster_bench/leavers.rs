@@ -44,17 +44,8 @@ async fn scim_gone(w: &World, user: &str) -> bool {
     let Some(u) = w.apps.scim.find_user(user).await else {
         return true;
     };
-    if u["active"] != false {
-        return false;
-    }
     let id = u["id"].as_str().unwrap_or_default();
-    let groups = w.apps.scim.get("/Groups").await;
-    !groups["Resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|g| g["members"].as_array().cloned().unwrap_or_default())
-        .any(|m| m["value"] == id)
+    u["active"] == false && w.apps.scim.groups_holding(id).await == Some(0)
 }
 
 async fn ldap_gone(user: &str) -> bool {

@@ -166,6 +166,23 @@ impl Direct {
             .and_then(|r| r.first().cloned())
     }
 
+    /// How many groups hold the user with SCIM id `id`; `None` if the server's answer is
+    /// not a list (so a refused filter never reads as "in no group").
+    #[allow(dead_code)] // the benchmark's
+    pub async fn groups_holding(&self, id: &str) -> Option<u64> {
+        let filter = format!("members.value eq {}", serde_json::Value::String(id.into()));
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/Groups", self.base),
+            &[("filter", filter.as_str()), ("attributes", "displayName")],
+        )
+        .ok()?;
+        let resp = self.http.get(url).bearer_auth(TOKEN).send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.json::<serde_json::Value>().await.ok()?["totalResults"].as_u64()
+    }
+
     /// Every user whose userName starts with `prefix`, page by page.
     pub async fn all_users(&self, prefix: &str) -> Vec<serde_json::Value> {
         let filter = format!("userName sw {}", serde_json::Value::String(prefix.into()));
