@@ -408,10 +408,8 @@ async fn time_bound_access_expires() {
     let s = Scenario::new("timebound", json!({})).await;
     s.groups(&["oncall"]).await;
     s.role("oncall", &["oncall"]).await;
-    let until =
-        k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(6);
-    s.binding("oncall", json!({"role": "oncall", "subjects": {"identities": ["tb-dan"]}, "validUntil": until.to_string()}))
-        .await;
+    let binding = json!({"role": "oncall", "subjects": {"identities": ["tb-dan"]}});
+    s.binding("oncall", binding.clone()).await;
     s.identity("tb-dan", json!({"username": "tb.dan"})).await;
     s.eventually("dan on call", || async {
         s.scim_user("tb.dan")
@@ -419,6 +417,13 @@ async fn time_bound_access_expires() {
             .is_some_and(|(_, g)| g == ["oncall"])
     })
     .await;
+    // The window is set only once dan is on call: a joiner slowed by other tests' load
+    // must not miss a window that has already closed.
+    let until =
+        k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(6);
+    let mut bounded = binding;
+    bounded["validUntil"] = json!(until.to_string());
+    s.binding("oncall", bounded).await;
     s.eventually("dan's access gone after validUntil", || async {
         s.scim_user("tb.dan")
             .await
