@@ -26,7 +26,7 @@ use crate::{
     },
     connector,
     lifecycle::{
-        ConnectorKey,
+        ConnectorKey, Managed,
         budget::Cause,
         resolve::{Catalog, Effective, Resolution, resolve},
     },
@@ -155,26 +155,29 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
             keys.insert(key);
         }
     }
-    let mut reports = Vec::with_capacity(keys.len());
-    for key in &keys {
-        if deleting && abandoned.contains(key) {
-            continue;
-        }
-        let managed = catalog.managed(key);
+    // Each connector is its own app: one slow or stuck app must not hold up the others,
+    // and a leaver's access goes everywhere at once.
+    let work: Vec<(&ConnectorKey, Managed)> = keys
+        .iter()
+        .filter(|key| !(deleting && abandoned.contains(*key)))
+        .map(|key| (key, catalog.managed(key)))
+        .collect();
+    let reports = futures::future::join_all(work.iter().map(|(key, managed)| {
         let input = account::Input {
             identity,
             key,
-            desired: resolution.accounts.get(key),
+            desired: resolution.accounts.get(*key),
             previous: previous
                 .accounts
                 .iter()
                 .find(|a| a.connector == key.to_string()),
-            managed: &managed,
+            managed,
             cause,
             now,
         };
-        reports.push(account::sync(ctx, input).await);
-    }
+        account::sync(ctx, input)
+    }))
+    .await;
 
     let owner = identity
         .spec
