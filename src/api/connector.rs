@@ -273,7 +273,9 @@ pub struct KubernetesBackend {
     pub service_account_namespace: Option<String>,
 }
 
-/// A token bucket bounding downstream requests, and how many may be in flight.
+/// A token bucket bounding downstream requests, and how many may be in flight. Work
+/// other than leavers uses at most four fifths of the rate and burst; the last fifth is
+/// kept for leavers, however long a backlog.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {

@@ -5,6 +5,11 @@
 //! app, and a leaver's requests waited behind them (seconds each at 1,000 accounts). The
 //! caller says it is urgent with [`urgently`]; a task-local keeps the `Connector` trait
 //! free of scheduling.
+//!
+//! Tokens are reserved the same way: other work draws from a second bucket of four fifths
+//! of the rate as well as from the Connector's own, so however long the backlog, a fifth
+//! of the rate stays free for leavers. (A single bucket has no priority: a leaver's call
+//! waited behind every queued caller's token.)
 
 use std::{future::Future, num::NonZeroU32, sync::Arc};
 
@@ -36,33 +41,42 @@ fn is_urgent() -> bool {
 pub struct RateLimited {
     inner: Arc<dyn Connector>,
     limiter: DefaultDirectRateLimiter,
+    /// Four fifths of `limiter`'s rate and burst: what work other than leavers may use.
+    others: DefaultDirectRateLimiter,
     in_flight: Arc<Semaphore>,
 }
+
+/// The share of a Connector's rate, in fifths, that work other than leavers may use.
+const OTHERS_FIFTHS: u32 = 4;
 
 impl RateLimited {
     /// Wraps `inner` in the bucket `limit` describes (values below 1 count as 1).
     pub fn new(inner: Arc<dyn Connector>, limit: &RateLimit) -> Self {
-        let positive = |v: i32| {
-            NonZeroU32::new(u32::try_from(v).unwrap_or(1).max(1)).unwrap_or(NonZeroU32::MIN)
-        };
-        let quota = Quota::per_second(positive(limit.requests_per_second))
-            .allow_burst(positive(limit.burst));
+        let positive = |v: u32| NonZeroU32::new(v.max(1)).unwrap_or(NonZeroU32::MIN);
+        let count = |v: i32| u32::try_from(v).unwrap_or(1);
+        let (rate, burst) = (count(limit.requests_per_second), count(limit.burst));
+        let quota =
+            |rate: u32, burst: u32| Quota::per_second(positive(rate)).allow_burst(positive(burst));
+        let share = |v: u32| v.saturating_mul(OTHERS_FIFTHS) / 5;
         let slots = usize::try_from(limit.max_in_flight).unwrap_or(1).max(1);
         Self {
             inner,
-            limiter: RateLimiter::direct(quota),
+            limiter: RateLimiter::direct(quota(rate, burst)),
+            others: RateLimiter::direct(quota(share(rate), share(burst))),
             in_flight: Arc::new(Semaphore::new(slots)),
         }
     }
 
-    /// Waits for a slot (urgent callers take none) and then a token; the slot is held
-    /// while the operation runs.
+    /// Waits for a slot and a token of the others' share (urgent callers need neither),
+    /// then a token of the Connector's rate; the slot is held while the operation runs.
     async fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        // The semaphore is never closed: acquiring fails only at shutdown.
         let slot = if is_urgent() {
             None
         } else {
-            self.in_flight.clone().acquire_owned().await.ok()
+            // The semaphore is never closed: acquiring fails only at shutdown.
+            let slot = self.in_flight.clone().acquire_owned().await.ok();
+            self.others.until_ready().await;
+            slot
         };
         self.limiter.until_ready().await;
         slot
@@ -262,6 +276,41 @@ mod tests {
             assert!(call.await.is_ok_and(|r| r.is_ok()));
         }
         assert_eq!(entered(), 4);
+    }
+
+    /// Other work spends its four fifths; the last fifth is still there for a leaver.
+    #[tokio::test]
+    async fn a_fifth_of_the_rate_stays_free_for_leavers() {
+        let limited = RateLimited::new(
+            Arc::new(Nothing::default()),
+            &RateLimit {
+                requests_per_second: 1,
+                burst: 10,
+                max_in_flight: 10,
+            },
+        );
+        for _ in 0..8 {
+            limited
+                .observe("joiner")
+                .await
+                .expect("within the others' burst");
+        }
+        assert!(
+            limited.others.check().is_err(),
+            "the others' share is spent"
+        );
+        let leaver = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            urgently(limited.observe("leaver")),
+        )
+        .await;
+        assert!(leaver.is_ok(), "the leaver's call takes a reserved token");
+        let joiner =
+            tokio::time::timeout(std::time::Duration::from_millis(200), limited.observe("j")).await;
+        assert!(
+            joiner.is_err(),
+            "another joiner waits for the others' bucket"
+        );
     }
 
     #[test]
