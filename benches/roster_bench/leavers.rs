@@ -24,7 +24,7 @@ const SLOW: Duration = Duration::from_secs(1);
 
 /// Whether `user` has no access left on any app, read from each server.
 async fn gone(w: &World, user: &str) -> bool {
-    scim_gone(w, user).await && ldap_gone(user).await && pg_gone(w, user).await && {
+    scim_gone(w, user).await && ldap_gone(w, user).await && pg_gone(w, user).await && {
         // The bindings of one account carry its label (a disabled account's stay, with no
         // subjects); the census after each phase counts every binding's subjects.
         let selector = format!("{}={}", names::ACCOUNT_LABEL, names::account_key(user));
@@ -48,8 +48,9 @@ async fn scim_gone(w: &World, user: &str) -> bool {
     u["active"] == false && w.apps.scim.groups_holding(id).await == Some(0)
 }
 
-async fn ldap_gone(user: &str) -> bool {
-    let mut admin = ldap::server().admin().await;
+async fn ldap_gone(w: &World, user: &str) -> bool {
+    // A handle on the one connection the run keeps: no connect and bind per poll.
+    let mut admin = w.ldap.clone();
     let uid = format!("(uid={})", ldap3::ldap_escape(user));
     let enabled = admin
         .search(ldap::PEOPLE, Scope::OneLevel, &uid, vec!["1.1"])
@@ -64,7 +65,6 @@ async fn ldap_gone(user: &str) -> bool {
         .search(ldap::GROUPS, Scope::OneLevel, &member, vec!["1.1"])
         .await
         .map_or(1, |r| r.0.len());
-    let _ = admin.unbind().await;
     enabled == 0 && groups == 0
 }
 

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{
     apps::{self, Apps, Census},
-    control_plane, scim,
+    control_plane, ldap, scim,
 };
 
 /// The name stem of everything the benchmark makes on the apps.
@@ -45,6 +45,8 @@ pub struct World {
     pub client: Client,
     pub ns: String,
     pub apps: Apps,
+    /// The directory, bound as its admin, for the leavers' direct reads.
+    pub ldap: ldap3::Ldap,
     pub staff: Vec<Person>,
     pub contractors: Vec<Person>,
 }
@@ -62,25 +64,16 @@ impl World {
             client,
             ns,
             apps,
+            ldap: ldap::server().admin().await,
             staff: (0..people - contractors)
                 .map(|i| Person::new('s', i))
                 .collect(),
             contractors: (0..contractors).map(|i| Person::new('c', i)).collect(),
         };
         let extra = json!({"rateLimit": {"requestsPerSecond": rate, "burst": rate}});
-        w.apply::<Secret>(json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "scim-token"}, "stringData": {"token": scim::TOKEN}}))
-            .await;
-        let mut scim_spec = json!({"scim": {"baseUrl": base,
-            "tokenSecretRef": {"name": "scim-token", "key": "token"}}});
-        if let (Some(spec), Some(extra)) = (scim_spec.as_object_mut(), extra.as_object()) {
-            spec.extend(extra.clone());
-        }
-        w.apply::<Connector>(
-            json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
-            "metadata": {"name": "scim"}, "spec": scim_spec}),
-        )
-        .await;
+        let [secret, connector] = apps::scim_connector(&base, &extra);
+        w.apply::<Secret>(secret).await;
+        w.apply::<Connector>(connector).await;
         let mut others = apps::other_three(&extra).into_iter();
         if let Some(secret) = others.next() {
             w.apply::<Secret>(secret).await;

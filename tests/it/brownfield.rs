@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use ldap3::{Mod, Scope};
-use roster::api::{Connector, Role};
+use roster::api::Role;
 use serde_json::json;
 
 use crate::{
@@ -134,15 +134,9 @@ async fn pg_members(group: &str) -> HashSet<String> {
 #[tokio::test]
 async fn additive_keeps_and_reports_unowned_members_on_ldap_and_postgres() {
     let (s, stranger) = brownfield("bfadd", "Additive").await;
-    let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
     for (name, entitlement) in [("ldap", "bfadd-eng"), ("pg", "bfadd_eng")] {
         s.eventually(&format!("{name} reports the stranger"), || async {
-            let st = connectors
-                .get(name)
-                .await
-                .expect("connector")
-                .status
-                .unwrap_or_default();
+            let st = s.connector_status(name).await;
             st.unowned_members
                 .iter()
                 .any(|m| m.username == stranger && m.entitlement == entitlement)

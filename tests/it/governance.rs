@@ -14,7 +14,7 @@ use roster::api::{Connector, Identity, Role, RoleBinding};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use crate::harness::{isolated_control_plane, operator::Operator, scim};
+use crate::harness::{isolated_control_plane, operator::Operator, roster_report, scim};
 
 async fn apply<K>(api: Api<K>, obj: Value)
 where
@@ -98,17 +98,8 @@ async fn governance_numbers_in_the_report_and_on_metrics() {
     .await;
 
     let report = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(["report", "--output", "json"])
-            .env("KUBECONFIG", &cp.kubeconfig)
-            .output()
-            .expect("run roster report");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).expect("JSON report")
+        serde_json::from_str::<Value>(&roster_report(&cp.kubeconfig, &["--output", "json"]))
+            .expect("JSON report")
     };
     let scim_key = format!("{ns}/scim");
     let want = json!({
@@ -128,7 +119,7 @@ async fn governance_numbers_in_the_report_and_on_metrics() {
     })
     .await;
 
-    let text = roster_report_text(&cp.kubeconfig);
+    let text = roster_report(&cp.kubeconfig, &[]);
     assert!(text.contains("Exceptions needing a person: 1"), "{text}");
 
     // The operator measures its own caches at each scrape; they follow the API a moment
@@ -150,14 +141,4 @@ async fn governance_numbers_in_the_report_and_on_metrics() {
         lines.iter().all(|l| body.contains(l.as_str()))
     })
     .await;
-}
-
-fn roster_report_text(kubeconfig: &std::path::Path) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-        .arg("report")
-        .env("KUBECONFIG", kubeconfig)
-        .output()
-        .expect("run roster report");
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

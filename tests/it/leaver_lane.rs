@@ -4,18 +4,15 @@
 
 use std::time::{Duration, Instant};
 
-use kube::{
-    Api,
-    api::{Patch, PatchParams},
-};
-use roster::api::{Connector, Role, conditions};
+use kube::api::{Patch, PatchParams};
+use roster::api::{Role, conditions};
 use serde_json::{Value, json};
 
 use crate::{
     four_connectors::{expect, look, the_other_three},
     harness::{
         apps::{Apps, Census, make_staff},
-        control_plane, scim,
+        control_plane, roster_report, scim,
     },
     lifecycle::{Scenario, condition},
 };
@@ -105,17 +102,11 @@ async fn thirty_leavers_among_two_hundred_are_disabled_on_all_four_apps() {
     );
     assert_eq!(apps.census("sweep").await, Census::all(PEOPLE - LEAVERS));
 
-    let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
     for name in ["scim", "ldap", "pg", "k8s"] {
         s.eventually(
             &format!("{name}: the wave flagged, nothing held"),
             || async {
-                let st = connectors
-                    .get(name)
-                    .await
-                    .expect("connector")
-                    .status
-                    .unwrap_or_default();
+                let st = s.connector_status(name).await;
                 st.leaver_wave.is_some()
                     && st.quarantine.is_none()
                     && conditions::find(&st.conditions, conditions::QUARANTINED)
@@ -177,7 +168,6 @@ async fn an_opted_in_wave_hold_holds_leavers_until_approved() {
         })
         .await;
     }
-    let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
     let held_here = |f: &Value| -> Vec<(String, String, String)> {
         f["held"]
             .as_array()
@@ -202,14 +192,8 @@ async fn an_opted_in_wave_hold_holds_leavers_until_approved() {
     s.eventually(
         "the Connector is Quarantined and roster report lists who",
         || async {
-            let st = connectors
-                .get("scim")
-                .await
-                .expect("connector")
-                .status
-                .unwrap_or_default();
+            let st = s.connector_status("scim").await;
             let listed = held_here(&report());
-            eprintln!("quarantine: {:?}; reported: {listed:?}", st.quarantine);
             conditions::find(&st.conditions, conditions::QUARANTINED)
                 .is_some_and(|c| c.status == "True")
                 && st.quarantine.is_some_and(|q| q.held_count == 2)
@@ -218,28 +202,13 @@ async fn an_opted_in_wave_hold_holds_leavers_until_approved() {
     )
     .await;
 
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    connectors
-        .patch(
-            "scim",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"roster.dev/approve-leavers": now}}}),
-            ),
-        )
-        .await
-        .expect("approve the leavers");
+    s.approve("scim", "roster.dev/approve-leavers").await;
     s.eventually("both held leavers disabled after approval", || async {
         state_of(2).await == Some((false, 0)) && state_of(3).await == Some((false, 0))
     })
     .await;
     s.eventually("the quarantine lifted", || async {
-        let st = connectors
-            .get("scim")
-            .await
-            .expect("connector")
-            .status
-            .unwrap_or_default();
+        let st = s.connector_status("scim").await;
         st.quarantine.is_none() && held_here(&report()).is_empty()
     })
     .await;
@@ -250,15 +219,9 @@ async fn an_opted_in_wave_hold_holds_leavers_until_approved() {
 
 /// `roster report --output json` for the shared cluster.
 fn report() -> Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(["report", "--output", "json"])
-        .env("KUBECONFIG", &control_plane().kubeconfig)
-        .output()
-        .expect("run roster report");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON report")
+    serde_json::from_str(&roster_report(
+        &control_plane().kubeconfig,
+        &["--output", "json"],
+    ))
+    .expect("JSON report")
 }

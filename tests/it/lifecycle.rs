@@ -8,12 +8,14 @@ use kube::{
     Api, Client, Resource,
     api::{Patch, PatchParams},
 };
-use roster::api::{AccountState, Connector, Identity, Role, RoleBinding, conditions};
+use roster::api::{
+    AccountState, Connector, ConnectorStatus, Identity, Role, RoleBinding, conditions,
+};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use crate::harness::{
-    control_plane,
+    apps, control_plane,
     operator::{self, SharedOperator},
     scim,
 };
@@ -43,20 +45,9 @@ impl Scenario {
             scim: scim::Direct::new(&base),
             op,
         };
-        s.apply::<Secret>(
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "scim-token"},
-            "stringData": {"token": scim::TOKEN}}),
-        )
-        .await;
-        let mut spec = json!({"scim": {"baseUrl": base, "tokenSecretRef": {"name": "scim-token", "key": "token"}}});
-        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-            spec.extend(extra.clone());
-        }
-        s.apply::<Connector>(
-            json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
-            "metadata": {"name": "scim"}, "spec": spec}),
-        )
-        .await;
+        let [secret, connector] = apps::scim_connector(&base, &extra);
+        s.apply::<Secret>(secret).await;
+        s.apply::<Connector>(connector).await;
         s
     }
 
@@ -97,6 +88,29 @@ impl Scenario {
             "metadata": {"name": name}, "spec": spec}),
         )
         .await;
+    }
+
+    /// The status of this namespace's Connector `name`.
+    pub async fn connector_status(&self, name: &str) -> ConnectorStatus {
+        Api::<Connector>::namespaced(self.client.clone(), &self.ns)
+            .get(name)
+            .await
+            .expect("connector")
+            .status
+            .unwrap_or_default()
+    }
+
+    /// A person approves what the Connector `name` holds: `annotation` set to now.
+    pub async fn approve(&self, name: &str, annotation: &str) {
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        Api::<Connector>::namespaced(self.client.clone(), &self.ns)
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {annotation: now}}})),
+            )
+            .await
+            .expect("approve");
     }
 
     /// The shared operator's log so far.
@@ -795,17 +809,7 @@ async fn a_bad_commit_trips_the_deletion_budget() {
     assert_eq!(states().await, (3, 3));
 
     // A person approves: the held removals proceed and the quarantine lifts.
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    connectors
-        .patch(
-            "scim",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"roster.dev/approve-removals": now}}}),
-            ),
-        )
-        .await
-        .expect("approve");
+    s.approve("scim", "roster.dev/approve-removals").await;
     s.eventually("every account disabled after approval", || async {
         states().await == (0, 0)
     })
@@ -875,14 +879,8 @@ async fn explicit_leavers_are_never_held_while_a_bad_commit_is() {
         })
         .await;
     }
-    let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
     s.eventually("the wave is flagged, nothing held", || async {
-        let st = connectors
-            .get("scim")
-            .await
-            .expect("connector")
-            .status
-            .unwrap_or_default();
+        let st = s.connector_status("scim").await;
         st.leaver_wave.is_some()
             && st.quarantine.is_none()
             && conditions::find(&st.conditions, conditions::QUARANTINED)
@@ -907,12 +905,7 @@ async fn explicit_leavers_are_never_held_while_a_bad_commit_is() {
     })
     .await;
     s.eventually("Quarantined", || async {
-        let st = connectors
-            .get("scim")
-            .await
-            .expect("connector")
-            .status
-            .unwrap_or_default();
+        let st = s.connector_status("scim").await;
         conditions::find(&st.conditions, conditions::QUARANTINED)
             .is_some_and(|c| c.status == "True")
     })

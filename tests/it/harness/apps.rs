@@ -39,6 +39,27 @@ pub async fn make_cluster_role(client: &Client, name: &str) {
         .expect("create ClusterRole");
 }
 
+/// `spec` with the fields of `extra` merged in.
+fn with_extra(mut spec: Value, extra: &Value) -> Value {
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    spec
+}
+
+/// The Secret `scim-token` and the Connector `scim` for the SCIM tenant at `base`, its
+/// spec with the fields of `extra` merged in.
+pub fn scim_connector(base: &str, extra: &Value) -> [Value; 2] {
+    let spec = json!({"scim": {"baseUrl": base,
+        "tokenSecretRef": {"name": "scim-token", "key": "token"}}});
+    [
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "scim-token"},
+            "stringData": {"token": scim::TOKEN}}),
+        json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
+            "metadata": {"name": "scim"}, "spec": with_extra(spec, extra)}),
+    ]
+}
+
 /// The Secret `creds` and the Connectors `ldap`, `pg` and `k8s` for the test servers,
 /// each spec with the fields of `extra` (budgets, rate limits) merged in.
 pub fn other_three(extra: &Value) -> Vec<Value> {

@@ -36,6 +36,23 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
 };
 
+/// `roster report` with `args` against `kubeconfig`: its standard output, once it
+/// succeeded.
+pub fn roster_report(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("report")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("run roster report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A running control plane.
 pub struct ControlPlane {
     /// Directory of the built binaries (kube-apiserver, etcd, kubectl).
