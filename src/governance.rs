@@ -52,7 +52,7 @@ impl Deprovisioning {
 }
 
 /// What kind of situation Roster cannot resolve by itself.
-pub const EXCEPTION_KINDS: [&str; 9] = [
+pub const EXCEPTION_KINDS: [&str; 10] = [
     // An account under an identity's username that Roster does not own.
     "conflict",
     // A managed account whose last downstream change failed.
@@ -74,6 +74,9 @@ pub const EXCEPTION_KINDS: [&str; 9] = [
     // An explicit leaver whose removal a breaker holds (holdLeaverWaves, or a deletion
     // over budget).
     "held-leaver",
+    // A leaver who still has access through an account Roster does not own (its mark
+    // removed or changed downstream): Roster may not touch it, a person must.
+    "leaver-unowned-access",
 ];
 
 /// The governance numbers at one moment.
@@ -163,6 +166,8 @@ pub fn measure<'a>(
             count("deprovisioning-blocked", 1);
         }
         if let Some(receipt) = leaving {
+            let unowned = receipt.connectors.iter().filter(|c| c.exception.is_some());
+            count("leaver-unowned-access", unowned.count() as u64);
             if receipt.connectors.iter().all(|c| c.verified_at.is_some()) {
                 deprovisioning.verified += 1;
             } else {

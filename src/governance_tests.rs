@@ -126,6 +126,15 @@ fn exceptions_needing_a_person_are_counted_by_kind() {
                                 "message": "", "lastTransitionTime": "2026-11-23T11:00:00Z"}]
             }),
         ),
+        identity(
+            "unmarked",
+            json!({
+                "deprovisioning": {"requestedAt": "2026-11-23T11:00:00Z", "connectors": [
+                    {"connector": "ns/scim", "revokedAt": "2026-11-23T11:00:01Z",
+                     "exception": "account \"x\" still has access and carries no mark of Roster's"},
+                    {"connector": "ns/ldap", "verifiedAt": "2026-11-23T11:00:01Z"}]}
+            }),
+        ),
     ];
     let conns = [
         connector(
@@ -151,6 +160,7 @@ fn exceptions_needing_a_person_are_counted_by_kind() {
         ("unowned-member", 4),
         ("leaver-wave", 1),
         ("held-leaver", 1),
+        ("leaver-unowned-access", 1),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -232,4 +232,9 @@ pub struct ConnectorReceipt {
     /// When the account was deleted, after the Connector's grace period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<Time>,
+    /// Why access is not verified gone when a person must act: access remains through an
+    /// account Roster does not own (its mark removed or changed downstream). Cleared once
+    /// read-back finds no access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
 }

@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::{Capabilities, Connector, ConnectorError, EntitlementMembers, Page};
 use crate::{
     api::RateLimit,
-    lifecycle::{AccountAttributes, DesiredAccount, ObservedAccount},
+    lifecycle::{AccountAttributes, DesiredAccount, NameCase, ObservedAccount},
 };
 
 tokio::task_local! {
@@ -87,6 +87,9 @@ impl RateLimited {
 impl Connector for RateLimited {
     fn mirrors_attributes(&self) -> bool {
         self.inner.mirrors_attributes()
+    }
+    fn name_case(&self) -> NameCase {
+        self.inner.name_case()
     }
     async fn check(&self) -> Result<Capabilities, ConnectorError> {
         let _slot = self.admit().await;

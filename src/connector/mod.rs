@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 
 pub use crate::lifecycle::EntitlementMembers;
-use crate::lifecycle::{AccountAttributes, DesiredAccount, ObservedAccount};
+use crate::lifecycle::{AccountAttributes, DesiredAccount, NameCase, ObservedAccount};
 
 /// What an app said it supports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,6 +39,11 @@ pub trait Connector: Send + Sync {
     /// do not (database roles), attributes are neither compared nor written.
     fn mirrors_attributes(&self) -> bool {
         true
+    }
+    /// How the app compares usernames; protected and conflicting accounts are matched the
+    /// same way.
+    fn name_case(&self) -> NameCase {
+        NameCase::Exact
     }
     /// Reachability, credentials and capabilities.
     async fn check(&self) -> Result<Capabilities, ConnectorError>;

@@ -149,6 +149,9 @@ pub struct Request<'a> {
     pub cause: Cause,
     /// How many accounts Roster manages on the connector.
     pub managed: usize,
+    /// Why the source looks empty (see [`crate::lifecycle::budget::empty_feed`]): then
+    /// the budget is zero, and only an approval releases what is held.
+    pub empty: Option<&'a str>,
     /// Now.
     pub now: Timestamp,
 }
@@ -186,7 +189,11 @@ impl Budgets {
         // An account already counted in the window costs nothing more.
         let extra = usize::from(!accounts.contains(req.who));
         let total = (accounts.len() + extra).saturating_sub(state.allowance);
-        let Some(message) = limits.exceeded(total, req.managed) else {
+        let exceeded = match req.empty {
+            Some(why) => (total > 0).then(|| why.to_owned()),
+            None => limits.exceeded(total, req.managed),
+        };
+        let Some(message) = exceeded else {
             state.removals.push((req.now, req.who.to_owned()));
             return Ok(Reserved::default());
         };

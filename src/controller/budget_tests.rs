@@ -28,6 +28,7 @@ fn req(breaker: Breaker, who: &str, cause: Cause, t: i64) -> Request<'_> {
         who,
         cause,
         managed: 100,
+        empty: None,
         now: at(t),
     }
 }
@@ -235,4 +236,34 @@ fn a_wave_is_flagged_while_policy_removals_are_held() {
         waves.push(r.new_wave.is_some());
     }
     assert_eq!(waves, [false, false, true, false]);
+}
+
+#[test]
+fn an_empty_source_holds_the_first_removal_and_an_approval_only_what_it_held() {
+    let budgets = Budgets::default();
+    let c = connector(50, None);
+    let empty = |who, t| Request {
+        empty: Some("no RoleBinding binds a Role naming this Connector"),
+        ..req(Breaker::Revocations, who, Cause::Policy, t)
+    };
+    let refused = budgets
+        .reserve(&c, empty("a", 0), Vec::new)
+        .expect_err("the first one, well inside the budget of 50");
+    assert!(refused.new);
+    assert!(refused.trip.message.starts_with("no RoleBinding"));
+    assert!(budgets.reserve(&c, empty("b", 1), Vec::new).is_err());
+
+    let approved = connector(50, Some(&at(10).to_string()));
+    for who in ["a", "b"] {
+        assert!(
+            budgets.reserve(&approved, empty(who, 11), Vec::new).is_ok(),
+            "{who}"
+        );
+    }
+    assert!(
+        budgets
+            .reserve(&approved, empty("c", 12), Vec::new)
+            .is_err(),
+        "still empty: the approval released who was held, no one else"
+    );
 }

@@ -16,7 +16,7 @@ use crate::{
     api::{AccountState, Connector},
     lifecycle::{
         ConnectorKey,
-        budget::{Breaker, Cause, breaker_for},
+        budget::{Breaker, Cause, Feeds, breaker_for, empty_feed},
         plan::Change,
     },
 };
@@ -41,17 +41,36 @@ pub fn managed_accounts(ctx: &Context, key: &ConnectorKey) -> usize {
         .count()
 }
 
-/// Takes out of `changes` what `who`'s account may not have now, losing access by
-/// `cause`; returns why, if anything was held.
+/// One account's removals, as the breakers see them.
+pub struct Removing<'a> {
+    /// Whose account: the Identity's name (or `member:<username>` for a stray).
+    pub who: &'a str,
+    /// Why it loses access.
+    pub cause: Cause,
+    /// What feeds the connector's desired state: a policy removal from an empty source
+    /// is held outright.
+    pub feeds: Feeds,
+    /// Accounts carrying Roster's mark as the caller saw them downstream (the scan), on
+    /// top of what the Identities' status records.
+    pub marked: usize,
+}
+
+/// Takes out of `changes` what the account may not have now; returns why, if anything
+/// was held.
 pub async fn hold(
     ctx: &Context,
-    who: &str,
-    cause: Cause,
+    removing: &Removing<'_>,
     connector: &Connector,
     key: &ConnectorKey,
     changes: &mut Vec<Change>,
     now: Timestamp,
 ) -> Option<String> {
+    let Removing {
+        who,
+        cause,
+        feeds,
+        marked,
+    } = *removing;
     let breakers: BTreeSet<Breaker> = changes
         .iter()
         .filter_map(|c| breaker_for(c, cause))
@@ -59,7 +78,12 @@ pub async fn hold(
     if breakers.is_empty() {
         return None;
     }
-    let managed = managed_accounts(ctx, key);
+    let managed = managed_accounts(ctx, key).max(marked);
+    let empty = if cause == Cause::Policy {
+        empty_feed(&feeds, managed)
+    } else {
+        None
+    };
     let mut held = Vec::new();
     for breaker in breakers {
         let req = Request {
@@ -67,6 +91,7 @@ pub async fn hold(
             who,
             cause,
             managed,
+            empty: empty.as_deref(),
             now,
         };
         let seed = || budget::recorded_removals(&ctx.stores.identities.state(), &key.to_string());

@@ -72,6 +72,40 @@ impl Breaker {
     }
 }
 
+/// What feeds one connector's desired state: an empty list of any of these while Roster
+/// manages accounts there is a broken source (a failed sync, a pruned folder, a cache
+/// gone wrong) far more often than a decision to remove everyone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Feeds {
+    /// Roles naming an entitlement on the connector.
+    pub roles: usize,
+    /// RoleBindings binding such a Role.
+    pub bindings: usize,
+    /// Identities with an account wanted there, where the caller counted them (the
+    /// inventory scan); `None` where a pass runs for one Identity.
+    pub claimants: Option<usize>,
+}
+
+/// Why a policy removal on a connector fed by `feeds` is held outright — no budget, no
+/// first few — when `managed` accounts are Roster's there; `None` when nothing is empty.
+pub fn empty_feed(feeds: &Feeds, managed: usize) -> Option<String> {
+    if managed == 0 {
+        return None;
+    }
+    let empty = if feeds.roles == 0 {
+        "no Role names an entitlement on this Connector"
+    } else if feeds.bindings == 0 {
+        "no RoleBinding binds a Role naming this Connector"
+    } else if feeds.claimants == Some(0) {
+        "no Identity has an account wanted on this Connector"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{empty} while Roster manages {managed} accounts here: an empty list is held, never read as removing everyone"
+    ))
+}
+
 /// The breaker that must let `change` through, for an account losing access by `cause`;
 /// `None`: it is not a removal, or one that is never held (an explicit leaver's own
 /// revocations: disable is reversible, and a leaver keeps nothing).

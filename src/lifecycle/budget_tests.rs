@@ -155,3 +155,35 @@ fn each_change_meets_the_breaker_of_its_cause() {
     assert_eq!(breaker_for(&Change::Grant("eng".into()), Policy), None);
     assert_eq!(breaker_for(&Change::Enable, Policy), None);
 }
+
+#[test]
+fn an_empty_feed_is_suspicious_only_while_roster_manages_accounts() {
+    let fed = Feeds {
+        roles: 2,
+        bindings: 3,
+        claimants: None,
+    };
+    assert_eq!(empty_feed(&fed, 10), None);
+    for (feeds, says) in [
+        (Feeds { roles: 0, ..fed }, "no Role names"),
+        (Feeds { bindings: 0, ..fed }, "no RoleBinding binds"),
+        (
+            Feeds {
+                claimants: Some(0),
+                ..fed
+            },
+            "no Identity has an account",
+        ),
+    ] {
+        let why = empty_feed(&feeds, 10).expect("suspicious");
+        assert!(
+            why.starts_with(says) && why.contains("manages 10 accounts"),
+            "{why}"
+        );
+        assert_eq!(
+            empty_feed(&feeds, 0),
+            None,
+            "nothing to lose: a new Connector"
+        );
+    }
+}

@@ -78,8 +78,11 @@ pub fn assess(
 ) -> Assessment {
     let mut out = Assessment::default();
     let by_identity: BTreeMap<&str, &Claim<'_>> = claims.iter().map(|c| (c.identity, c)).collect();
-    let by_username: BTreeMap<&str, &ObservedAccount> =
-        accounts.iter().map(|a| (a.username.as_str(), a)).collect();
+    // Names compare as the app compares them: on an app that folds case, `Alice` is the
+    // account of the Identity whose username is `alice`, not a stranger.
+    let names = policy.names;
+    let by_username: BTreeSet<String> = accounts.iter().map(|a| names.key(&a.username)).collect();
+    let is_protected = |username: &str| protected.iter().any(|p| names.same(p, username));
 
     for account in accounts {
         match account.owner.as_deref() {
@@ -93,7 +96,7 @@ pub fn assess(
                         &claim.ledger,
                         managed,
                         &Policy {
-                            protected: protected.contains(claim.username),
+                            protected: is_protected(claim.username),
                             ..policy.clone()
                         },
                     );
@@ -105,14 +108,14 @@ pub fn assess(
             },
             None => {
                 out.unmanaged += 1;
-                if protected.contains(&account.username) {
+                if is_protected(&account.username) {
                     continue;
                 }
                 // An identity whose username this is decides on its own path (conflict or
                 // adoption); a stranger in a managed group is drift here.
                 if claims
                     .iter()
-                    .any(|c| c.username == account.username && c.desired.is_some())
+                    .any(|c| names.same(c.username, &account.username) && c.desired.is_some())
                 {
                     continue;
                 }
@@ -133,8 +136,8 @@ pub fn assess(
     }
     for claim in claims {
         if claim.desired.is_some()
-            && !by_username.contains_key(claim.username)
-            && !protected.contains(claim.username)
+            && !by_username.contains(&names.key(claim.username))
+            && !is_protected(claim.username)
         {
             out.drifted
                 .insert(claim.identity.to_owned(), "account does not exist".into());
@@ -151,7 +154,10 @@ mod tests {
     use k8s_openapi::jiff::Timestamp;
 
     use super::*;
-    use crate::{api::AdoptionPolicy, lifecycle::model::AccountAttributes};
+    use crate::{
+        api::AdoptionPolicy,
+        lifecycle::model::{AccountAttributes, NameCase},
+    };
 
     fn set(items: &[&str]) -> BTreeSet<String> {
         items.iter().map(|s| (*s).to_owned()).collect()
@@ -185,6 +191,7 @@ mod tests {
             adoption: AdoptionPolicy::Never,
             delete_after: None,
             now: Timestamp::UNIX_EPOCH,
+            names: NameCase::Exact,
         }
     }
 
@@ -206,6 +213,51 @@ mod tests {
         );
         assert_eq!(accounts[0].entitlements, set(&["eng"]));
         assert_eq!(accounts[1].entitlements, set(&["eng", "ops"]));
+    }
+
+    #[test]
+    fn where_the_app_folds_case_a_case_variant_is_no_stranger() {
+        // `Ada` downstream is the account of the Identity whose username is `ada` on an
+        // app that folds case; `ROOT` protects `root`. Under Authoritative membership
+        // a stranger's groups are revoked, so mistaking either costs someone access.
+        let mut ada = account("1", "Ada", None);
+        ada.entitlements = set(&["eng"]);
+        let mut root = account("2", "root", None);
+        root.entitlements = set(&["eng"]);
+        let d_ada = desired("ada", &["eng"]);
+        let claims = [Claim {
+            identity: "ada",
+            username: "ada",
+            desired: Some(&d_ada),
+            ledger: Ledger::default(),
+        }];
+        let managed = Managed {
+            names: set(&["eng"]),
+            authoritative: set(&["eng"]),
+        };
+        let assess_as = |names| {
+            assess(
+                &[ada.clone(), root.clone()],
+                &claims,
+                &managed,
+                &set(&["ROOT"]),
+                &Policy { names, ..policy() },
+            )
+        };
+        let folded = assess_as(NameCase::Folded);
+        assert!(folded.strays.is_empty(), "{:?}", folded.strays);
+        assert!(
+            !folded.drifted.contains_key("ada"),
+            "her account exists: {:?}",
+            folded.drifted
+        );
+        let exact = assess_as(NameCase::Exact);
+        let strays: Vec<&str> = exact.strays.iter().map(|s| s.username.as_str()).collect();
+        assert_eq!(
+            strays,
+            ["Ada", "root"],
+            "an exact-case app has two strangers"
+        );
     }
 
     #[test]

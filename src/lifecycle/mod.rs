@@ -12,5 +12,6 @@ pub mod resolve;
 pub mod subjects;
 
 pub use model::{
-    AccountAttributes, ConnectorKey, DesiredAccount, EntitlementMembers, Managed, ObservedAccount,
+    AccountAttributes, ConnectorKey, DesiredAccount, EntitlementMembers, Managed, NameCase,
+    ObservedAccount,
 };

@@ -135,3 +135,33 @@ pub struct EntitlementMembers {
     /// Ids of the accounts holding it.
     pub members: Vec<String>,
 }
+
+/// How an app compares usernames. Matching a protected account, an Identity's own
+/// account or a stranger must follow the app: where `Alice` and `alice` are one account,
+/// protecting one protects both, and neither is a stranger to the other.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NameCase {
+    /// Names differ by case (PostgreSQL roles, Kubernetes RBAC users).
+    #[default]
+    Exact,
+    /// Names compare without case (LDAP `uid`, SCIM `userName`).
+    Folded,
+}
+
+impl NameCase {
+    /// Whether the app sees `a` and `b` as the same name.
+    pub fn same(self, a: &str, b: &str) -> bool {
+        match self {
+            NameCase::Exact => a == b,
+            NameCase::Folded => a == b || a.to_lowercase() == b.to_lowercase(),
+        }
+    }
+
+    /// The form names are looked up by: equal keys exactly when [`NameCase::same`].
+    pub fn key(self, name: &str) -> String {
+        match self {
+            NameCase::Exact => name.to_owned(),
+            NameCase::Folded => name.to_lowercase(),
+        }
+    }
+}

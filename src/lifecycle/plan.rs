@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::model::{DesiredAccount, Managed, ObservedAccount};
+use super::model::{DesiredAccount, Managed, NameCase, ObservedAccount};
 use crate::api::AdoptionPolicy;
 
 /// What status remembers about an account between reconciles.
@@ -35,19 +35,31 @@ pub struct Policy {
     pub delete_after: Option<SignedDuration>,
     /// The instant the plan is made at.
     pub now: Timestamp,
+    /// How the app compares usernames (protected accounts match the same way).
+    pub names: NameCase,
 }
 
 impl Policy {
-    /// The policy a Connector's spec sets for the account `username`, at `now`.
-    pub fn of(spec: &crate::api::ConnectorSpec, username: &str, now: Timestamp) -> Self {
+    /// The policy a Connector's spec sets for the account `username`, at `now`, on an
+    /// app that compares names as `names` does.
+    pub fn of(
+        spec: &crate::api::ConnectorSpec,
+        username: &str,
+        now: Timestamp,
+        names: NameCase,
+    ) -> Self {
         Self {
-            protected: spec.protected_accounts.iter().any(|p| p == username),
+            protected: spec
+                .protected_accounts
+                .iter()
+                .any(|p| names.same(p, username)),
             adoption: spec.adoption,
             delete_after: spec
                 .deprovisioning
                 .delete_after_seconds
                 .map(SignedDuration::from_secs),
             now,
+            names,
         }
     }
 }

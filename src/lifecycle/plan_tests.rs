@@ -4,7 +4,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
 use super::*;
-use crate::lifecycle::model::AccountAttributes;
+use crate::lifecycle::model::{AccountAttributes, NameCase};
 
 const ME: &str = "ada";
 
@@ -38,6 +38,7 @@ fn policy() -> Policy {
         adoption: AdoptionPolicy::Never,
         delete_after: Some(SignedDuration::from_hours(24)),
         now: now(),
+        names: NameCase::Exact,
     }
 }
 
@@ -464,6 +465,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
             },
             delete_after: hours.map(SignedDuration::from_hours),
             now: now(),
+            names: NameCase::Exact,
         },
     )
 }
@@ -505,4 +507,17 @@ proptest! {
             prop_assert!(d.is_some() && pol.adoption == AdoptionPolicy::AdoptByUsername);
         }
     }
+}
+
+#[test]
+fn protected_accounts_match_as_the_app_compares_names() {
+    let spec: crate::api::ConnectorSpec = serde_json::from_value(serde_json::json!({
+        "type": "Scim",
+        "protectedAccounts": ["Break-Glass"],
+    }))
+    .expect("spec");
+    let folded = Policy::of(&spec, "break-glass", now(), NameCase::Folded);
+    assert!(folded.protected, "LDAP uid and SCIM userName ignore case");
+    let exact = Policy::of(&spec, "break-glass", now(), NameCase::Exact);
+    assert!(!exact.protected, "PostgreSQL role names do not");
 }

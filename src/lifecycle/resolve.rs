@@ -12,6 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::{
+    budget::Feeds,
     model::{AccountAttributes, ConnectorKey, DesiredAccount, Managed},
     subjects::{SubjectError, SubjectMatcher},
 };
@@ -48,6 +49,8 @@ pub struct Catalog {
     /// Connector → every entitlement some Role names on it (the entitlements Roster
     /// manages there), and which of them are authoritative.
     managed: BTreeMap<ConnectorKey, Managed>,
+    /// Connector → how many Roles and RoleBindings feed it.
+    feeds: BTreeMap<ConnectorKey, Feeds>,
 }
 
 /// What the Roles naming one entitlement say about its membership.
@@ -117,7 +120,7 @@ impl Catalog {
             }
             m.names.insert(name);
         }
-        let bindings = bindings
+        let bindings: Vec<CompiledBinding> = bindings
             .iter()
             .filter_map(|b| {
                 Some(CompiledBinding {
@@ -129,11 +132,34 @@ impl Catalog {
                 })
             })
             .collect();
+        let mut feeds: BTreeMap<ConnectorKey, Feeds> = BTreeMap::new();
+        for entitlements in by_role.values() {
+            let keys: BTreeSet<&ConnectorKey> = entitlements.iter().map(|(k, _)| k).collect();
+            for key in keys {
+                feeds.entry(key.clone()).or_default().roles += 1;
+            }
+        }
+        for b in &bindings {
+            let Some(entitlements) = by_role.get(&(b.namespace.clone(), b.role.clone())) else {
+                continue;
+            };
+            let keys: BTreeSet<&ConnectorKey> = entitlements.iter().map(|(k, _)| k).collect();
+            for key in keys {
+                feeds.entry(key.clone()).or_default().bindings += 1;
+            }
+        }
         Self {
             bindings,
             roles: by_role,
             managed,
+            feeds,
         }
+    }
+
+    /// How many Roles and RoleBindings feed `connector`: none is suspicious while Roster
+    /// manages accounts there (see [`crate::lifecycle::budget::empty_feed`]).
+    pub fn feeds(&self, connector: &ConnectorKey) -> Feeds {
+        self.feeds.get(connector).copied().unwrap_or_default()
     }
 
     /// The entitlements Roster manages on `connector`, and their membership authority.

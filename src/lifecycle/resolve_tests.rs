@@ -265,3 +265,66 @@ fn connector_keys_round_trip() {
     assert_eq!(ConnectorKey::parse("a/b/c"), None);
     assert_eq!(ConnectorKey::parse("/b"), None);
 }
+
+#[test]
+fn feeds_count_the_roles_and_bindings_behind_each_connector() {
+    let cat = catalog(&[
+        binding(
+            "acme",
+            "eng",
+            json!({"role": "eng", "subjects": {"identities": ["ada"]}}),
+        ),
+        binding(
+            "acme",
+            "eng-2",
+            json!({"role": "eng", "subjects": {"identities": ["bob"]}}),
+        ),
+        binding(
+            "acme",
+            "nobody",
+            json!({"role": "no-such-role", "subjects": {"identities": ["x"]}}),
+        ),
+        binding(
+            "other",
+            "eng",
+            json!({"role": "eng", "subjects": {"identities": ["x"]}}),
+        ),
+    ]);
+    let scim = cat.feeds(&ConnectorKey::new("acme", "scim"));
+    assert_eq!(
+        (scim.roles, scim.bindings),
+        (2, 2),
+        "eng and all; two bind eng"
+    );
+    let pg = cat.feeds(&ConnectorKey::new("acme", "pg"));
+    assert_eq!((pg.roles, pg.bindings), (1, 2));
+    assert_eq!(
+        catalog(&[])
+            .feeds(&ConnectorKey::new("acme", "scim"))
+            .bindings,
+        0,
+        "an emptied namespace feeds nothing"
+    );
+    assert_eq!(cat.feeds(&ConnectorKey::new("acme", "missing")).roles, 0);
+}
+
+#[test]
+fn two_bindings_with_one_expression_grant_both_roles() {
+    let expr = json!({"expression": "identity.username.startsWith(\"em.\")"});
+    let cat = Catalog::new(
+        &[
+            role("acme", "staff", &[("scim", "staff")]),
+            role("acme", "extra", &[("scim", "extra")]),
+        ],
+        &[
+            binding("acme", "staff", json!({"role": "staff", "subjects": expr})),
+            binding("acme", "extra", json!({"role": "extra", "subjects": expr})),
+        ],
+        &[connector("acme", "scim")],
+    );
+    let em = identity("em.0", json!({}));
+    assert_eq!(
+        entitlements(&resolve(&em, &cat, at(NOW)), "scim"),
+        ["extra", "staff"]
+    );
+}

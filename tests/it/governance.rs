@@ -107,7 +107,8 @@ async fn governance_numbers_in_the_report_and_on_metrics() {
         "deprovisioning": {"verified": 1, "pending": 0, "oldestPendingSeconds": null},
         "exceptions": {"conflict": 1, "deprovisioning-blocked": 0, "failing-account": 0,
                        "orphaned-account": 0, "protected-leaver": 0, "quarantined-connector": 0,
-                       "unowned-member": 0, "leaver-wave": 0, "held-leaver": 0},
+                       "unowned-member": 0, "leaver-wave": 0, "held-leaver": 0,
+                       "leaver-unowned-access": 0},
         "held": [],
         "heldUnlisted": 0
     });

@@ -164,9 +164,18 @@ impl Scenario {
         }
         let log = self.op.log();
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        // The shared operator serves every test: its tail may be someone else's.
+        let ours: Vec<&str> = log
+            .lines()
+            .rev()
+            .filter(|l| l.contains(self.ns.as_str()))
+            .take(40)
+            .collect();
         panic!(
-            "{what}: not within {limit:?}; operator log (newest first):\n{}",
-            tail.join("\n")
+            "{what}: not within {limit:?}; operator log (newest first):\n{}\n\nlines naming {} (newest first):\n{}",
+            tail.join("\n"),
+            self.ns,
+            ours.join("\n")
         );
     }
 
@@ -392,12 +401,30 @@ async fn an_existing_account_roster_does_not_own_is_a_conflict_left_untouched() 
     );
     assert_eq!(groups, ["their-group"], "nothing was granted or revoked");
 
-    // Deleting the Identity is not blocked by an account Roster never owned, and leaves
-    // that account alone.
+    // Deleting the Identity leaves that account alone; but someone under her username
+    // can still log in, so deletion waits for a person, who may release it.
     s.identities()
         .delete("con-carol", &Default::default())
         .await
         .expect("delete");
+    s.eventually("deletion blocked, saying why", || async {
+        let i = s.get("con-carol").await;
+        condition(&i, conditions::READY)
+            .is_some_and(|(st, reason)| st == "False" && reason == "DeprovisioningBlocked")
+            && i.status
+                .and_then(|st| st.deprovisioning)
+                .is_some_and(|r| r.connectors.iter().any(|c| c.exception.is_some()))
+    })
+    .await;
+    s.identities()
+        .patch(
+            "con-carol",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "roster.dev/abandon-connectors": format!("{}/scim", s.ns)}}})),
+        )
+        .await
+        .expect("abandon");
     s.eventually("the Identity gone", || async {
         s.identities()
             .get_opt("con-carol")
@@ -743,6 +770,13 @@ async fn a_bad_commit_trips_the_deletion_budget() {
     s.role("staff", &["staff"]).await;
     s.binding("staff", json!({"role": "staff", "subjects": {"expression": "identity.username.startsWith(\"bd.\")"}}))
         .await;
+    // Another team's binding stays: one bad commit, not an emptied namespace (that one
+    // is held outright: `mass_removal`).
+    s.binding(
+        "contractors",
+        json!({"role": "staff", "subjects": {"identities": ["bd-contractor"]}}),
+    )
+    .await;
     let people: Vec<String> = (0..5).map(|i| format!("bd.{i}")).collect();
     for (i, username) in people.iter().enumerate() {
         s.identity(&format!("bd-{i}"), json!({"username": username}))
@@ -840,6 +874,11 @@ async fn explicit_leavers_are_never_held_while_a_bad_commit_is() {
     s.role("staff", &["staff"]).await;
     s.binding("staff", json!({"role": "staff", "subjects": {"expression": "identity.username.startsWith(\"ll.\")"}}))
         .await;
+    s.binding(
+        "contractors",
+        json!({"role": "staff", "subjects": {"identities": ["ll-contractor"]}}),
+    )
+    .await;
     let people: Vec<String> = (0..12).map(|i| format!("ll.{i:02}")).collect();
     for (i, username) in people.iter().enumerate() {
         s.identity(&format!("ll-{i:02}"), json!({"username": username}))

@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 pub use self::session::Settings;
 use self::session::{OP_TIMEOUT, first, result_error, values};
 use super::{Capabilities, Connector, ConnectorError, EntitlementMembers, Page};
-use crate::lifecycle::{AccountAttributes, DesiredAccount, ObservedAccount};
+use crate::lifecycle::{AccountAttributes, DesiredAccount, NameCase, ObservedAccount};
 
 /// Prefix of Roster's ownership mark in a `description` value.
 pub const MARK_PREFIX: &str = "roster:";
@@ -128,6 +128,10 @@ fn account(located: &Located, username: String, entitlements: BTreeSet<String>) 
 
 #[async_trait]
 impl Connector for LdapConnector {
+    /// `uid` has `caseIgnoreMatch` equality in the core schema (RFC 4519).
+    fn name_case(&self) -> NameCase {
+        NameCase::Folded
+    }
     async fn check(&self) -> Result<Capabilities, ConnectorError> {
         let root = self
             .search("", Scope::Base, "(objectClass=*)", &["supportedControl"])

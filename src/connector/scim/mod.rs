@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use self::http::{Response, send};
 use super::{Capabilities, Connector, ConnectorError, EntitlementMembers, Page};
-use crate::lifecycle::{AccountAttributes, DesiredAccount, ObservedAccount};
+use crate::lifecycle::{AccountAttributes, DesiredAccount, NameCase, ObservedAccount};
 
 /// Prefix of Roster's ownership mark in `externalId`.
 pub const MARK_PREFIX: &str = "roster:";
@@ -248,6 +248,10 @@ fn attribute_body(attributes: &AccountAttributes) -> Value {
 
 #[async_trait]
 impl Connector for ScimConnector {
+    /// `userName` is `caseExact: false` (RFC 7643 §4.1.1).
+    fn name_case(&self) -> NameCase {
+        NameCase::Folded
+    }
     async fn check(&self) -> Result<Capabilities, ConnectorError> {
         let resp = self
             .call(Method::GET, "/ServiceProviderConfig", &[], None, None)

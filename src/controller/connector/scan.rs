@@ -14,10 +14,14 @@ use kube::{
 use crate::{
     api::{Connector, ConnectorMode, Inventory, UnownedMember},
     connector::{Connector as Backend, ConnectorError, EntitlementMembers, Page},
-    controller::{Context, hold::hold, status::publish},
+    controller::{
+        Context,
+        hold::{Removing, hold},
+        status::publish,
+    },
     lifecycle::{
         ConnectorKey, DesiredAccount, ObservedAccount,
-        budget::Cause,
+        budget::{Cause, Feeds},
         inventory::{self, Assessment, Claim},
         plan::{Change, Ledger, Policy},
         resolve::{Catalog, resolve},
@@ -116,7 +120,7 @@ pub async fn scan(
     let managed = catalog.managed(&key);
     let protected: BTreeSet<String> = connector.spec.protected_accounts.iter().cloned().collect();
     // Protection is per account; `assess` applies it from `protected`.
-    let policy = Policy::of(&connector.spec, "", now);
+    let policy = Policy::of(&connector.spec, "", now, backend.name_case());
     let assessment = inventory::assess(&accounts, &claims, &managed, &protected, &policy);
 
     // The fast path fixes (Enforce) or reports (Observe) each drifted identity.
@@ -124,7 +128,13 @@ pub async fn scan(
         let _ = ctx.identity_triggers.send(ObjectRef::new(identity));
     }
     let failed_strays = if connector.spec.mode == ConnectorMode::Enforce {
-        remove_strays(ctx, connector, &key, backend, &assessment, now).await
+        // With no Identity claiming an account here, every member of an authoritative
+        // group looks like a stranger: an empty list, held like any other.
+        let feeds = Feeds {
+            claimants: Some(desired.iter().flatten().count()),
+            ..catalog.feeds(&key)
+        };
+        remove_strays(ctx, connector, &key, backend, &assessment, feeds, now).await
     } else {
         assessment.strays.clone()
     };
@@ -174,6 +184,7 @@ async fn remove_strays(
     key: &ConnectorKey,
     backend: &dyn Backend,
     assessment: &Assessment,
+    feeds: Feeds,
     now: Timestamp,
 ) -> Vec<inventory::Stray> {
     let mut failed = Vec::new();
@@ -181,7 +192,13 @@ async fn remove_strays(
         let mut changes = vec![Change::Revoke(stray.entitlement.clone())];
         // A member is no Identity: it is counted under its downstream username.
         let who = format!("member:{}", stray.username);
-        if hold(ctx, &who, Cause::Policy, connector, key, &mut changes, now)
+        let removing = Removing {
+            who: &who,
+            cause: Cause::Policy,
+            feeds,
+            marked: assessment.managed + assessment.orphaned.len(),
+        };
+        if hold(ctx, &removing, connector, key, &mut changes, now)
             .await
             .is_some()
         {

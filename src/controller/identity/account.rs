@@ -1,10 +1,10 @@
 //! One identity on one connector: observe → plan → execute → read back, with an Event
 //! and a log line for every downstream change.
 
-use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::{events::EventType, reflector::ObjectRef};
 
-use super::report::AccountReport;
+use super::{outcome, report::AccountReport};
 use crate::{
     api::{AccountState, AccountStatus, Connector, ConnectorMode, Identity},
     controller::{
@@ -12,15 +12,12 @@ use crate::{
         status::{publish, truncate},
     },
     lifecycle::{
-        ConnectorKey, DesiredAccount, Managed, ObservedAccount,
-        budget::Cause,
-        plan::{Ledger, Plan, Policy, Standing, ledger_after, plan},
+        ConnectorKey, DesiredAccount, Managed,
+        budget::{Cause, Feeds},
+        plan::{Ledger, Policy, plan},
     },
     provision::execute,
 };
-
-/// The most drift lines kept per account (the CRD bounds the list at 16).
-const DRIFT_LINES: usize = 16;
 
 /// What the pass works from.
 pub struct Input<'a> {
@@ -36,6 +33,10 @@ pub struct Input<'a> {
     pub managed: &'a Managed,
     /// Why the account would lose access, if it does.
     pub cause: Cause,
+    /// Whether the Identity is leaving (Terminated, expired or being deleted).
+    pub leaving: bool,
+    /// What feeds the connector's desired state.
+    pub feeds: Feeds,
     /// Now.
     pub now: Timestamp,
 }
@@ -70,7 +71,7 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
     };
     let identity = identity_name(input.identity);
     let ledger = ledger_of(input.previous);
-    let policy = Policy::of(&connector.spec, username, input.now);
+    let policy = Policy::of(&connector.spec, username, input.now, backend.name_case());
     let first = plan(
         &identity,
         desired,
@@ -81,14 +82,17 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
     );
     let enforce = connector.spec.mode == ConnectorMode::Enforce;
 
-    let (mut verified, mut error, mut removed_now, mut deleted_now) =
-        (observed.clone(), None, false, false);
+    let (mut verified, mut error, mut applied) = (observed.clone(), None, Vec::new());
     let mut changes = first.changes.clone();
     if enforce
         && let Some(held) = hold::hold(
             ctx,
-            &identity,
-            input.cause,
+            &hold::Removing {
+                who: &identity,
+                cause: input.cause,
+                feeds: input.feeds,
+                marked: 0,
+            },
             &connector,
             key,
             &mut changes,
@@ -108,92 +112,35 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         )
         .await;
         for change in &outcome.applied {
-            removed_now |=
-                matches!(change, crate::lifecycle::plan::Change::Revoke(_)) || change.is_removal();
-            deleted_now |= *change == crate::lifecycle::plan::Change::Delete;
             evidence(ctx, input.identity, key, change, None).await;
         }
         if let Some((change, e)) = &outcome.failed {
             evidence(ctx, input.identity, key, change, Some(&e.to_string())).await;
             error = error.or(Some((e.reason(), e.to_string())));
         }
+        applied = outcome.applied;
         // Read back: status reports what the app says now, not what Roster asked for.
         match backend.observe(username).await {
             Ok(o) => verified = o,
             Err(e) => error = error.or(Some((e.reason(), e.to_string()))),
         }
     }
-
-    let next_ledger = if enforce {
-        ledger_after(desired, verified.as_ref(), &ledger, input.now)
-    } else {
-        ledger.clone()
-    };
-    let remaining = plan(
-        &identity,
+    outcome::settle(outcome::Facts {
+        key,
+        identity: &identity,
+        leaving: input.leaving,
         desired,
-        verified.as_ref(),
-        &next_ledger,
-        input.managed,
-        &policy,
-    );
-    // Only access through an account Roster owns is Roster's to remove: an account under
-    // the same username that is not Roster's (a conflict) neither blocks deprovisioning
-    // nor appears in the receipt.
-    let ours = |a: &ObservedAccount| a.owner.as_deref() == Some(identity.as_str());
-    let access_gone = match &verified {
-        None => true,
-        Some(a) if !ours(a) => true,
-        Some(a) => {
-            !a.active
-                && a.entitlements.iter().all(|e| {
-                    !next_ledger.granted.contains(e) && !input.managed.authoritative.contains(e)
-                })
-        }
-    };
-    let managed = observed.as_ref().is_some_and(ours)
-        || verified.as_ref().is_some_and(ours)
-        || input.previous.is_some_and(|p| {
-            matches!(
-                p.state,
-                AccountState::Active | AccountState::Disabled | AccountState::Deleted
-            )
-        });
-    let mut drift: Vec<String> = remaining.drift.iter().take(DRIFT_LINES).cloned().collect();
-    if !enforce && !remaining.changes.is_empty() {
-        drift.truncate(DRIFT_LINES - 1);
-        drift.push(format!(
-            "Observe mode: {} change(s) not made",
-            remaining.changes.len()
-        ));
-    }
-    let entry = AccountStatus {
-        connector: key.to_string(),
-        external_id: verified.as_ref().map(|a| a.id.clone()),
-        state: state(
-            &remaining,
-            verified.as_ref(),
-            desired.is_some() || input.previous.is_some(),
-        ),
-        entitlements: next_ledger.granted.iter().cloned().collect(),
-        last_verified: if error.is_none() && drift.is_empty() {
-            Some(Time(input.now))
-        } else {
-            input.previous.and_then(|p| p.last_verified.clone())
-        },
-        drift,
-        disabled_at: next_ledger.disabled_at.map(Time),
-        error: error.as_ref().map(|(_, m)| truncate(m, 512)),
-    };
-    AccountReport {
-        key: key.clone(),
-        entry,
+        observed: observed.as_ref(),
+        verified: verified.as_ref(),
+        ledger: &ledger,
+        managed: input.managed,
+        policy: &policy,
+        enforce,
+        previous: input.previous,
+        applied: &applied,
         error,
-        access_gone,
-        managed,
-        removed_now,
-        deleted_now,
-    }
+        now: input.now,
+    })
 }
 
 /// The ownership mark's value: the Identity's name.
@@ -206,17 +153,6 @@ fn ledger_of(previous: Option<&AccountStatus>) -> Ledger {
         granted: p.entitlements.iter().cloned().collect(),
         disabled_at: p.disabled_at.as_ref().map(|t| t.0),
     })
-}
-
-fn state(plan: &Plan, account: Option<&ObservedAccount>, known: bool) -> AccountState {
-    match (plan.standing, account) {
-        (Standing::Conflict, _) => AccountState::Conflict,
-        (Standing::Protected, _) => AccountState::Protected,
-        (_, Some(a)) if a.active => AccountState::Active,
-        (_, Some(_)) => AccountState::Disabled,
-        (_, None) if known && plan.changes.is_empty() => AccountState::Deleted,
-        (_, None) => AccountState::Pending,
-    }
 }
 
 /// A report for a pass that could not reach the app: the previous entry is kept (the
@@ -232,6 +168,7 @@ fn failed(input: &Input<'_>, reason: &'static str, message: String) -> AccountRe
         entry,
         error: Some((reason, message)),
         access_gone: false,
+        unowned_access: None,
         managed: input.previous.is_some_and(|p| {
             matches!(
                 p.state,

@@ -2,6 +2,7 @@
 
 mod account;
 pub mod affected;
+mod outcome;
 pub mod report;
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
@@ -173,6 +174,8 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
                 .find(|a| a.connector == key.to_string()),
             managed,
             cause,
+            leaving,
+            feeds: catalog.feeds(key),
             now,
         };
         account::sync(ctx, input)
@@ -285,10 +288,11 @@ fn catalog_grace(
         .collect()
 }
 
-/// When to look again: soon after an error, when a time bound passes, when a disabled
-/// account's grace period ends, and at the latest after [`RESYNC`]. A removal a breaker
-/// holds is no error to retry: its approval re-queues it (every held account re-read
-/// every 20 s slowed the leavers beside them). Pure.
+/// When to look again: soon after an error or while access waits on a person, when a
+/// time bound passes, when a disabled account's grace period ends, and at the latest
+/// after [`RESYNC`]. A removal a breaker holds is no error to retry: its approval
+/// re-queues it (every held account re-read every 20 s slowed the leavers beside them).
+/// Pure.
 pub fn next_look(
     reports: &[report::AccountReport],
     next_change: Option<Timestamp>,
@@ -298,7 +302,13 @@ pub fn next_look(
     let mut wait = RESYNC;
     let failed =
         |r: &report::AccountReport| r.error.as_ref().is_some_and(|(why, _)| *why != hold::HELD);
-    if reports.iter().any(failed) {
+    // Access left through an account Roster does not own waits for a person, who acts
+    // downstream where no watch sees it: look again as soon as after an error, so the
+    // receipt completes soon after.
+    if reports
+        .iter()
+        .any(|r| failed(r) || r.unowned_access.is_some())
+    {
         wait = wait.min(RETRY);
     }
     let deletions = grace
@@ -371,6 +381,7 @@ mod tests {
             error,
             access_gone: false,
             managed: true,
+            unowned_access: None,
             removed_now: false,
             deleted_now: false,
         };
@@ -383,6 +394,9 @@ mod tests {
         ];
         assert_eq!(next_look(&failing, None, &[], now), RETRY);
         assert_eq!(next_look(&[report(None)], None, &[], now), RESYNC);
+        let mut unowned = report(None);
+        unowned.unowned_access = Some("account \"ada\" still has access".into());
+        assert_eq!(next_look(&[unowned], None, &[], now), RETRY);
     }
 
     #[test]

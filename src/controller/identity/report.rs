@@ -19,11 +19,14 @@ pub struct AccountReport {
     pub entry: AccountStatus,
     /// Why the pass failed here: (reason, message).
     pub error: Option<(&'static str, String)>,
-    /// Read-back shows no access of Roster's left: the account is absent, not Roster's,
-    /// or disabled holding nothing Roster owns.
+    /// Read-back shows no access left under the username, whoever owns the account: it is
+    /// absent, or disabled holding nothing Roster granted or owns.
     pub access_gone: bool,
-    /// Roster manages (or managed) an account here: only such connectors go on a receipt.
+    /// Roster manages (or managed) an account here: such connectors go on a receipt.
     pub managed: bool,
+    /// Access remains through an account Roster does not own, where the Identity should
+    /// have none: the exception, in words. Such a connector goes on a receipt, unverified.
+    pub unowned_access: Option<String>,
     /// This pass disabled the account or revoked something.
     pub removed_now: bool,
     /// This pass deleted the account.
@@ -100,8 +103,13 @@ pub fn receipt(
     }
     let mut out = previous.cloned().unwrap_or_default();
     out.requested_at.get_or_insert_with(|| now.clone());
-    for r in reports.iter().filter(|r| r.managed) {
+    for r in reports {
         let key = r.key.to_string();
+        // A connector once on the receipt stays on it until verified.
+        let listed = out.connectors.iter().any(|c| c.connector == key);
+        if !(r.managed || r.unowned_access.is_some() || listed) {
+            continue;
+        }
         let entry = match out.connectors.iter().position(|c| c.connector == key) {
             Some(i) => &mut out.connectors[i],
             None => {
@@ -119,6 +127,11 @@ pub fn receipt(
         if r.access_gone && r.error.is_none() {
             entry.verified_at.get_or_insert_with(|| now.clone());
         }
+        // Not a first time but the present: it clears once the access is gone.
+        entry.exception = r
+            .unowned_access
+            .as_deref()
+            .map(|e| crate::text::truncate(e, 256));
         if r.deleted_now {
             entry.deleted_at.get_or_insert_with(|| now.clone());
         }
@@ -138,6 +151,11 @@ pub fn blocked(reports: &[AccountReport]) -> Option<Desired> {
             crate::api::AccountState::Protected => {
                 format!("{}: the account is protected on this connector", r.key)
             }
+            _ if r.unowned_access.is_some() => format!(
+                "{}: {}",
+                r.key,
+                r.unowned_access.as_deref().unwrap_or_default()
+            ),
             _ => format!("{}: access not yet verified gone", r.key),
         })
         .collect();
@@ -149,7 +167,7 @@ pub fn blocked(reports: &[AccountReport]) -> Option<Desired> {
         "DeprovisioningBlocked",
         crate::controller::status::truncate(
             &format!(
-                "{}; deletion waits — unprotect the account or annotate {}",
+                "{}; deletion waits — remove that access by hand (or unprotect the account), or annotate {}",
                 stuck.join("; "),
                 super::ABANDON_ANNOTATION
             ),
@@ -187,6 +205,7 @@ mod tests {
             error: None,
             access_gone: gone,
             managed: true,
+            unowned_access: None,
             removed_now: removed,
             deleted_now: false,
         }
