@@ -11,7 +11,7 @@
 //! of the rate stays free for leavers. (A single bucket has no priority: a leaver's call
 //! waited behind every queued caller's token.)
 
-use std::{future::Future, num::NonZeroU32, sync::Arc};
+use std::{future::Future, num::NonZeroU32, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -44,7 +44,14 @@ pub struct RateLimited {
     /// Four fifths of `limiter`'s rate and burst: what work other than leavers may use.
     others: DefaultDirectRateLimiter,
     in_flight: Arc<Semaphore>,
+    /// How long one operation may take once admitted.
+    deadline: Duration,
 }
+
+/// How long one downstream operation may take once admitted: long enough for a slow page
+/// and the SCIM client's own retries, short enough that a stuck app fails the pass with a
+/// reason and a retry instead of holding it (and its status write) forever.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The share of a Connector's rate, in fifths, that work other than leavers may use.
 const OTHERS_FIFTHS: u32 = 4;
@@ -64,7 +71,29 @@ impl RateLimited {
             limiter: RateLimiter::direct(quota(rate, burst)),
             others: RateLimiter::direct(quota(share(rate), share(burst))),
             in_flight: Arc::new(Semaphore::new(slots)),
+            deadline: CALL_DEADLINE,
         }
+    }
+
+    /// The same, with another per-operation deadline.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, ConnectorError>>,
+    ) -> Result<T, ConnectorError> {
+        tokio::time::timeout(self.deadline, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ConnectorError::Unreachable {
+                    target: format!("the app ({operation})"),
+                    reason: format!("no answer within {} s", self.deadline.as_secs_f64()),
+                })
+            })
     }
 
     /// Waits for a slot and a token of the others' share (urgent callers need neither),
@@ -93,25 +122,27 @@ impl Connector for RateLimited {
     }
     async fn check(&self) -> Result<Capabilities, ConnectorError> {
         let _slot = self.admit().await;
-        self.inner.check().await
+        self.bounded("check", self.inner.check()).await
     }
     async fn observe(&self, username: &str) -> Result<Option<ObservedAccount>, ConnectorError> {
         let _slot = self.admit().await;
-        self.inner.observe(username).await
+        self.bounded("observe", self.inner.observe(username)).await
     }
     async fn list_accounts(
         &self,
         cursor: Option<&str>,
     ) -> Result<Page<ObservedAccount>, ConnectorError> {
         let _slot = self.admit().await;
-        self.inner.list_accounts(cursor).await
+        self.bounded("list_accounts", self.inner.list_accounts(cursor))
+            .await
     }
     async fn list_entitlements(
         &self,
         cursor: Option<&str>,
     ) -> Result<Page<EntitlementMembers>, ConnectorError> {
         let _slot = self.admit().await;
-        self.inner.list_entitlements(cursor).await
+        self.bounded("list_entitlements", self.inner.list_entitlements(cursor))
+            .await
     }
     async fn create(
         &self,
@@ -120,11 +151,13 @@ impl Connector for RateLimited {
         active: bool,
     ) -> Result<String, ConnectorError> {
         let _slot = self.admit().await;
-        self.inner.create(identity, desired, active).await
+        self.bounded("create", self.inner.create(identity, desired, active))
+            .await
     }
     async fn adopt(&self, account: &ObservedAccount, identity: &str) -> Result<(), ConnectorError> {
         let _slot = self.admit().await;
-        self.inner.adopt(account, identity).await
+        self.bounded("adopt", self.inner.adopt(account, identity))
+            .await
     }
     async fn update(
         &self,
@@ -132,7 +165,8 @@ impl Connector for RateLimited {
         attributes: &AccountAttributes,
     ) -> Result<(), ConnectorError> {
         let _slot = self.admit().await;
-        self.inner.update(account, attributes).await
+        self.bounded("update", self.inner.update(account, attributes))
+            .await
     }
     async fn set_active(
         &self,
@@ -140,19 +174,22 @@ impl Connector for RateLimited {
         active: bool,
     ) -> Result<(), ConnectorError> {
         let _slot = self.admit().await;
-        self.inner.set_active(account, active).await
+        self.bounded("set_active", self.inner.set_active(account, active))
+            .await
     }
     async fn delete(&self, account: &ObservedAccount) -> Result<(), ConnectorError> {
         let _slot = self.admit().await;
-        self.inner.delete(account).await
+        self.bounded("delete", self.inner.delete(account)).await
     }
     async fn grant(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError> {
         let _slot = self.admit().await;
-        self.inner.grant(account_id, entitlement).await
+        self.bounded("grant", self.inner.grant(account_id, entitlement))
+            .await
     }
     async fn revoke(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError> {
         let _slot = self.admit().await;
-        self.inner.revoke(account_id, entitlement).await
+        self.bounded("revoke", self.inner.revoke(account_id, entitlement))
+            .await
     }
 }
 
@@ -225,6 +262,28 @@ mod tests {
         async fn revoke(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
             Ok(())
         }
+    }
+
+    #[tokio::test]
+    async fn an_operation_that_never_answers_fails_at_its_deadline() {
+        let stuck = Arc::new((AtomicUsize::new(0), Semaphore::new(0)));
+        let limited = RateLimited::new(
+            Arc::new(Nothing { gate: Some(stuck) }),
+            &RateLimit {
+                requests_per_second: 100,
+                burst: 100,
+                max_in_flight: 1,
+            },
+        )
+        .with_deadline(Duration::from_millis(50));
+        match limited.observe("x").await {
+            Err(ConnectorError::Unreachable { reason, .. }) => {
+                assert!(reason.starts_with("no answer within"), "{reason}");
+            }
+            other => panic!("expected a deadline error, got {other:?}"),
+        }
+        // The slot it held is free again: the next call is admitted.
+        assert!(limited.in_flight.available_permits() == 1);
     }
 
     /// After the burst, the bucket has no token left: the next call would wait.

@@ -285,3 +285,48 @@ async fn tls_is_verified_against_the_ca_bundle() {
         .expect_err("a broken bundle");
     assert!(matches!(err, ConnectorError::Config(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn the_mark_takes_a_long_identity_name_and_statements_are_bounded() {
+    // Identity names run to 253 characters; the mark is a comment (a literal), so it
+    // need not fit the 63 bytes of a role name.
+    let c = connector();
+    let identity = format!("a-very-long-identity-name-{}", "x".repeat(200));
+    let desired = DesiredAccount {
+        username: "pg.longmark".into(),
+        kind: Default::default(),
+        attributes: AccountAttributes::default(),
+        active: true,
+        entitlements: Default::default(),
+    };
+    c.create(&identity, &desired, true).await.expect("create");
+    let seen = c
+        .observe("pg.longmark")
+        .await
+        .expect("observe")
+        .expect("the role");
+    assert_eq!(seen.owner.as_deref(), Some(identity.as_str()));
+
+    // A lock held elsewhere does not hold Roster forever: its sessions carry a lock
+    // timeout, and the call fails with a reason to retry.
+    let admin = postgres::server().client().await;
+    admin
+        .batch_execute("BEGIN; ALTER ROLE \"pg.longmark\" CONNECTION LIMIT 5")
+        .await
+        .expect("hold the role's row lock");
+    let blocked = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        c.set_active(&seen, false),
+    )
+    .await
+    .expect("the call must not wait for the lock forever");
+    admin.batch_execute("ROLLBACK").await.expect("release");
+    match blocked {
+        Err(ConnectorError::Unreachable { reason, .. }) => {
+            assert!(reason.starts_with("timed out"), "{reason}");
+        }
+        other => panic!("expected a lock timeout, got {other:?}"),
+    }
+    // The pass after it goes through.
+    c.set_active(&seen, false).await.expect("disable");
+}

@@ -51,3 +51,69 @@ async fn wrong_token_and_unreachable_server_are_clear_errors() {
     assert!(matches!(err, ConnectorError::Unreachable { .. }), "{err:?}");
     assert_eq!(err.reason(), "Unreachable");
 }
+
+#[tokio::test]
+async fn a_user_in_more_groups_than_a_page_holds_is_seen_in_all_of_them() {
+    // A leaver in 150 groups must lose all 150: observe reads every page, not the first,
+    // on a server that answers at most 40 a page whatever Roster asks for.
+    let base = scim::capped_tenant("paging");
+    let direct = scim::Direct::new(&base);
+    let c = ScimConnector::new(&base, scim::TOKEN, None).expect("connector");
+    let desired = roster::lifecycle::DesiredAccount {
+        username: "pg.many".into(),
+        kind: Default::default(),
+        attributes: Default::default(),
+        active: true,
+        entitlements: Default::default(),
+    };
+    let id = c.create("many", &desired, true).await.expect("create");
+    for i in 0..150 {
+        let group = format!("team-{i:03}");
+        direct.group(&group).await;
+        c.grant(&id, &group).await.expect("grant");
+    }
+    let seen = c
+        .observe("pg.many")
+        .await
+        .expect("observe")
+        .expect("account");
+    assert_eq!(
+        seen.entitlements.len(),
+        150,
+        "{:?}",
+        seen.entitlements.len()
+    );
+}
+
+#[tokio::test]
+async fn a_body_past_the_cap_fails_the_call_instead_of_filling_memory() {
+    // A loopback server that answers every request with 9 MiB of JSON-ish bytes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\nconnection: close\r\n\r\n";
+                let _ = socket.write_all(head.as_bytes()).await;
+                let chunk = vec![b' '; 1024 * 1024];
+                for _ in 0..9 {
+                    if socket.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let c =
+        ScimConnector::new(&format!("http://127.0.0.1:{port}/v2"), "t", None).expect("connector");
+    let err = c.observe("ada").await.expect_err("too large");
+    assert!(
+        matches!(&err, ConnectorError::Malformed(m) if m.contains("larger than")),
+        "{err:?}"
+    );
+}

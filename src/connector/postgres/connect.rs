@@ -9,6 +9,9 @@ use crate::{
     connector::{ConnectorError, truncate_body},
 };
 
+/// Per-session limits: a statement runs at most 15 s and waits at most 5 s for a lock.
+const SESSION_TIMEOUTS: &str = "-c statement_timeout=15s -c lock_timeout=5s";
+
 /// Where and as whom to connect.
 #[derive(Clone)]
 pub struct Settings {
@@ -39,6 +42,9 @@ impl Settings {
             .password(&self.password)
             .application_name("roster")
             .connect_timeout(std::time::Duration::from_secs(5))
+            // No statement of Roster's waits forever on a lock or a slow server: the
+            // pass fails, says so, and is retried.
+            .options(SESSION_TIMEOUTS)
             .ssl_mode(match self.ssl_mode {
                 PostgresSslMode::Disable => SslMode::Disable,
                 PostgresSslMode::Prefer => SslMode::Prefer,

@@ -8,6 +8,7 @@
 //! SQL text by Roster. Names over 63 bytes are refused rather than silently truncated.
 
 mod connect;
+mod rows;
 
 use std::collections::BTreeSet;
 
@@ -35,6 +36,35 @@ pub struct PostgresConnector {
 /// Roles that are never accounts or entitlements: the built-in ones.
 const NOT_SYSTEM: &str = "r.rolname !~ '^pg_' AND r.rolname <> current_user";
 
+/// An argument to a statement template: a role name (`%I`) or a literal (`%L`).
+#[derive(Clone, Copy)]
+enum Arg<'a> {
+    /// A role name: checked against PostgreSQL's rules for one.
+    Role(&'a str),
+    /// A literal such as the ownership mark: any length, no NUL.
+    Literal(&'a str),
+}
+
+impl<'a> Arg<'a> {
+    /// The text, as a statement parameter.
+    fn value(&self) -> &&'a str {
+        match self {
+            Arg::Role(s) | Arg::Literal(s) => s,
+        }
+    }
+
+    fn check(&self) -> Result<(), ConnectorError> {
+        match self {
+            Arg::Role(name) => check_name(name),
+            Arg::Literal(text) if text.contains('\0') => Err(ConnectorError::Config(format!(
+                "{:?} cannot be stored in PostgreSQL: it contains NUL",
+                truncate_body(text)
+            ))),
+            Arg::Literal(_) => Ok(()),
+        }
+    }
+}
+
 impl PostgresConnector {
     /// A connector for the server `settings` describe; connects on first use.
     pub fn new(settings: Settings) -> Self {
@@ -59,24 +89,40 @@ impl PostgresConnector {
         f(client).await.map_err(|e| sql_error(&e))
     }
 
-    /// Runs the statement `format(template, names...)` builds.
-    async fn ddl(&self, template: &'static str, names: &[&str]) -> Result<(), ConnectorError> {
-        for n in names {
-            check_name(n)?;
+    /// Runs the statement `format(template, args...)` builds.
+    async fn ddl(&self, template: &'static str, args: &[Arg<'_>]) -> Result<(), ConnectorError> {
+        self.ddl_all(&[(template, args)]).await
+    }
+
+    /// Runs the statements `format` builds from each template and its arguments, in one
+    /// transaction: all or nothing. The server quotes every argument (`%I`, `%L`).
+    async fn ddl_all(
+        &self,
+        statements: &[(&'static str, &[Arg<'_>])],
+    ) -> Result<(), ConnectorError> {
+        for (_, args) in statements {
+            for a in *args {
+                a.check()?;
+            }
         }
         self.with_client(async |c| {
-            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                names.iter().map(|n| n as _).collect();
-            let placeholders: Vec<String> =
-                (1..=names.len()).map(|i| format!("${i}::text")).collect();
-            let row = c
-                .query_one(
-                    &format!("SELECT format('{template}', {})", placeholders.join(", ")),
-                    &params,
-                )
-                .await?;
-            let statement: String = row.get(0);
-            c.batch_execute(&statement).await
+            // Statements sent as one simple query run as one implicit transaction; no
+            // explicit BEGIN, which a failure would leave open and aborted.
+            let mut sql = Vec::new();
+            for (template, args) in statements {
+                let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                    args.iter().map(|a| a.value() as _).collect();
+                let placeholders: Vec<String> =
+                    (1..=args.len()).map(|i| format!("${i}::text")).collect();
+                let row = c
+                    .query_one(
+                        &format!("SELECT format('{template}', {})", placeholders.join(", ")),
+                        &params,
+                    )
+                    .await?;
+                sql.push(row.try_get::<_, String>(0)?);
+            }
+            c.batch_execute(&sql.join(";\n")).await
         })
         .await
     }
@@ -89,18 +135,18 @@ impl PostgresConnector {
                     &[&name],
                 )
                 .await?;
-            Ok(row.get(0))
+            Ok(row)
         })
         .await
+        .and_then(|row| rows::flag(&row, 0))
     }
 }
 
 /// The cursor after a full page: the last row's name (column 0); `None` after a short one.
-fn keyset_next(rows: &[tokio_postgres::Row]) -> Option<String> {
-    if rows.len() as i64 == PAGE_SIZE {
-        rows.last().map(|r| r.get(0))
-    } else {
-        None
+fn keyset_next(rows: &[tokio_postgres::Row]) -> Result<Option<String>, ConnectorError> {
+    match rows.last() {
+        Some(last) if rows.len() as i64 == PAGE_SIZE => rows::text(last, 0).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -142,6 +188,12 @@ fn sql_error(e: &tokio_postgres::Error) -> ConnectorError {
         SqlState::INSUFFICIENT_PRIVILEGE => {
             ConnectorError::Config(format!("insufficient privilege: {message}"))
         }
+        // statement_timeout or lock_timeout: the server is slow or a lock is held; the
+        // pass fails and is retried like any unanswered call.
+        SqlState::QUERY_CANCELED | SqlState::LOCK_NOT_AVAILABLE => ConnectorError::Unreachable {
+            target: "postgres".into(),
+            reason: format!("timed out: {message}"),
+        },
         SqlState::DEPENDENT_OBJECTS_STILL_EXIST => ConnectorError::Rejected(format!(
             "the role still owns objects; reassign them first: {message}"
         )),
@@ -185,9 +237,10 @@ impl Connector for PostgresConnector {
                         &[],
                     )
                     .await?;
-                Ok((row.get::<_, bool>(0), row.get::<_, bool>(1)))
+                Ok(row)
             })
-            .await?;
+            .await
+            .and_then(|row| Ok((rows::flag(&row, 0)?, rows::flag(&row, 1)?)))?;
         if !create_role && !superuser {
             return Err(ConnectorError::Config(format!(
                 "role {:?} lacks CREATEROLE, which Roster needs to manage roles",
@@ -215,9 +268,11 @@ impl Connector for PostgresConnector {
                     &[&username],
                 )
                 .await?;
-            Ok(row.map(|r| account(r.get(0), r.get(1), r.get(2), r.get(3))))
+            Ok(row)
         })
-        .await
+        .await?
+        .map(|r| rows::account(&r, true))
+        .transpose()
     }
 
     async fn list_accounts(
@@ -239,12 +294,12 @@ impl Connector for PostgresConnector {
                 c.query(&sql, &[&after, &PAGE_SIZE]).await
             })
             .await?;
-        let next = keyset_next(&rows);
+        let next = keyset_next(&rows)?;
         Ok(Page {
             items: rows
-                .into_iter()
-                .map(|r| account(r.get(0), r.get(1), r.get(2), Vec::new()))
-                .collect(),
+                .iter()
+                .map(|r| rows::account(r, false))
+                .collect::<Result<_, _>>()?,
             next,
         })
     }
@@ -267,15 +322,17 @@ impl Connector for PostgresConnector {
                 c.query(&sql, &[&after, &PAGE_SIZE]).await
             })
             .await?;
-        let next = keyset_next(&rows);
+        let next = keyset_next(&rows)?;
         Ok(Page {
             items: rows
-                .into_iter()
-                .map(|r| EntitlementMembers {
-                    name: r.get(0),
-                    members: r.get(1),
+                .iter()
+                .map(|r| {
+                    Ok(EntitlementMembers {
+                        name: rows::text(r, 0)?,
+                        members: rows::names(r, 1)?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, ConnectorError>>()?,
             next,
         })
     }
@@ -293,7 +350,16 @@ impl Connector for PostgresConnector {
         } else {
             "CREATE ROLE %I NOLOGIN"
         };
-        match self.ddl(template, &[name]).await {
+        // The role and its mark in one transaction: a crash between them would leave a
+        // role no one owns under the Identity's username.
+        let statements: [(&'static str, &[Arg<'_>]); 2] = [
+            (template, &[Arg::Role(name)]),
+            (
+                "COMMENT ON ROLE %I IS %L",
+                &[Arg::Role(name), Arg::Literal(&mark)],
+            ),
+        ];
+        match self.ddl_all(&statements).await {
             Err(ConnectorError::Rejected(body)) if body.contains("already exists") => {
                 return Err(ConnectorError::Conflict(format!(
                     "a role {name:?} appeared while Roster was creating it"
@@ -301,14 +367,16 @@ impl Connector for PostgresConnector {
             }
             other => other?,
         }
-        self.ddl("COMMENT ON ROLE %I IS %L", &[name, &mark]).await?;
         Ok(name.to_owned())
     }
 
     async fn adopt(&self, account: &ObservedAccount, identity: &str) -> Result<(), ConnectorError> {
         self.ddl(
             "COMMENT ON ROLE %I IS %L",
-            &[&account.id, &format!("{MARK_PREFIX}{identity}")],
+            &[
+                Arg::Role(&account.id),
+                Arg::Literal(&format!("{MARK_PREFIX}{identity}")),
+            ],
         )
         .await
     }
@@ -327,9 +395,12 @@ impl Connector for PostgresConnector {
         active: bool,
     ) -> Result<(), ConnectorError> {
         if active {
-            return self.ddl("ALTER ROLE %I LOGIN", &[&account.id]).await;
+            return self
+                .ddl("ALTER ROLE %I LOGIN", &[Arg::Role(&account.id)])
+                .await;
         }
-        self.ddl("ALTER ROLE %I NOLOGIN", &[&account.id]).await?;
+        self.ddl("ALTER ROLE %I NOLOGIN", &[Arg::Role(&account.id)])
+            .await?;
         // NOLOGIN stops new sessions; a leaver's open ones end too.
         let name = account.id.clone();
         self.with_client(async |c| {
@@ -345,7 +416,8 @@ impl Connector for PostgresConnector {
 
     async fn delete(&self, account: &ObservedAccount) -> Result<(), ConnectorError> {
         // Never DROP OWNED: a role that still owns something is reported, not emptied.
-        self.ddl("DROP ROLE IF EXISTS %I", &[&account.id]).await
+        self.ddl("DROP ROLE IF EXISTS %I", &[Arg::Role(&account.id)])
+            .await
     }
 
     async fn grant(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError> {
@@ -353,7 +425,11 @@ impl Connector for PostgresConnector {
         if !self.role_exists(entitlement).await? {
             return Err(ConnectorError::EntitlementNotFound(entitlement.to_owned()));
         }
-        self.ddl("GRANT %I TO %I", &[entitlement, account_id]).await
+        self.ddl(
+            "GRANT %I TO %I",
+            &[Arg::Role(entitlement), Arg::Role(account_id)],
+        )
+        .await
     }
 
     async fn revoke(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError> {
@@ -363,8 +439,11 @@ impl Connector for PostgresConnector {
         {
             return Ok(());
         }
-        self.ddl("REVOKE %I FROM %I", &[entitlement, account_id])
-            .await
+        self.ddl(
+            "REVOKE %I FROM %I",
+            &[Arg::Role(entitlement), Arg::Role(account_id)],
+        )
+        .await
     }
 }
 

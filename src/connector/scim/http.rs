@@ -17,6 +17,9 @@ const MAX_WAIT: Duration = Duration::from_secs(10);
 const FIRST_WAIT: Duration = Duration::from_millis(200);
 /// Media type of SCIM bodies (RFC 7644 §3.1).
 pub const SCIM_JSON: &str = "application/scim+json";
+/// The largest response body read: a page of 100 users with every attribute is tens of
+/// kilobytes.
+const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// A response worth reading.
 pub struct Response {
@@ -80,14 +83,8 @@ pub async fn send(
                 if retryable && attempt < ATTEMPTS {
                     retry_after(resp.headers())
                 } else {
-                    let body = resp
-                        .bytes()
-                        .await
-                        .map_err(|e| ConnectorError::Unreachable {
-                            target: url.to_owned(),
-                            reason: describe(&e),
-                        })?;
-                    return classify(status, body.to_vec());
+                    let body = read_capped(resp, url).await?;
+                    return classify(status, body);
                 }
             }
         };
@@ -96,6 +93,36 @@ pub async fn send(
         tokio::time::sleep(pause).await;
         wait *= 2;
         attempt += 1;
+    }
+}
+
+/// The body, read chunk by chunk up to [`MAX_BODY`]: a server that answers with
+/// gigabytes fails the call instead of the operator's memory.
+async fn read_capped(mut resp: reqwest::Response, url: &str) -> Result<Vec<u8>, ConnectorError> {
+    let too_big = || {
+        ConnectorError::Malformed(format!(
+            "the response from {url} is larger than {MAX_BODY} bytes"
+        ))
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    loop {
+        let chunk = resp
+            .chunk()
+            .await
+            .map_err(|e| ConnectorError::Unreachable {
+                target: url.to_owned(),
+                reason: describe(&e),
+            })?;
+        let Some(chunk) = chunk else {
+            return Ok(body);
+        };
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
     }
 }
 

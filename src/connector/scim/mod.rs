@@ -22,6 +22,8 @@ use crate::lifecycle::{AccountAttributes, DesiredAccount, NameCase, ObservedAcco
 pub const MARK_PREFIX: &str = "roster:";
 /// Page size for inventory listings.
 const PAGE_SIZE: u64 = 100;
+/// The most pages of one user's groups read: 10,000 groups.
+const MAX_GROUP_PAGES: u64 = 100;
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -87,6 +89,31 @@ impl ScimConnector {
         let resp = self.call(Method::GET, "/Users", query, None, None).await?;
         expect_ok(&resp, "list Users")?;
         resp.json()
+    }
+
+    /// Every group holding the user `id`, page by page: a leaver in 300 groups must lose
+    /// all 300, not the first page of them.
+    async fn groups_of(&self, id: &str) -> Result<BTreeSet<String>, ConnectorError> {
+        let mut held = BTreeSet::new();
+        let mut page = Paging::at(None);
+        for _ in 0..MAX_GROUP_PAGES {
+            let mut query = vec![
+                ("filter", format!("members[value eq {}]", filter_value(id))),
+                ("attributes", "displayName".to_owned()),
+            ];
+            query.extend(page.query());
+            let list = self.groups(&query).await?;
+            let next = page.next(&list);
+            held.extend(list.resources.into_iter().map(|g| g.display_name));
+            match next {
+                Some(n) => page = Paging::at(Some(&n)),
+                None => return Ok(held),
+            }
+        }
+        Err(ConnectorError::Malformed(format!(
+            "the server keeps paging the groups of {id:?} past {} groups",
+            MAX_GROUP_PAGES * PAGE_SIZE
+        )))
     }
 
     /// Groups matching a filter, one page.
@@ -297,20 +324,7 @@ impl Connector for ScimConnector {
             return Ok(None);
         };
         let user = found.swap_remove(pos);
-        let groups = self
-            .groups(&[
-                (
-                    "filter",
-                    format!("members[value eq {}]", filter_value(&user.id)),
-                ),
-                ("attributes", "displayName".into()),
-            ])
-            .await?;
-        let entitlements = groups
-            .resources
-            .into_iter()
-            .map(|g| g.display_name)
-            .collect();
+        let entitlements = self.groups_of(&user.id).await?;
         Ok(Some(Self::account(user, entitlements)))
     }
 

@@ -16,56 +16,89 @@ use super::process;
 pub const TOKEN: &str = "roster-it-scim-token";
 
 static SERVER: OnceLock<String> = OnceLock::new();
+static CAPPED: OnceLock<String> = OnceLock::new();
+
+/// Pages the capped server returns at most, whatever `count` asks: as SaaS apps do.
+pub const CAPPED_PAGE: u64 = 40;
 
 /// The server's root URL, e.g. `http://127.0.0.1:PORT`.
 fn server() -> &'static str {
-    SERVER.get_or_init(|| {
-        let bin = std::env::var_os("ROSTER_SCIM2_SERVER").unwrap_or_else(|| {
-            panic!(
-                "ROSTER_SCIM2_SERVER is not set. Install the test SCIM server and point at it:\n  \
-                 export ROSTER_SCIM2_SERVER=$(hack/scim2-server-bin.sh)\n\
-                 (the README's test command, hack/test.sh, does this)"
-            )
+    SERVER.get_or_init(|| start(None))
+}
+
+/// A second server whose pages hold at most [`CAPPED_PAGE`] resources.
+fn capped_server() -> &'static str {
+    CAPPED.get_or_init(|| {
+        let config = serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "patch": {"supported": true},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": true, "maxResults": CAPPED_PAGE},
+            "changePassword": {"supported": false},
+            "sort": {"supported": true},
+            "etag": {"supported": true},
+            "authenticationSchemes": []
         });
-        let port = process::free_port();
-        let dir = process::temp_dir("roster-scim-");
-        let log = dir.join("scim2-server.log");
-        let mut cmd = Command::new(bin);
-        cmd.args([
-            "--hostname",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--bearer-token",
-            TOKEN,
-            "--dynamic-tenants",
-        ]);
-        let pid = process::spawn(cmd, &log);
-        let url = format!("http://127.0.0.1:{port}");
-        let probe = format!("{url}/probe/v2/ServiceProviderConfig");
-        std::thread::spawn(move || {
-            let http = reqwest::blocking::Client::new();
-            process::wait_until("scim2-server", Duration::from_secs(30), &log, pid, || {
-                http.get(&probe)
-                    .bearer_auth(TOKEN)
-                    .send()
-                    .is_ok_and(|r| r.status().is_success())
-            });
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        url
+        start(Some(config))
     })
+}
+
+fn start(config: Option<serde_json::Value>) -> String {
+    let bin = std::env::var_os("ROSTER_SCIM2_SERVER").unwrap_or_else(|| {
+        panic!(
+            "ROSTER_SCIM2_SERVER is not set. Install the test SCIM server and point at it:\n  \
+             export ROSTER_SCIM2_SERVER=$(hack/scim2-server-bin.sh)\n\
+             (the README's test command, hack/test.sh, does this)"
+        )
+    });
+    let port = process::free_port();
+    let dir = process::temp_dir("roster-scim-");
+    let log = dir.join("scim2-server.log");
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--hostname",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--bearer-token",
+        TOKEN,
+        "--dynamic-tenants",
+    ]);
+    if let Some(config) = config {
+        let file = dir.join("service-provider-config.json");
+        std::fs::write(&file, config.to_string()).expect("write the server's config");
+        cmd.arg("--service-provider-config").arg(file);
+    }
+    let pid = process::spawn(cmd, &log);
+    let url = format!("http://127.0.0.1:{port}");
+    let probe = format!("{url}/probe/v2/ServiceProviderConfig");
+    std::thread::spawn(move || {
+        let http = reqwest::blocking::Client::new();
+        process::wait_until("scim2-server", Duration::from_secs(30), &log, pid, || {
+            http.get(&probe)
+                .bearer_auth(TOKEN)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+        });
+    })
+    .join()
+    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+    url
+}
+
+/// A fresh tenant on the server whose pages are capped at [`CAPPED_PAGE`].
+pub fn capped_tenant(prefix: &str) -> String {
+    format!("{}/{prefix}-{}/v2", capped_server(), next_tenant())
+}
+
+fn next_tenant() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// A fresh tenant's SCIM base URL (`…/TENANT/v2`).
 pub fn tenant(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{}/{prefix}-{}/v2",
-        server(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{}/{prefix}-{}/v2", server(), next_tenant())
 }
 
 /// Test-side access to a tenant, as a person or another system would change it out of
