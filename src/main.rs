@@ -25,6 +25,20 @@ enum Command {
         /// Log line format; the level comes from RUST_LOG (default info).
         #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum, default_value_t = telemetry::LogFormat::Text)]
         log_format: telemetry::LogFormat,
+        /// Elect a leader on a Lease, so that replicas can run and only one acts
+        /// (`--leader-elect=false` for a single process that never waits for a Lease).
+        #[arg(long, env = "ROSTER_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+        leader_elect: bool,
+        /// The namespace of the leader Lease (in a cluster: the operator's own).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        leader_elect_namespace: String,
+        /// The name of the leader Lease.
+        #[arg(
+            long,
+            env = "ROSTER_LEADER_ELECT_LEASE",
+            default_value = "roster-operator"
+        )]
+        leader_elect_lease: String,
     },
     /// Print the governance numbers — entitlement accuracy, deprovisioning completion,
     /// exceptions needing a person — for the cluster of the current kubeconfig.
@@ -50,14 +64,28 @@ fn main() -> ExitCode {
         Command::Run {
             probe_addr,
             log_format,
+            leader_elect,
+            leader_elect_namespace,
+            leader_elect_lease,
         } => {
             telemetry::init_logging(log_format);
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
             };
-            match runtime.block_on(operator::run(operator::RunOptions { probe_addr })) {
+            let leader = leader_elect.then(|| operator::LeaderOptions {
+                namespace: leader_elect_namespace,
+                name: leader_elect_lease,
+                identity: operator::process_identity(),
+                timing: Default::default(),
+            });
+            match runtime.block_on(operator::run(operator::RunOptions { probe_addr, leader })) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(err @ operator::Error::LeadershipLost) => {
+                    // Stop at once: nothing in flight may write once a standby can lead.
+                    eprintln!("error: {err}");
+                    std::process::exit(1)
+                }
                 Err(err) => fail(&err.to_string()),
             }
         }

@@ -3,7 +3,7 @@
 use std::{
     future::Future,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -18,10 +18,14 @@ use crate::{controller::Stores, governance, telemetry::Metrics};
 pub struct Probes {
     /// Set once every cache has finished its first list.
     pub ready: Arc<AtomicBool>,
+    /// Set while this process waits to lead: a healthy standby is ready too, or a
+    /// rollout of two replicas would never finish.
+    pub standby: Arc<AtomicBool>,
     /// The metrics served on `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// The caches the governance figures are measured from at each scrape.
-    pub stores: Stores,
+    /// The caches the governance figures are measured from at each scrape; set once
+    /// this process leads.
+    pub stores: Arc<OnceLock<Stores>>,
 }
 
 /// Serves the probes on `listener` until `shutdown` resolves.
@@ -43,6 +47,8 @@ pub async fn serve(
 async fn readyz(State(p): State<Probes>) -> impl IntoResponse {
     if p.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ok")
+    } else if p.standby.load(Ordering::Acquire) {
+        (StatusCode::OK, "standby: waiting to lead")
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -54,9 +60,11 @@ async fn readyz(State(p): State<Probes>) -> impl IntoResponse {
 async fn metrics(State(p): State<Probes>) -> impl IntoResponse {
     // Measured at scrape time, so the figures are never staler than the caches; and only
     // once the caches are complete, so a half-listed cluster never shows as figures.
-    if p.ready.load(Ordering::Acquire) {
-        let identities = p.stores.identities.state();
-        let connectors = p.stores.connectors.state();
+    if p.ready.load(Ordering::Acquire)
+        && let Some(stores) = p.stores.get()
+    {
+        let identities = stores.identities.state();
+        let connectors = stores.connectors.state();
         p.metrics.set_governance(&governance::measure(
             identities.iter().map(AsRef::as_ref),
             connectors.iter().map(AsRef::as_ref),

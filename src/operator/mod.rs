@@ -2,6 +2,7 @@
 //! starts one controller per kind and the probe endpoint, and stops cleanly on SIGTERM.
 
 mod http;
+mod leader;
 mod relay;
 pub mod report;
 mod significance;
@@ -19,6 +20,7 @@ use kube::{Api, Client, CustomResourceExt, Resource, api::ListParams, runtime::e
 use serde::de::DeserializeOwned;
 use tokio::{net::TcpListener, sync::watch};
 
+pub use self::leader::{LeaderOptions, Timing};
 use crate::{
     api::{Connector, Identity, Role, RoleBinding},
     controller::{self, Context, connector, identity, role, role_binding},
@@ -30,6 +32,25 @@ use crate::{
 pub struct RunOptions {
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub probe_addr: SocketAddr,
+    /// The leader election to win before acting; `None`: act at once, alone.
+    pub leader: Option<LeaderOptions>,
+}
+
+/// This process's identity in a leader election: the Pod's name in a cluster (a
+/// restarted container is the same holder), else host name and process id.
+pub fn process_identity() -> String {
+    if let Ok(pod) = std::env::var("POD_NAME")
+        && !pod.is_empty()
+    {
+        return pod;
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|| "roster".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Why the operator could not start or stopped.
@@ -71,6 +92,9 @@ pub enum Error {
     /// Roster's objects could not be listed.
     #[error("cannot list Roster's objects: {0}")]
     List(#[source] kube::Error),
+    /// Another replica leads now, or the Lease could not be renewed in time.
+    #[error("leadership lost; stopping so that the new leader acts alone")]
+    LeadershipLost,
 }
 
 /// Runs the operator until SIGTERM or SIGINT.
@@ -84,18 +108,41 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
             source,
         })?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            // An error means the sender is gone, which also means stop.
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
+    let stop = Stop::on_signals();
+    let stopped = || stop.wait();
+
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let standby = Arc::new(AtomicBool::new(opts.leader.is_some()));
+    let served_stores = Arc::new(std::sync::OnceLock::new());
+    let http = tokio::spawn(http::serve(
+        listener,
+        http::Probes {
+            ready: ready.clone(),
+            standby: standby.clone(),
+            metrics: metrics.clone(),
+            stores: served_stores.clone(),
+        },
+        stopped(),
+    ));
+    tracing::info!(addr = %opts.probe_addr, "serving /healthz, /readyz and /metrics");
+
+    // A standby watches nothing and writes nothing until it leads.
+    let leadership = match opts.leader {
+        None => None,
+        Some(leader) => match leader::acquire(&client, leader, stopped()).await {
+            Some(held) => Some(held),
+            None => {
+                stop.signals.abort();
+                return finish(http).await;
+            }
+        },
     };
+    standby.store(false, Ordering::Release);
 
     let wiring = wiring::wire(&client);
     let stores = wiring.stores.clone();
-    let metrics = Arc::new(Metrics::new());
+    let _ = served_stores.set(stores.clone());
     let ctx = Arc::new(Context {
         identity_triggers: wiring.identity_triggers.clone(),
         connector_triggers: wiring.connector_triggers.clone(),
@@ -105,45 +152,86 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         backends: Default::default(),
         client: client.clone(),
         recorder: Recorder::new(client.clone(), controller::MANAGER.into()),
-        metrics: metrics.clone(),
+        metrics,
         stores: stores.clone(),
     });
 
-    let ready = Arc::new(AtomicBool::new(false));
-    let http = tokio::spawn(http::serve(
-        listener,
-        http::Probes {
-            ready: ready.clone(),
-            metrics,
-            stores: stores.clone(),
-        },
-        stopped(),
-    ));
-    tracing::info!(addr = %opts.probe_addr, "serving /healthz, /readyz and /metrics");
+    let readiness = tokio::spawn(mark_ready_when_listed(stores.clone(), ready));
 
-    let readiness = tokio::spawn({
-        let stores = stores.clone();
-        async move {
-            match stores.wait_until_ready().await {
-                Ok(()) => {
-                    ready.store(true, Ordering::Release);
-                    tracing::info!("every cache has finished its first list; ready");
-                }
-                Err(err) => tracing::error!(error = %err, "never became ready"),
-            }
+    let controllers = run_controllers(wiring.controllers, ctx, &stop);
+    let lost = async {
+        match &leadership {
+            Some(held) => held.lost().await,
+            None => std::future::pending().await,
         }
-    });
+    };
+    // Lost leadership ends everything at once, mid-reconcile: the new leader must be the
+    // only writer. A stop signal lets reconciles finish, then frees the Lease.
+    tokio::select! {
+        _ = controllers => {}
+        () = lost => return Err(Error::LeadershipLost),
+    }
+    if let Some(held) = leadership {
+        held.release().await;
+    }
+    readiness.abort();
+    for task in &wiring.tasks {
+        task.abort();
+    }
+    stop.signals.abort();
+    finish(http).await
+}
 
-    let signals = tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
-    });
+/// Sets `ready` once every cache has finished its first list.
+async fn mark_ready_when_listed(stores: controller::Stores, ready: Arc<AtomicBool>) {
+    match stores.wait_until_ready().await {
+        Ok(()) => {
+            ready.store(true, Ordering::Release);
+            tracing::info!("every cache has finished its first list; ready");
+        }
+        Err(err) => tracing::error!(error = %err, "never became ready"),
+    }
+}
 
+/// Stops the operator: set on SIGTERM or SIGINT.
+struct Stop {
+    rx: watch::Receiver<bool>,
+    signals: tokio::task::JoinHandle<()>,
+}
+
+impl Stop {
+    fn on_signals() -> Self {
+        let (tx, rx) = watch::channel(false);
+        let signals = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            let _ = tx.send(true);
+        });
+        Self { rx, signals }
+    }
+
+    /// Resolves once the operator is to stop.
+    fn wait(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.rx.clone();
+        async move {
+            // An error means the sender is gone, which also means stop.
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
+/// Runs every controller until `stop`, letting reconciles in flight finish.
+async fn run_controllers(controllers: wiring::Controllers, ctx: Arc<Context>, stop: &Stop) {
+    let wiring::Controllers {
+        identities,
+        roles,
+        bindings,
+        connectors,
+    } = controllers;
     tokio::join!(
         controller::drive(
             "Identity",
-            wiring.identities.graceful_shutdown_on(stopped()).run(
+            identities.graceful_shutdown_on(stop.wait()).run(
                 identity::reconcile,
                 controller::error_policy,
                 ctx.clone()
@@ -151,7 +239,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         ),
         controller::drive(
             "Role",
-            wiring.roles.graceful_shutdown_on(stopped()).run(
+            roles.graceful_shutdown_on(stop.wait()).run(
                 role::reconcile,
                 controller::error_policy,
                 ctx.clone()
@@ -159,7 +247,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         ),
         controller::drive(
             "RoleBinding",
-            wiring.bindings.graceful_shutdown_on(stopped()).run(
+            bindings.graceful_shutdown_on(stop.wait()).run(
                 role_binding::reconcile,
                 controller::error_policy,
                 ctx.clone()
@@ -167,18 +255,17 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         ),
         controller::drive(
             "Connector",
-            wiring.connectors.graceful_shutdown_on(stopped()).run(
+            connectors.graceful_shutdown_on(stop.wait()).run(
                 connector::reconcile,
                 controller::error_policy,
-                ctx.clone()
+                ctx
             ),
         ),
     );
-    readiness.abort();
-    for task in &wiring.tasks {
-        task.abort();
-    }
-    signals.abort();
+}
+
+/// Waits for the probe endpoint to stop.
+async fn finish(http: tokio::task::JoinHandle<std::io::Result<()>>) -> Result<(), Error> {
     let served = http.await;
     tracing::info!("stopped");
     match served {

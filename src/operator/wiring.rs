@@ -39,10 +39,8 @@ const IDENTITY_CONCURRENCY: u16 = 0;
 /// Connectors checked or scanned at once; a scan lists a whole app.
 const CONNECTOR_CONCURRENCY: u16 = 4;
 
-/// The controllers, built on the shared watches, and the tasks driving those watches.
-pub struct Wiring {
-    /// Every kind's cache.
-    pub stores: Stores,
+/// One controller per kind.
+pub struct Controllers {
     /// The Identity controller.
     pub identities: Controller<Identity>,
     /// The Role controller.
@@ -51,6 +49,14 @@ pub struct Wiring {
     pub bindings: Controller<RoleBinding>,
     /// The Connector controller.
     pub connectors: Controller<Connector>,
+}
+
+/// The controllers, built on the shared watches, and the tasks driving those watches.
+pub struct Wiring {
+    /// Every kind's cache.
+    pub stores: Stores,
+    /// The controllers.
+    pub controllers: Controllers,
     /// The watch tasks; abort them on shutdown.
     pub tasks: Vec<JoinHandle<()>>,
     /// Sends identities to the Identity controller.
@@ -237,7 +243,7 @@ pub fn wire(client: &Client) -> Wiring {
         },
     ));
 
-    Wiring {
+    let controllers = Controllers {
         identities: Controller::for_stream(stream_of(identity_own_rx), stores.identities.clone())
             .with_config(controller::Config::default().concurrency(IDENTITY_CONCURRENCY))
             .reconcile_on(stream_of(identity_triggers)),
@@ -248,6 +254,9 @@ pub fn wire(client: &Client) -> Wiring {
         connectors: Controller::for_stream(stream_of(connector_own_rx), stores.connectors.clone())
             .with_config(controller::Config::default().concurrency(CONNECTOR_CONCURRENCY))
             .reconcile_on(stream_of(connector_triggers)),
+    };
+    Wiring {
+        controllers,
         stores,
         tasks,
         identity_triggers: to_identities,

@@ -12,6 +12,7 @@ mod governance;
 mod harness;
 mod kubernetes_connector;
 mod ldap_connector;
+mod leader;
 mod leaver_lane;
 mod lifecycle;
 mod liveness;

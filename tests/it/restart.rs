@@ -3,15 +3,11 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{
-    Api,
-    api::{Patch, PatchParams},
-};
-use roster::api::{Connector, Identity, Role, RoleBinding, conditions};
+use kube::Api;
+use roster::api::{Identity, conditions};
 use serde_json::{Value, json};
 
-use crate::harness::{isolated_control_plane, operator::Operator, scim};
+use crate::harness::{self, isolated_control_plane, operator::Operator, scim};
 
 const PEOPLE: usize = 40;
 
@@ -25,37 +21,8 @@ async fn a_killed_operator_restarts_and_converges_without_duplicates() {
     direct.group("staff").await;
 
     let apply = |obj: Value| {
-        let client = client.clone();
-        let ns = ns.clone();
-        async move {
-            let name = obj["metadata"]["name"].as_str().expect("name").to_owned();
-            let pp = PatchParams::apply("it").force();
-            let patch = Patch::Apply(&obj);
-            match obj["kind"].as_str() {
-                Some("Secret") => Api::<Secret>::namespaced(client, &ns)
-                    .patch(&name, &pp, &patch)
-                    .await
-                    .map(|_| ()),
-                Some("Connector") => Api::<Connector>::namespaced(client, &ns)
-                    .patch(&name, &pp, &patch)
-                    .await
-                    .map(|_| ()),
-                Some("Role") => Api::<Role>::namespaced(client, &ns)
-                    .patch(&name, &pp, &patch)
-                    .await
-                    .map(|_| ()),
-                Some("RoleBinding") => Api::<RoleBinding>::namespaced(client, &ns)
-                    .patch(&name, &pp, &patch)
-                    .await
-                    .map(|_| ()),
-                Some("Identity") => Api::<Identity>::all(client)
-                    .patch(&name, &pp, &patch)
-                    .await
-                    .map(|_| ()),
-                other => panic!("unexpected kind {other:?}"),
-            }
-            .unwrap_or_else(|e| panic!("apply {name}: {e}"));
-        }
+        let (client, ns) = (client.clone(), ns.clone());
+        async move { harness::apply(&client, &ns, obj).await }
     };
     apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "stringData": {"token": scim::TOKEN}})).await;
     apply(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector", "metadata": {"name": "scim"},

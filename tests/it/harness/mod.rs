@@ -36,6 +36,40 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
 };
 
+/// Server-side applies `obj` (a Secret or any Roster kind; namespaced ones into `ns`).
+pub async fn apply(client: &Client, ns: &str, obj: serde_json::Value) {
+    use k8s_openapi::api::core::v1::Secret;
+    use roster::api::{Connector, Identity, Role, RoleBinding};
+    let name = obj["metadata"]["name"].as_str().expect("name").to_owned();
+    let pp = PatchParams::apply("it").force();
+    let patch = Patch::Apply(&obj);
+    let c = client.clone();
+    match obj["kind"].as_str() {
+        Some("Secret") => Api::<Secret>::namespaced(c, ns)
+            .patch(&name, &pp, &patch)
+            .await
+            .map(|_| ()),
+        Some("Connector") => Api::<Connector>::namespaced(c, ns)
+            .patch(&name, &pp, &patch)
+            .await
+            .map(|_| ()),
+        Some("Role") => Api::<Role>::namespaced(c, ns)
+            .patch(&name, &pp, &patch)
+            .await
+            .map(|_| ()),
+        Some("RoleBinding") => Api::<RoleBinding>::namespaced(c, ns)
+            .patch(&name, &pp, &patch)
+            .await
+            .map(|_| ()),
+        Some("Identity") => Api::<Identity>::all(c)
+            .patch(&name, &pp, &patch)
+            .await
+            .map(|_| ()),
+        other => panic!("unexpected kind {other:?}"),
+    }
+    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+}
+
 /// `roster report` with `args` against `kubeconfig`: its standard output, once it
 /// succeeded.
 pub fn roster_report(kubeconfig: &Path, args: &[&str]) -> String {
