@@ -180,3 +180,7 @@ where
         })
         .await;
 }
+
+#[cfg(test)]
+#[path = "sync_gate_tests.rs"]
+mod sync_gate_tests;
