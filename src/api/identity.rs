@@ -184,6 +184,26 @@ pub struct AccountStatus {
     /// The last downstream error on this connector, if the last pass failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When each of the Connector's breakers last counted a removal on this account: a
+    /// restarted operator seeds its budgets from these, so a restart never grants a
+    /// fresh budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgeted_at: Option<BudgetedAt>,
+}
+
+/// When each breaker last counted a removal on one account.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetedAt {
+    /// The removal budget: a disable by policy, or any deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removals: Option<Time>,
+    /// The revocation budget: entitlements revoked by policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocations: Option<Time>,
+    /// The leaver wave: an explicit leaver's disable (Suspended, Terminated, expired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leavers: Option<Time>,
 }
 
 /// The state of an account downstream.

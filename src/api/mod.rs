@@ -24,8 +24,8 @@ pub use connector::{
     RateLimit, RevocationBudget, ScimBackend, TripStatus, UnownedMember,
 };
 pub use identity::{
-    AccountState, AccountStatus, ConnectorReceipt, DeprovisioningReceipt, Identity, IdentityKind,
-    IdentitySpec, IdentityStatus, LifecycleState,
+    AccountState, AccountStatus, BudgetedAt, ConnectorReceipt, DeprovisioningReceipt, Identity,
+    IdentityKind, IdentitySpec, IdentityStatus, LifecycleState,
 };
 pub use role::{EntitlementRef, Role, RoleSpec, RoleStatus};
 pub use role_binding::{RoleBinding, RoleBindingSpec, RoleBindingStatus, Subjects};

@@ -2,7 +2,7 @@
 //! reconcile so that concurrent removals cannot overshoot together.
 //!
 //! Nothing here is lost in a restart. The counts are seeded, once per Connector, from the
-//! removal times the Identities' status records (`accounts[].disabledAt`, receipts'
+//! removal times the Identities' status records (`accounts[].budgetedAt`, receipts'
 //! `deletedAt`); a tripped breaker and who it holds are read back from the Connector's
 //! `status.quarantine`, which the Connector loop writes from [`Budgets::snapshot`].
 
@@ -90,20 +90,42 @@ fn key(connector: &Connector) -> String {
     )
 }
 
-/// The removals the Identities' status records for the connector `key`.
-pub fn recorded_removals(identities: &[std::sync::Arc<Identity>], key: &str) -> Vec<Removal> {
-    let mut out = Vec::new();
+/// The removals the Identities' status records for the connector `key`, by breaker:
+/// `accounts[].budgetedAt`, and for a status written before it existed, `disabledAt`
+/// (as a removal) — with receipts' `deletedAt` (a removal, whoever left).
+pub fn recorded_removals(
+    identities: &[std::sync::Arc<Identity>],
+    key: &str,
+) -> BTreeMap<Breaker, Vec<Removal>> {
+    let mut out: BTreeMap<Breaker, Vec<Removal>> = BTreeMap::new();
     for identity in identities {
         let Some(status) = &identity.status else {
             continue;
         };
         let who = identity.name_any();
         for account in status.accounts.iter().filter(|a| a.connector == key) {
-            out.extend(account.disabled_at.as_ref().map(|t| (t.0, who.clone())));
+            match &account.budgeted_at {
+                Some(at) => {
+                    for breaker in Breaker::ALL {
+                        if let Some(t) = breaker.recorded(at) {
+                            out.entry(breaker).or_default().push((t, who.clone()));
+                        }
+                    }
+                }
+                None => {
+                    if let Some(t) = &account.disabled_at {
+                        out.entry(Breaker::Removals)
+                            .or_default()
+                            .push((t.0, who.clone()));
+                    }
+                }
+            }
         }
         for receipt in status.deprovisioning.iter().flat_map(|r| &r.connectors) {
-            if receipt.connector == key {
-                out.extend(receipt.deleted_at.as_ref().map(|t| (t.0, who.clone())));
+            if let (true, Some(t)) = (receipt.connector == key, &receipt.deleted_at) {
+                out.entry(Breaker::Removals)
+                    .or_default()
+                    .push((t.0, who.clone()));
             }
         }
     }
@@ -158,13 +180,13 @@ pub struct Request<'a> {
 
 impl Budgets {
     /// Reserves `req` on `connector`, or refuses. `seed` yields the recorded account
-    /// removals, asked once per Connector. An approval releases what was held when it
+    /// removals by breaker, asked once per Connector. An approval releases what was held when it
     /// came, on top of the budget: it approves those removals, not a fresh round.
     pub fn reserve(
         &self,
         connector: &Connector,
         req: Request<'_>,
-        seed: impl FnOnce() -> Vec<Removal>,
+        seed: impl FnOnce() -> BTreeMap<Breaker, Vec<Removal>>,
     ) -> Result<Reserved, Refused> {
         let limits = Limits::of(&connector.spec, req.breaker);
         let approval = approved_at(connector, req.breaker, req.now);
@@ -173,7 +195,9 @@ impl Budgets {
         conn.seed_trips(connector);
         if !conn.counts_seeded {
             conn.counts_seeded = true;
-            conn.breakers.entry(Breaker::Removals).or_default().removals = seed();
+            for (breaker, removals) in seed() {
+                conn.breakers.entry(breaker).or_default().removals = removals;
+            }
         }
         let state = conn.breakers.entry(req.breaker).or_default();
         state.lift_if_approved(approval);

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::api::{ConnectorStatus, QuarantineStatus, TripStatus};
+use crate::api::{BudgetedAt, ConnectorStatus, QuarantineStatus, TripStatus};
 
 fn connector(max_removals: i32, approval: Option<&str>) -> Connector {
     let mut c = Connector::new(
@@ -41,10 +41,10 @@ fn removal(who: &str, t: i64) -> Request<'_> {
 fn trips_holds_everything_then_an_approval_releases_what_was_held() {
     let budgets = Budgets::default();
     let c = connector(2, None);
-    assert!(budgets.reserve(&c, removal("a", 0), Vec::new).is_ok());
-    assert!(budgets.reserve(&c, removal("b", 1), Vec::new).is_ok());
+    assert!(budgets.reserve(&c, removal("a", 0), BTreeMap::new).is_ok());
+    assert!(budgets.reserve(&c, removal("b", 1), BTreeMap::new).is_ok());
     let refused = budgets
-        .reserve(&c, removal("c", 2), Vec::new)
+        .reserve(&c, removal("c", 2), BTreeMap::new)
         .expect_err("the third trips it");
     assert!(refused.new && refused.newly_held);
     assert_eq!(refused.trip.planned, 3);
@@ -52,7 +52,7 @@ fn trips_holds_everything_then_an_approval_releases_what_was_held() {
     // only a newcomer to the list changes what the Connector's status should say.
     for (who, t, newcomer) in [("d", 3, true), ("e", 4, true), ("d", 5, false)] {
         let again = budgets
-            .reserve(&c, removal(who, t), Vec::new)
+            .reserve(&c, removal(who, t), BTreeMap::new)
             .expect_err("still held");
         assert!(!again.new);
         assert_eq!(again.newly_held, newcomer, "{who}");
@@ -69,7 +69,7 @@ fn trips_holds_everything_then_an_approval_releases_what_was_held() {
         let t = 11 + i64::try_from(i).unwrap();
         assert!(
             budgets
-                .reserve(&approved, removal(who, t), Vec::new)
+                .reserve(&approved, removal(who, t), BTreeMap::new)
                 .is_ok(),
             "{who}"
         );
@@ -77,7 +77,7 @@ fn trips_holds_everything_then_an_approval_releases_what_was_held() {
     // ...and no more: the budget still guards what comes after.
     assert!(
         budgets
-            .reserve(&approved, removal("h", 20), Vec::new)
+            .reserve(&approved, removal("h", 20), BTreeMap::new)
             .is_err()
     );
 }
@@ -86,7 +86,7 @@ fn trips_holds_everything_then_an_approval_releases_what_was_held() {
 fn an_approval_in_the_future_approves_nothing() {
     let budgets = Budgets::default();
     let c = connector(0, None);
-    assert!(budgets.reserve(&c, removal("a", 0), Vec::new).is_err());
+    assert!(budgets.reserve(&c, removal("a", 0), BTreeMap::new).is_err());
     let future = connector(0, Some(&at(100_000).to_string()));
     assert_eq!(budgets.snapshot(&future, at(10)).trips.len(), 1);
     assert_eq!(approval_problems(&future, at(10)).len(), 1);
@@ -96,19 +96,34 @@ fn an_approval_in_the_future_approves_nothing() {
 fn seeded_from_status_once_and_counting_accounts_not_operations() {
     let budgets = Budgets::default();
     let c = connector(2, None);
-    let recorded = || vec![(at(10), "a".to_owned()), (at(20), "b".to_owned())];
+    let recorded = || {
+        BTreeMap::from([(
+            Breaker::Removals,
+            vec![(at(10), "a".to_owned()), (at(20), "b".to_owned())],
+        )])
+    };
     assert!(
         budgets.reserve(&c, removal("c", 100), recorded).is_err(),
         "two recorded plus one"
     );
     let budgets = Budgets::default();
     let one = connector(1, None);
-    assert!(budgets.reserve(&one, removal("a", 0), Vec::new).is_ok());
     assert!(
-        budgets.reserve(&one, removal("a", 1), Vec::new).is_ok(),
+        budgets
+            .reserve(&one, removal("a", 0), BTreeMap::new)
+            .is_ok()
+    );
+    assert!(
+        budgets
+            .reserve(&one, removal("a", 1), BTreeMap::new)
+            .is_ok(),
         "a's deletion: same account"
     );
-    assert!(budgets.reserve(&one, removal("b", 2), Vec::new).is_err());
+    assert!(
+        budgets
+            .reserve(&one, removal("b", 2), BTreeMap::new)
+            .is_err()
+    );
 }
 
 #[test]
@@ -138,13 +153,13 @@ fn a_restart_keeps_the_trip_and_who_it_holds() {
     let r = fresh.reserve(
         &c,
         req(Breaker::Revocations, "y", Cause::Policy, 5),
-        Vec::new,
+        BTreeMap::new,
     );
     assert!(r.is_err(), "the new process holds as the old one did");
     let snap = fresh.snapshot(&c, at(6));
     assert_eq!(snap.held.len(), 2, "{:?}", snap.held);
     assert!(
-        fresh.reserve(&c, removal("z", 7), Vec::new).is_ok(),
+        fresh.reserve(&c, removal("z", 7), BTreeMap::new).is_ok(),
         "other breakers are not tripped"
     );
 }
@@ -156,21 +171,21 @@ fn a_wave_of_explicit_leavers_is_flagged_not_held_unless_asked() {
     let leaver = |who, t| req(Breaker::Leavers, who, Cause::ExplicitLeaver, t);
     assert!(
         budgets
-            .reserve(&c, leaver("a", 0), Vec::new)
+            .reserve(&c, leaver("a", 0), BTreeMap::new)
             .unwrap()
             .new_wave
             .is_none()
     );
     assert!(
         budgets
-            .reserve(&c, leaver("b", 1), Vec::new)
+            .reserve(&c, leaver("b", 1), BTreeMap::new)
             .unwrap()
             .new_wave
             .is_none()
     );
-    let third = budgets.reserve(&c, leaver("c", 2), Vec::new).unwrap();
+    let third = budgets.reserve(&c, leaver("c", 2), BTreeMap::new).unwrap();
     assert!(third.new_wave.is_some(), "flagged once");
-    let fourth = budgets.reserve(&c, leaver("d", 3), Vec::new).unwrap();
+    let fourth = budgets.reserve(&c, leaver("d", 3), BTreeMap::new).unwrap();
     assert!(fourth.new_wave.is_none(), "not flagged again in the window");
     assert!(budgets.snapshot(&c, at(4)).wave.is_some());
     assert!(budgets.snapshot(&c, at(4)).trips.is_empty());
@@ -179,24 +194,36 @@ fn a_wave_of_explicit_leavers_is_flagged_not_held_unless_asked() {
     holding.metadata.name = Some("holding".into());
     holding.spec.hold_leaver_waves = true;
     for (who, t) in [("a", 0), ("b", 1)] {
-        assert!(budgets.reserve(&holding, leaver(who, t), Vec::new).is_ok());
+        assert!(
+            budgets
+                .reserve(&holding, leaver(who, t), BTreeMap::new)
+                .is_ok()
+        );
     }
-    assert!(budgets.reserve(&holding, leaver("c", 2), Vec::new).is_err());
+    assert!(
+        budgets
+            .reserve(&holding, leaver("c", 2), BTreeMap::new)
+            .is_err()
+    );
     // Approving the leavers alone releases them.
     holding.metadata.annotations =
         Some([(APPROVE_LEAVERS_ANNOTATION.to_owned(), at(10).to_string())].into());
-    assert!(budgets.reserve(&holding, leaver("c", 11), Vec::new).is_ok());
+    assert!(
+        budgets
+            .reserve(&holding, leaver("c", 11), BTreeMap::new)
+            .is_ok()
+    );
 }
 
 #[test]
 fn held_explicit_leavers_are_listed_first() {
     let budgets = Budgets::default();
     let c = connector(0, None);
-    let _ = budgets.reserve(&c, removal("a-policy", 0), Vec::new);
+    let _ = budgets.reserve(&c, removal("a-policy", 0), BTreeMap::new);
     let _ = budgets.reserve(
         &c,
         req(Breaker::Removals, "z-leaver", Cause::ExplicitLeaver, 1),
-        Vec::new,
+        BTreeMap::new,
     );
     let held = budgets.snapshot(&c, at(2)).held;
     assert_eq!(held[0].identity, "z-leaver");
@@ -212,7 +239,7 @@ fn a_quarantine_from_before_breakers_were_listed_still_holds() {
         .unwrap(),
     );
     let fresh = Budgets::default();
-    assert!(fresh.reserve(&c, removal("a", 5), Vec::new).is_err());
+    assert!(fresh.reserve(&c, removal("a", 5), BTreeMap::new).is_err());
     assert_eq!(fresh.snapshot(&c, at(6)).trips[0].0, Breaker::Removals);
 }
 
@@ -221,16 +248,16 @@ fn a_quarantine_from_before_breakers_were_listed_still_holds() {
 fn a_wave_is_flagged_while_policy_removals_are_held() {
     let budgets = Budgets::default();
     let c = connector(2, None);
-    assert!(budgets.reserve(&c, removal("a", 0), Vec::new).is_ok());
-    assert!(budgets.reserve(&c, removal("b", 1), Vec::new).is_ok());
-    assert!(budgets.reserve(&c, removal("c", 2), Vec::new).is_err());
+    assert!(budgets.reserve(&c, removal("a", 0), BTreeMap::new).is_ok());
+    assert!(budgets.reserve(&c, removal("b", 1), BTreeMap::new).is_ok());
+    assert!(budgets.reserve(&c, removal("c", 2), BTreeMap::new).is_err());
     let mut waves = Vec::new();
     for (i, who) in ["x1", "x2", "x3", "x4"].into_iter().enumerate() {
         let r = budgets
             .reserve(
                 &c,
                 req(Breaker::Leavers, who, Cause::ExplicitLeaver, 10 + i as i64),
-                Vec::new,
+                BTreeMap::new,
             )
             .expect("leavers go");
         waves.push(r.new_wave.is_some());
@@ -247,23 +274,88 @@ fn an_empty_source_holds_the_first_removal_and_an_approval_only_what_it_held() {
         ..req(Breaker::Revocations, who, Cause::Policy, t)
     };
     let refused = budgets
-        .reserve(&c, empty("a", 0), Vec::new)
+        .reserve(&c, empty("a", 0), BTreeMap::new)
         .expect_err("the first one, well inside the budget of 50");
     assert!(refused.new);
     assert!(refused.trip.message.starts_with("no RoleBinding"));
-    assert!(budgets.reserve(&c, empty("b", 1), Vec::new).is_err());
+    assert!(budgets.reserve(&c, empty("b", 1), BTreeMap::new).is_err());
 
     let approved = connector(50, Some(&at(10).to_string()));
     for who in ["a", "b"] {
         assert!(
-            budgets.reserve(&approved, empty(who, 11), Vec::new).is_ok(),
+            budgets
+                .reserve(&approved, empty(who, 11), BTreeMap::new)
+                .is_ok(),
             "{who}"
         );
     }
     assert!(
         budgets
-            .reserve(&approved, empty("c", 12), Vec::new)
+            .reserve(&approved, empty("c", 12), BTreeMap::new)
             .is_err(),
         "still empty: the approval released who was held, no one else"
     );
+}
+
+#[test]
+fn a_restart_counts_revocations_and_leavers_as_before_it() {
+    // Before the restart: two accounts stripped by policy, two explicit leavers.
+    let mut identities = Vec::new();
+    for (name, at_) in [
+        (
+            "a",
+            BudgetedAt {
+                revocations: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(10))),
+                ..Default::default()
+            },
+        ),
+        (
+            "b",
+            BudgetedAt {
+                revocations: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(11))),
+                leavers: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(11))),
+                ..Default::default()
+            },
+        ),
+        (
+            "c",
+            BudgetedAt {
+                leavers: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(12))),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let mut i = Identity::new(
+            name,
+            serde_json::from_value(json!({"username": name})).unwrap(),
+        );
+        i.status = Some(crate::api::IdentityStatus {
+            accounts: vec![crate::api::AccountStatus {
+                connector: "ns/scim".into(),
+                budgeted_at: Some(at_),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        identities.push(std::sync::Arc::new(i));
+    }
+    let seeded = recorded_removals(&identities, "ns/scim");
+    assert_eq!(seeded[&Breaker::Revocations].len(), 2);
+    assert_eq!(seeded[&Breaker::Leavers].len(), 2);
+    assert!(
+        !seeded.contains_key(&Breaker::Removals),
+        "a leaver's disable is no policy removal"
+    );
+
+    // A fresh process with a revocation budget of 2: the third account trips it.
+    let mut c = connector(100, None);
+    c.spec.revocation_budget.max_accounts = 2;
+    c.spec.revocation_budget.max_percent = 100;
+    let fresh = Budgets::default();
+    let third = fresh.reserve(
+        &c,
+        req(Breaker::Revocations, "d", Cause::Policy, 20),
+        || recorded_removals(&identities, "ns/scim"),
+    );
+    assert!(third.is_err(), "the restart granted no fresh budget");
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::plan::Change;
-use crate::api::{ConnectorSpec, LeaverWave, RevocationBudget};
+use crate::api::{BudgetedAt, ConnectorSpec, LeaverWave, RevocationBudget};
 
 /// One counted removal: when, and which account (the Identity's name).
 pub type Removal = (Timestamp, String);
@@ -104,6 +104,28 @@ pub fn empty_feed(feeds: &Feeds, managed: usize) -> Option<String> {
     Some(format!(
         "{empty} while Roster manages {managed} accounts here: an empty list is held, never read as removing everyone"
     ))
+}
+
+impl Breaker {
+    /// When this breaker last counted a removal on an account, as its status records.
+    pub fn recorded(self, at: &BudgetedAt) -> Option<Timestamp> {
+        let field = match self {
+            Breaker::Removals => &at.removals,
+            Breaker::Revocations => &at.revocations,
+            Breaker::Leavers => &at.leavers,
+        };
+        field.as_ref().map(|t| t.0)
+    }
+
+    /// Records that this breaker counted a removal on an account `now`.
+    pub fn record(self, at: &mut BudgetedAt, now: Timestamp) {
+        let field = match self {
+            Breaker::Removals => &mut at.removals,
+            Breaker::Revocations => &mut at.revocations,
+            Breaker::Leavers => &mut at.leavers,
+        };
+        *field = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
+    }
 }
 
 /// The breaker that must let `change` through, for an account losing access by `cause`;

@@ -13,7 +13,7 @@ use crate::{
     },
     lifecycle::{
         ConnectorKey, DesiredAccount, Managed,
-        budget::{Cause, Feeds},
+        budget::{Cause, Feeds, breaker_for},
         plan::{Ledger, Policy, plan},
     },
     provision::execute,
@@ -138,6 +138,10 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         enforce,
         previous: input.previous,
         applied: &applied,
+        counted: &applied
+            .iter()
+            .filter_map(|c| breaker_for(c, input.cause))
+            .collect::<Vec<_>>(),
         error,
         now: input.now,
     })

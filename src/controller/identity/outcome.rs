@@ -6,9 +6,10 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 use super::report::AccountReport;
 use crate::{
-    api::{AccountState, AccountStatus},
+    api::{AccountState, AccountStatus, BudgetedAt},
     lifecycle::{
         ConnectorKey, DesiredAccount, Managed, ObservedAccount,
+        budget::Breaker,
         plan::{Change, Ledger, Plan, Policy, Standing, ledger_after, plan},
     },
     text::truncate,
@@ -43,6 +44,8 @@ pub struct Facts<'a> {
     pub previous: Option<&'a AccountStatus>,
     /// The changes that succeeded.
     pub applied: &'a [Change],
+    /// The breakers that counted those changes (recorded for a restart to seed from).
+    pub counted: &'a [Breaker],
     /// Why the pass failed or was held, if it did: (reason, message).
     pub error: Option<(&'static str, String)>,
     /// Now.
@@ -107,6 +110,7 @@ pub fn settle(f: Facts<'_>) -> AccountReport {
         drift,
         disabled_at: next_ledger.disabled_at.map(Time),
         error: f.error.as_ref().map(|(_, m)| truncate(m, 512)),
+        budgeted_at: budgeted_at(f.previous, f.counted, f.now),
     };
     AccountReport {
         key: f.key.clone(),
@@ -156,6 +160,23 @@ fn unowned_access(f: &Facts<'_>, ledger: &Ledger, was_managed: bool) -> Option<S
         "account {:?} still has access and {whose}: Roster leaves it alone; a person must disable it",
         account.username
     ))
+}
+
+/// The times each breaker last counted a removal here, with this pass's.
+fn budgeted_at(
+    previous: Option<&AccountStatus>,
+    counted: &[Breaker],
+    now: Timestamp,
+) -> Option<BudgetedAt> {
+    let before = previous.and_then(|p| p.budgeted_at.clone());
+    if counted.is_empty() {
+        return before;
+    }
+    let mut at = before.unwrap_or_default();
+    for breaker in counted {
+        breaker.record(&mut at, now);
+    }
+    Some(at)
 }
 
 fn state(plan: &Plan, account: Option<&ObservedAccount>, known: bool) -> AccountState {

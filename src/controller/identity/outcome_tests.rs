@@ -6,7 +6,10 @@ use super::*;
 use crate::{
     api::AdoptionPolicy,
     controller::identity::report::{blocked, receipt},
-    lifecycle::{AccountAttributes, NameCase},
+    lifecycle::{
+        AccountAttributes, NameCase,
+        budget::{Cause, breaker_for},
+    },
 };
 
 const ME: &str = "ada";
@@ -70,6 +73,7 @@ fn leaver(verified: &ObservedAccount, previous: &AccountStatus, policy: &Policy)
         enforce: true,
         previous: Some(previous),
         applied: &[],
+        counted: &[],
         error: None,
         now: Timestamp::UNIX_EPOCH,
     })
@@ -175,6 +179,7 @@ fn a_stranger_under_the_username_of_someone_staying_is_no_exception() {
         enforce: true,
         previous: Some(&was(AccountState::Conflict, &[])),
         applied: &[],
+        counted: &[],
         error: None,
         now: Timestamp::UNIX_EPOCH,
     });
@@ -206,6 +211,10 @@ fn removing(enforce: bool, applied: &[Change], verified: &ObservedAccount) -> Ac
         enforce,
         previous: Some(&was(AccountState::Active, &["eng"])),
         applied,
+        counted: &applied
+            .iter()
+            .filter_map(|c| breaker_for(c, Cause::Policy))
+            .collect::<Vec<_>>(),
         error: None,
         now: Timestamp::UNIX_EPOCH,
     })
@@ -219,6 +228,17 @@ fn what_was_applied_says_what_was_removed_and_observe_mode_keeps_the_ledger() {
         &account(Some(ME), false, &[]),
     );
     assert!(done.removed_now && !done.deleted_now && done.access_gone);
+    let recorded = done
+        .entry
+        .budgeted_at
+        .clone()
+        .expect("recorded for a restart");
+    let at = Some(Time(Timestamp::UNIX_EPOCH));
+    assert_eq!(
+        (recorded.removals, recorded.revocations, recorded.leavers),
+        (at.clone(), at, None),
+        "a policy disable and revoke count against both budgets"
+    );
     assert!(
         done.entry.entitlements.is_empty(),
         "the ledger follows the app"
