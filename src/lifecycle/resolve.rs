@@ -199,6 +199,20 @@ pub fn effective_state(identity: &Identity, now: Timestamp) -> (Effective, Optio
 }
 
 /// The desired accounts of `identity` at `now`.
+/// The connectors where the identity's bindings would give it an account if it were
+/// active now: where a leaver may hold an account no status recorded (a crash between a
+/// create and the status write). Pure.
+pub fn reachable(identity: &Identity, catalog: &Catalog, now: Timestamp) -> BTreeSet<ConnectorKey> {
+    let mut active = identity.clone();
+    active.spec.state = LifecycleState::Active;
+    active.spec.valid_from = None;
+    active.spec.valid_until = None;
+    resolve(&active, catalog, now)
+        .accounts
+        .into_keys()
+        .collect()
+}
+
 pub fn resolve(identity: &Identity, catalog: &Catalog, now: Timestamp) -> Resolution {
     let (effective, mut next_change) = effective_state(identity, now);
     let mut accounts: BTreeMap<ConnectorKey, DesiredAccount> = BTreeMap::new();

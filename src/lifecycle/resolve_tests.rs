@@ -328,3 +328,27 @@ fn two_bindings_with_one_expression_grant_both_roles() {
         ["extra", "staff"]
     );
 }
+
+#[test]
+fn a_leaver_is_looked_for_wherever_its_bindings_would_give_it_an_account() {
+    let cat = catalog(&[binding(
+        "acme",
+        "eng",
+        json!({"role": "eng", "subjects": {"identities": ["ada"]}}),
+    )]);
+    let gone = identity(
+        "ada",
+        json!({"state": "Terminated", "validUntil": "2020-01-01T00:00:00Z"}),
+    );
+    assert!(
+        resolve(&gone, &cat, at(NOW)).accounts.is_empty(),
+        "a leaver gets nothing"
+    );
+    let keys: Vec<String> = reachable(&gone, &cat, at(NOW))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(keys, ["acme/pg", "acme/scim"]);
+    let stranger = identity("bob", json!({"state": "Terminated"}));
+    assert!(reachable(&stranger, &cat, at(NOW)).is_empty());
+}

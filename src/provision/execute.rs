@@ -29,7 +29,10 @@ pub async fn execute(
     let mut account = observed.cloned();
     for change in changes {
         match apply(backend, identity, desired, &mut account, change).await {
-            Ok(()) => outcome.applied.push(change.clone()),
+            Ok(()) => {
+                crate::crashpoint::reached(crate::crashpoint::after(change));
+                outcome.applied.push(change.clone());
+            }
             Err(e) => {
                 outcome.failed = Some((change.clone(), e));
                 break;

@@ -4,6 +4,7 @@
 mod brownfield;
 mod conformance;
 mod connector_faults;
+mod crash_points;
 mod crds;
 mod drift;
 mod examples;

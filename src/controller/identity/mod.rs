@@ -29,7 +29,7 @@ use crate::{
     lifecycle::{
         ConnectorKey, Managed,
         budget::Cause,
-        resolve::{Catalog, Effective, Resolution, resolve},
+        resolve::{Catalog, Effective, Resolution, reachable, resolve},
     },
     time::now,
 };
@@ -156,6 +156,18 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
             keys.insert(key);
         }
     }
+    // A leaver's accounts are looked for wherever its bindings would give it one, not
+    // only where status recorded one: a crash between a create and its status write
+    // leaves an account no status knows about, and it must not keep its access.
+    let probed: BTreeSet<ConnectorKey> = if leaving {
+        reachable(identity, &catalog, now)
+            .into_iter()
+            .filter(|k| !keys.contains(k))
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    keys.extend(probed.iter().cloned());
     // Each connector is its own app: one slow or stuck app must not hold up the others,
     // and a leaver's access goes everywhere at once.
     let work: Vec<(&ConnectorKey, Managed)> = keys
@@ -181,6 +193,13 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
         account::sync(ctx, input)
     }))
     .await;
+    // A probe that found no account leaves no trace in status.
+    let reports: Vec<report::AccountReport> = reports
+        .into_iter()
+        .filter(|r| {
+            !(probed.contains(&r.key) && r.entry.external_id.is_none() && r.error.is_none())
+        })
+        .collect();
 
     let owner = identity
         .spec

@@ -116,7 +116,7 @@ pub async fn make_staff(stem: &str, scim: &scim::Direct, client: &Client) -> Val
 
 /// Per app, how many people whose username starts with `{stem}.` are enabled and how
 /// many hold `{stem}-staff`. Kubernetes has no accounts: only its bindings count.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Census {
     pub scim: (usize, usize),
     pub ldap: (usize, usize),

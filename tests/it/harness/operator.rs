@@ -90,6 +90,11 @@ impl Operator {
 
     /// [`Operator::start`] with `RUST_LOG` set to `filter`.
     pub fn start_logging(kubeconfig: &Path, filter: &str) -> Self {
+        Self::start_with(kubeconfig, filter, &[])
+    }
+
+    /// [`Operator::start`] with `RUST_LOG` set to `filter` and the variables `env`.
+    pub fn start_with(kubeconfig: &Path, filter: &str, env: &[(&str, &str)]) -> Self {
         let port = process::free_port();
         let log = process::temp_dir("roster-run-").join("roster.log");
         let out = std::fs::File::create(&log).expect("log");
@@ -98,6 +103,7 @@ impl Operator {
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", filter)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone().expect("log")))
             .stderr(Stdio::from(out))
