@@ -252,6 +252,22 @@ impl Budgets {
         })
     }
 
+    /// Takes back a reservation [`Budgets::reserve`] made for `who` at `at`: another
+    /// breaker refused the same account's removal, and a removal goes whole or not at all.
+    pub fn unreserve(&self, connector: &Connector, breaker: Breaker, who: &str, at: Timestamp) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(state) = map
+            .get_mut(&key(connector))
+            .and_then(|c| c.breakers.get_mut(&breaker))
+            && let Some(i) = state
+                .removals
+                .iter()
+                .rposition(|(t, w)| *t == at && w == who)
+        {
+            state.removals.remove(i);
+        }
+    }
+
     /// The state of `connector`'s breakers for its status (approvals applied).
     pub fn snapshot(&self, connector: &Connector, now: Timestamp) -> Snapshot {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());

@@ -359,3 +359,14 @@ fn a_restart_counts_revocations_and_leavers_as_before_it() {
     );
     assert!(third.is_err(), "the restart granted no fresh budget");
 }
+
+#[test]
+fn an_unreserved_removal_frees_its_place() {
+    let budgets = Budgets::default();
+    let c = connector(1, None);
+    assert!(budgets.reserve(&c, removal("a", 0), BTreeMap::new).is_ok());
+    // a's revocation was refused elsewhere: its removal is taken back, b fits.
+    budgets.unreserve(&c, Breaker::Removals, "a", at(0));
+    assert!(budgets.reserve(&c, removal("b", 1), BTreeMap::new).is_ok());
+    assert!(budgets.reserve(&c, removal("c", 2), BTreeMap::new).is_err());
+}

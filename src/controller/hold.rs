@@ -85,6 +85,7 @@ pub async fn hold(
         None
     };
     let mut held = Vec::new();
+    let mut reserved = Vec::new();
     for breaker in breakers {
         let req = Request {
             breaker,
@@ -96,18 +97,28 @@ pub async fn hold(
         };
         let seed = || budget::recorded_removals(&ctx.stores.identities.state(), &key.to_string());
         match ctx.budgets.reserve(connector, req, seed) {
-            Ok(reserved) => {
-                if let Some(wave) = reserved.new_wave {
+            Ok(ok) => {
+                reserved.push(breaker);
+                if let Some(wave) = ok.new_wave {
                     flag_wave(ctx, connector, key, &wave.message).await;
                 }
             }
             Err(refused) => {
-                changes.retain(|c| breaker_for(c, cause) != Some(breaker));
                 held.push(refused_message(ctx, connector, key, breaker, &refused).await);
             }
         }
     }
-    (!held.is_empty()).then(|| held.join("; "))
+    if held.is_empty() {
+        return None;
+    }
+    // A policy removal goes whole or not at all: an account stripped but left enabled,
+    // or disabled but left in its groups, is a partial destructive action. (An explicit
+    // leaver whose disable a wave holds is still stripped: its revokes need no breaker.)
+    for breaker in reserved {
+        ctx.budgets.unreserve(connector, breaker, who, now);
+    }
+    changes.retain(|c| breaker_for(c, cause).is_none());
+    Some(held.join("; "))
 }
 
 async fn flag_wave(ctx: &Context, connector: &Connector, key: &ConnectorKey, message: &str) {
