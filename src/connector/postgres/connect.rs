@@ -9,6 +9,9 @@ use crate::{
     connector::{ConnectorError, truncate_body},
 };
 
+/// The most a connection's handshake (TCP, TLS, authentication) may take.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Per-session limits: a statement runs at most 15 s and waits at most 5 s for a lock.
 const SESSION_TIMEOUTS: &str = "-c statement_timeout=15s -c lock_timeout=5s";
 
@@ -58,9 +61,26 @@ impl Settings {
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
     }
 
-    /// Opens a connection and drives it in the background (see [`drive`]).
+    /// Opens a connection and drives it in the background (see [`drive`]). The whole
+    /// handshake is bounded: `connect_timeout` covers only the TCP connect, and a server
+    /// that accepts but never answers would hold the connector's one connection slot.
     pub async fn connect(&self) -> Result<Client, ConnectorError> {
         let target = format!("{}:{}", self.host, self.port);
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, self.handshake(&target))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ConnectorError::Unreachable {
+                    target: target.clone(),
+                    reason: format!(
+                        "no answer to the connection handshake within {} s",
+                        HANDSHAKE_TIMEOUT.as_secs()
+                    ),
+                })
+            })
+    }
+
+    async fn handshake(&self, target: &str) -> Result<Client, ConnectorError> {
+        let target = target.to_owned();
         let failed = |e: tokio_postgres::Error| match e.as_db_error() {
             Some(_) => super::sql_error(&e),
             None => ConnectorError::Unreachable {

@@ -173,6 +173,7 @@ fn failed(input: &Input<'_>, reason: &'static str, message: String) -> AccountRe
         error: Some((reason, message)),
         access_gone: false,
         unowned_access: None,
+        unfinished: false,
         managed: input.previous.is_some_and(|p| {
             matches!(
                 p.state,

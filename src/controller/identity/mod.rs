@@ -307,9 +307,9 @@ fn catalog_grace(
         .collect()
 }
 
-/// When to look again: soon after an error or while access waits on a person, when a
-/// time bound passes, when a disabled account's grace period ends, and at the latest
-/// after [`RESYNC`]. A removal a breaker holds is no error to retry: its approval
+/// When to look again: soon after an error, when the app did not keep a write, or while
+/// access waits on a person; when a time bound passes, when a disabled account's grace
+/// period ends, and at the latest after [`RESYNC`]. A removal a breaker holds is no error to retry: its approval
 /// re-queues it (every held account re-read every 20 s slowed the leavers beside them).
 /// Pure.
 pub fn next_look(
@@ -326,7 +326,7 @@ pub fn next_look(
     // receipt completes soon after.
     if reports
         .iter()
-        .any(|r| failed(r) || r.unowned_access.is_some())
+        .any(|r| failed(r) || r.unfinished || r.unowned_access.is_some())
     {
         wait = wait.min(RETRY);
     }
@@ -401,6 +401,7 @@ mod tests {
             access_gone: false,
             managed: true,
             unowned_access: None,
+            unfinished: false,
             removed_now: false,
             deleted_now: false,
         };
@@ -416,6 +417,13 @@ mod tests {
         let mut unowned = report(None);
         unowned.unowned_access = Some("account \"ada\" still has access".into());
         assert_eq!(next_look(&[unowned], None, &[], now), RETRY);
+        let mut lost = report(None);
+        lost.unfinished = true;
+        assert_eq!(
+            next_look(&[lost], None, &[], now),
+            RETRY,
+            "the app lost a write: look again soon"
+        );
     }
 
     #[test]

@@ -112,6 +112,7 @@ pub fn settle(f: Facts<'_>) -> AccountReport {
         error: f.error.as_ref().map(|(_, m)| truncate(m, 512)),
         budgeted_at: budgeted_at(f.previous, f.counted, f.now),
     };
+    let unfinished = f.enforce && f.error.is_none() && !remaining.changes.is_empty();
     AccountReport {
         key: f.key.clone(),
         entry,
@@ -119,6 +120,7 @@ pub fn settle(f: Facts<'_>) -> AccountReport {
         access_gone,
         managed: f.observed.is_some_and(ours) || f.verified.is_some_and(ours) || was_managed,
         unowned_access: unowned,
+        unfinished,
         removed_now: f
             .applied
             .iter()

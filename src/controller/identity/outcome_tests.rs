@@ -262,3 +262,26 @@ fn what_was_applied_says_what_was_removed_and_observe_mode_keeps_the_ledger() {
         observing.entry.drift
     );
 }
+
+#[test]
+fn a_write_the_app_did_not_keep_leaves_the_pass_unfinished() {
+    // The revoke "succeeded" but reading back shows the group still held (a server's
+    // read-modify-write lost it to a concurrent PATCH): look again soon.
+    let lost = removing(
+        true,
+        &[Change::Revoke("eng".into()), Change::Disable],
+        &account(Some(ME), false, &["eng"]),
+    );
+    assert!(lost.unfinished && !lost.access_gone);
+    let kept = removing(
+        true,
+        &[Change::Revoke("eng".into()), Change::Disable],
+        &account(Some(ME), false, &[]),
+    );
+    assert!(!kept.unfinished);
+    let observing = removing(false, &[], &account(Some(ME), true, &["eng"]));
+    assert!(
+        !observing.unfinished,
+        "Observe mode changes nothing, so retries nothing"
+    );
+}

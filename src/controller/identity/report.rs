@@ -27,6 +27,10 @@ pub struct AccountReport {
     /// Access remains through an account Roster does not own, where the Identity should
     /// have none: the exception, in words. Such a connector goes on a receipt, unverified.
     pub unowned_access: Option<String>,
+    /// The pass made its changes and reported no error, yet reading back shows more to
+    /// do: the app lost or undid a write (a concurrent read-modify-write, a proxy that
+    /// answered for it). Looked at again soon, like an error.
+    pub unfinished: bool,
     /// This pass disabled the account or revoked something.
     pub removed_now: bool,
     /// This pass deleted the account.
@@ -206,6 +210,7 @@ mod tests {
             access_gone: gone,
             managed: true,
             unowned_access: None,
+            unfinished: false,
             removed_now: removed,
             deleted_now: false,
         }
