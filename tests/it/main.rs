@@ -8,6 +8,7 @@ mod crash_points;
 mod crds;
 mod drift;
 mod examples;
+mod faults;
 mod four_connectors;
 mod governance;
 mod harness;

@@ -155,7 +155,13 @@ impl Apps {
 
     /// Counts the `{stem}.` people on every app.
     pub async fn census(&self, stem: &str) -> Census {
-        let (people, group) = (format!("{stem}."), format!("{stem}-staff"));
+        self.census_for(stem, "staff").await
+    }
+
+    /// [`Apps::census`] for the entitlement `{stem}-{suffix}` (PostgreSQL:
+    /// `{stem}_{suffix}`, Kubernetes: `{stem}-{suffix}-reader`).
+    pub async fn census_for(&self, stem: &str, suffix: &str) -> Census {
+        let (people, group) = (format!("{stem}."), format!("{stem}-{suffix}"));
         let users = self.scim.all_users(&people).await;
         let enabled = users.iter().filter(|u| u["active"] != false).count();
         let ids: Vec<&str> = users.iter().filter_map(|u| u["id"].as_str()).collect();
@@ -170,12 +176,14 @@ impl Apps {
         Census {
             scim: (enabled, staff),
             ldap: ldap_census(&people, &group).await,
-            pg: self.pg_census(stem).await,
-            k8s: self.bound(&people, &format!("{stem}-staff-reader")).await,
+            pg: self.pg_census(stem, suffix).await,
+            k8s: self
+                .bound(&people, &format!("{stem}-{suffix}-reader"))
+                .await,
         }
     }
 
-    async fn pg_census(&self, stem: &str) -> (usize, usize) {
+    async fn pg_census(&self, stem: &str, suffix: &str) -> (usize, usize) {
         let row = self
             .pg
             .query_one(
@@ -184,7 +192,7 @@ impl Apps {
                             JOIN pg_roles g ON g.oid = m.roleid
                             WHERE m.member = r.oid AND g.rolname = $2))
                  FROM pg_roles r WHERE starts_with(r.rolname, $1)",
-                &[&format!("{stem}."), &format!("{stem}_staff")],
+                &[&format!("{stem}."), &format!("{stem}_{suffix}")],
             )
             .await
             .expect("count roles");

@@ -9,6 +9,7 @@
 
 pub mod apps;
 mod certs;
+pub mod faults;
 pub mod ldap;
 pub mod operator;
 pub mod postgres;
