@@ -129,6 +129,27 @@ async fn statuses(cp: &harness::ControlPlane, stem: &str, leaving: bool) -> bool
         })
 }
 
+/// Every `{stem}-*` Identity has a receipt, verified on every connector it lists, and
+/// at least one lists a connector (the account the crash left).
+async fn receipts_verified(cp: &harness::ControlPlane, stem: &str) -> bool {
+    let list = kube::Api::<roster::api::Identity>::all(cp.client().await)
+        .list(&Default::default())
+        .await
+        .expect("list");
+    let receipts: Vec<_> = list
+        .items
+        .iter()
+        .filter(|i| i.spec.username.starts_with(&format!("{stem}.")))
+        .map(|i| i.status.clone().and_then(|s| s.deprovisioning))
+        .collect();
+    receipts.len() == PEOPLE
+        && receipts.iter().all(|r| {
+            r.as_ref()
+                .is_some_and(|r| r.connectors.iter().all(|c| c.verified_at.is_some()))
+        })
+        && receipts.iter().flatten().any(|r| !r.connectors.is_empty())
+}
+
 #[tokio::test]
 async fn a_crash_after_each_dangerous_write_loses_and_duplicates_nothing() {
     let cp = isolated_control_plane("crash");
@@ -156,9 +177,11 @@ async fn a_crash_after_each_dangerous_write_loses_and_duplicates_nothing() {
     crashing.wait(LIMIT).expect("the crash");
     people(cp, "cpl", "Terminated").await;
     let mut after = Operator::start_with(&cp.kubeconfig, "info", &[ALONE]);
+    // The census may already read zero (the one account made may be the Kubernetes
+    // record, which it does not count): wait for the receipts, which only a pass writes.
     after
         .eventually("the half-created leaver has no access", LIMIT, || async {
-            apps.census("cpl").await == gone
+            apps.census("cpl").await == gone && receipts_verified(cp, "cpl").await
         })
         .await;
     assert_eq!(after.terminate().code(), Some(0));

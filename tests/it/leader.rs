@@ -11,7 +11,7 @@ use kube::{
 use roster::api::Identity;
 use serde_json::{Value, json};
 
-use crate::harness::{self, isolated_control_plane, operator::Operator, scim};
+use crate::harness::{self, apps, isolated_control_plane, operator::Operator, scim};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -53,27 +53,11 @@ fn writes(log: &str) -> usize {
 #[tokio::test]
 async fn two_replicas_have_one_writer_and_the_standby_takes_over() {
     let cp = isolated_control_plane("leader");
-    let client = cp.client().await;
-    let ns = cp.namespace(&client, "leader").await;
-    let base = scim::tenant("leader");
-    let direct = scim::Direct::new(&base);
-    direct.group("staff").await;
+    let (client, ns, direct) = apps::scim_staff(cp, "le").await;
     let apply = |obj: Value| {
         let (client, ns) = (client.clone(), ns.clone());
         async move { harness::apply(&client, &ns, obj).await }
     };
-    apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "stringData": {"token": scim::TOKEN}})).await;
-    apply(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector", "metadata": {"name": "scim"},
-        "spec": {"scim": {"baseUrl": base, "tokenSecretRef": {"name": "t", "key": "token"}}}}))
-    .await;
-    apply(
-        json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role", "metadata": {"name": "staff"},
-        "spec": {"entitlements": [{"connector": "scim", "name": "staff"}]}}),
-    )
-    .await;
-    apply(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "RoleBinding", "metadata": {"name": "staff"},
-        "spec": {"role": "staff", "subjects": {"expression": "identity.username.startsWith(\"le.\")"}}}))
-    .await;
     let person = |i: usize| {
         json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Identity", "metadata": {"name": format!("le-{i:02}")},
             "spec": {"username": format!("le.{i:02}")}})

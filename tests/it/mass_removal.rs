@@ -148,14 +148,20 @@ async fn deleting_every_identity_disables_only_what_the_deletion_budget_allows()
         (3, 3, 3),
         "two removed within the budgets, three held before any write"
     );
-    let left = s
-        .identities()
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .items
-        .into_iter()
-        .filter(|i| names.contains(&kube::ResourceExt::name_any(i)))
-        .count();
-    assert_eq!(left, 3, "the held Identities wait, with their finalizer");
+    s.eventually(
+        "the two removed are released, the three held wait with their finalizer",
+        || async {
+            let left = s
+                .identities()
+                .list(&ListParams::default())
+                .await
+                .expect("list")
+                .items
+                .into_iter()
+                .filter(|i| names.contains(&kube::ResourceExt::name_any(i)))
+                .count();
+            left == 3
+        },
+    )
+    .await;
 }

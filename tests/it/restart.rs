@@ -7,35 +7,18 @@ use kube::Api;
 use roster::api::{Identity, conditions};
 use serde_json::{Value, json};
 
-use crate::harness::{self, isolated_control_plane, operator::Operator, scim};
+use crate::harness::{self, apps, isolated_control_plane, operator::Operator, scim};
 
 const PEOPLE: usize = 40;
 
 #[tokio::test]
 async fn a_killed_operator_restarts_and_converges_without_duplicates() {
     let cp = isolated_control_plane("restart");
-    let client = cp.client().await;
-    let ns = cp.namespace(&client, "restart").await;
-    let base = scim::tenant("restart");
-    let direct = scim::Direct::new(&base);
-    direct.group("staff").await;
-
+    let (client, ns, direct) = apps::scim_staff(cp, "rs").await;
     let apply = |obj: Value| {
         let (client, ns) = (client.clone(), ns.clone());
         async move { harness::apply(&client, &ns, obj).await }
     };
-    apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "stringData": {"token": scim::TOKEN}})).await;
-    apply(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector", "metadata": {"name": "scim"},
-        "spec": {"scim": {"baseUrl": base, "tokenSecretRef": {"name": "t", "key": "token"}}}}))
-    .await;
-    apply(
-        json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role", "metadata": {"name": "staff"},
-        "spec": {"entitlements": [{"connector": "scim", "name": "staff"}]}}),
-    )
-    .await;
-    apply(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "RoleBinding", "metadata": {"name": "staff"},
-        "spec": {"role": "staff", "subjects": {"expression": "identity.username.startsWith(\"rs.\")"}}}))
-    .await;
 
     let mut first = Operator::start(&cp.kubeconfig);
     for i in 0..PEOPLE {

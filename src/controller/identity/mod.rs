@@ -240,6 +240,11 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
             &desired,
         )
         .await?;
+        // Read your own write: the next pass starts from the cache, and a cache that
+        // has not seen this status yet would plan from the old ledger — under Additive
+        // membership a leaver right after a grant would keep the group, and the new
+        // ledger would forget it.
+        cached_status(ctx, identity, &desired).await;
     }
     status::warn_on_ready_change(
         &ctx.recorder,
@@ -275,6 +280,24 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
         now,
     )))
 }
+
+/// Waits (at most [`CACHE_CATCH_UP`]) until the cache holds `written` as the Identity's
+/// status.
+async fn cached_status(ctx: &Context, identity: &Identity, written: &IdentityStatus) {
+    let key = ObjectRef::from_obj(identity);
+    let start = std::time::Instant::now();
+    while start.elapsed() < CACHE_CATCH_UP {
+        let seen = ctx.stores.identities.get(&key);
+        if seen.is_none_or(|i| i.status.as_ref() == Some(written)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::debug!(identity = %identity.name_any(), "the cache has not caught up with a status write");
+}
+
+/// How long a pass waits for the cache to show its own status write.
+const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
 
 /// The connectors the abandon annotation names.
 fn abandoned(identity: &Identity) -> BTreeSet<ConnectorKey> {

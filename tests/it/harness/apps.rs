@@ -242,3 +242,27 @@ async fn ldap_census(people: &str, group: &str) -> (usize, usize) {
         .count();
     (enabled, members)
 }
+
+/// A namespace on `cp` with a SCIM Connector `scim` on a fresh tenant, whose group
+/// `staff` a Role `staff` grants to every `{stem}.*` username; returns the client, the
+/// namespace and the tenant.
+pub async fn scim_staff(cp: &super::ControlPlane, stem: &str) -> (Client, String, scim::Direct) {
+    let client = cp.client().await;
+    let ns = cp.namespace(&client, stem).await;
+    let base = scim::tenant(stem);
+    let direct = scim::Direct::new(&base);
+    direct.group("staff").await;
+    let expression = format!("identity.username.startsWith(\"{stem}.\")");
+    for obj in [
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "stringData": {"token": scim::TOKEN}}),
+        json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector", "metadata": {"name": "scim"},
+            "spec": {"scim": {"baseUrl": base, "tokenSecretRef": {"name": "t", "key": "token"}}}}),
+        json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role", "metadata": {"name": "staff"},
+            "spec": {"entitlements": [{"connector": "scim", "name": "staff"}]}}),
+        json!({"apiVersion": "roster.dev/v1alpha1", "kind": "RoleBinding", "metadata": {"name": "staff"},
+            "spec": {"role": "staff", "subjects": {"expression": expression}}}),
+    ] {
+        super::apply(&client, &ns, obj).await;
+    }
+    (client, ns, direct)
+}
