@@ -1,6 +1,8 @@
 //! Receipts that cannot be fooled: access is judged by the username, whoever owns the
 //! account, on the real scim2-server.
 
+use std::time::Duration;
+
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
@@ -78,13 +80,18 @@ async fn a_leaver_whose_mark_was_removed_downstream_is_not_verified_gone() {
             json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]),
         )
         .await;
-    s.eventually("verified once the person acted", || async {
-        let i = s.get("rc-ada").await;
-        i.status.and_then(|st| st.deprovisioning).is_some_and(|r| {
-            r.connectors
-                .iter()
-                .any(|c| c.connector == key && c.verified_at.is_some() && c.exception.is_none())
-        })
-    })
+    // It is looked at every 20 s; generous, for a shared operator under load.
+    s.eventually_within(
+        "verified once the person acted",
+        Duration::from_secs(90),
+        || async {
+            let i = s.get("rc-ada").await;
+            i.status.and_then(|st| st.deprovisioning).is_some_and(|r| {
+                r.connectors
+                    .iter()
+                    .any(|c| c.connector == key && c.verified_at.is_some() && c.exception.is_none())
+            })
+        },
+    )
     .await;
 }
