@@ -82,7 +82,15 @@ pub fn assess(
     // account of the Identity whose username is `alice`, not a stranger.
     let names = policy.names;
     let by_username: BTreeSet<String> = accounts.iter().map(|a| names.key(&a.username)).collect();
-    let is_protected = |username: &str| protected.iter().any(|p| names.same(p, username));
+    // Folded once, looked up per account: the scan compares every account with every
+    // claim, and folding each pair would allocate accounts × claims strings.
+    let protected: BTreeSet<String> = protected.iter().map(|p| names.key(p)).collect();
+    let is_protected = |username: &str| protected.contains(&names.key(username));
+    let wanted: BTreeSet<String> = claims
+        .iter()
+        .filter(|c| c.desired.is_some())
+        .map(|c| names.key(c.username))
+        .collect();
 
     for account in accounts {
         match account.owner.as_deref() {
@@ -113,10 +121,7 @@ pub fn assess(
                 }
                 // An identity whose username this is decides on its own path (conflict or
                 // adoption); a stranger in a managed group is drift here.
-                if claims
-                    .iter()
-                    .any(|c| names.same(c.username, &account.username) && c.desired.is_some())
-                {
+                if wanted.contains(&names.key(&account.username)) {
                     continue;
                 }
                 for e in account.entitlements.intersection(&managed.names) {
