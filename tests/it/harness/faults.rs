@@ -3,8 +3,9 @@
 //! a request itself with a 500 or a 429 carrying `Retry-After`.
 //!
 //! Every `every`-th connection gets the next fault of the list, in turn; the others pass
-//! through, but even they are cut after a while (`Cut`) when that fault is listed, so that
-//! long-lived connections (LDAP, PostgreSQL) meet faults too. Everything is counted.
+//! through, but even they are cut after a while (`Cut`) when that fault is listed, so that long-lived connections (LDAP, PostgreSQL) meet faults too. The proxy
+//! can also take the server down altogether, as an outage would: open connections end and
+//! new ones are refused until it comes back. Everything is counted.
 
 use std::{
     collections::BTreeMap,
@@ -29,7 +30,8 @@ pub enum Fault {
     /// Accepted and never answered for `STALL` (beyond every client timeout but the
     /// operator's own deadline).
     Stall,
-    /// Forwarded, with a pause before every chunk the server sends.
+    /// Forwarded, with a pause before every chunk the server sends, and closed after
+    /// `SLOW_FOR` (a slow link does not last for ever; a pooled connection would).
     Slow,
     /// The request forwarded, the answer cut in the middle of its first chunk.
     Truncate,
@@ -58,6 +60,7 @@ impl Fault {
 
 const STALL: Duration = Duration::from_secs(15);
 const SLOW: Duration = Duration::from_millis(300);
+const SLOW_FOR: Duration = Duration::from_secs(3);
 const CUT_AFTER: usize = 16 * 1024;
 
 struct State {
@@ -65,6 +68,8 @@ struct State {
     faults: Vec<Fault>,
     every: u64,
     on: AtomicBool,
+    down: tokio::sync::watch::Sender<bool>,
+    refused: AtomicU64,
     seen: AtomicU64,
     injected: Mutex<BTreeMap<Fault, u64>>,
 }
@@ -87,6 +92,8 @@ impl Proxy {
             faults: faults.to_vec(),
             every: every.max(1),
             on: AtomicBool::new(true),
+            down: tokio::sync::watch::Sender::new(false),
+            refused: AtomicU64::new(0),
             seen: AtomicU64::new(0),
             injected: Mutex::default(),
         });
@@ -103,6 +110,17 @@ impl Proxy {
     /// Turns fault injection on or off (off: a plain proxy).
     pub fn set_faults(&self, on: bool) {
         self.state.on.store(on, Ordering::SeqCst);
+    }
+
+    /// Takes the server down (every open connection ends, every new one is refused) or
+    /// brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.state.down.send_replace(down);
+    }
+
+    /// Connections refused while the server was down.
+    pub fn refused(&self) -> u64 {
+        self.state.refused.load(Ordering::SeqCst)
     }
 
     /// How many of each fault were injected.
@@ -140,6 +158,10 @@ fn count(s: &State, f: Fault) {
 }
 
 async fn serve(s: &State, mut client: TcpStream) {
+    if *s.down.borrow() {
+        s.refused.fetch_add(1, Ordering::SeqCst);
+        return;
+    }
     let fault = choose(s);
     match fault {
         Some(Fault::Reset) => {
@@ -204,16 +226,16 @@ async fn pipe(s: &State, client: TcpStream, server: TcpStream, fault: Option<Fau
                 Ok(n) => n,
             };
             match fault {
-                Some(Fault::Slow) => tokio::time::sleep(SLOW).await,
                 Some(Fault::Truncate) => {
                     let _ = cw.write_all(&buf[..n.div_ceil(2)]).await;
                     break;
                 }
-                Some(Fault::Cut) if sent + n > CUT_AFTER => {
-                    count(s, Fault::Cut);
-                    break;
-                }
+                Some(Fault::Slow) => tokio::time::sleep(SLOW).await,
                 _ => {}
+            }
+            if fault == Some(Fault::Cut) && sent + n > CUT_AFTER {
+                count(s, Fault::Cut);
+                break;
             }
             if cw.write_all(&buf[..n]).await.is_err() {
                 break;
@@ -222,9 +244,19 @@ async fn pipe(s: &State, client: TcpStream, server: TcpStream, fault: Option<Fau
         }
         let _ = cw.shutdown().await;
     };
-    // Whichever side ends first ends the connection, as a cut one would.
+    // Whichever side ends first ends the connection, as a cut one would; so does an
+    // outage.
+    let mut outage = s.down.subscribe();
+    let slow_ends = async {
+        match fault {
+            Some(Fault::Slow) => tokio::time::sleep(SLOW_FOR).await,
+            _ => std::future::pending().await,
+        }
+    };
     tokio::select! {
         () = up => {}
         () = down => {}
+        () = slow_ends => {}
+        _ = outage.wait_for(|down| *down) => {}
     }
 }

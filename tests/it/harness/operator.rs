@@ -161,6 +161,11 @@ impl Operator {
             .unwrap_or_else(|| panic!("no exit 20s after SIGTERM:\n{}", self.log()))
     }
 
+    /// The exit status, if the process has ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     pub fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let start = Instant::now();
         while start.elapsed() < limit {
@@ -206,5 +211,62 @@ impl Operator {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// An operator kept running as a kubelet keeps a pod's container running: when the
+/// process exits (it does on a lost Lease), a new one starts with the same settings.
+pub struct Kubelet {
+    kubeconfig: PathBuf,
+    env: Vec<(String, String)>,
+    current: Operator,
+    ended: Vec<(std::process::ExitStatus, String)>,
+}
+
+impl Kubelet {
+    /// Starts the operator on `kubeconfig` with the variables `env`.
+    pub fn start(kubeconfig: &Path, env: &[(&str, &str)]) -> Self {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self {
+            kubeconfig: kubeconfig.to_owned(),
+            current: Self::spawn(kubeconfig, &env),
+            env,
+            ended: Vec::new(),
+        }
+    }
+
+    fn spawn(kubeconfig: &Path, env: &[(String, String)]) -> Operator {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Operator::start_with(
+            kubeconfig,
+            &std::env::var("ROSTER_IT_LOG").unwrap_or_else(|_| "info".into()),
+            &env,
+        )
+    }
+
+    /// Starts a new process if the current one has ended; returns whether it had.
+    pub fn tend(&mut self) -> bool {
+        let Some(status) = self.current.exited() else {
+            return false;
+        };
+        eprintln!("kubelet: the operator exited ({status}); starting it again");
+        self.ended.push((status, self.current.log()));
+        self.current = Self::spawn(&self.kubeconfig, &self.env);
+        true
+    }
+
+    /// The exit status of every process that ended, in order.
+    pub fn exits(&self) -> Vec<std::process::ExitStatus> {
+        self.ended.iter().map(|(s, _)| *s).collect()
+    }
+
+    /// Every process's log, the ended ones first.
+    pub fn log(&self) -> String {
+        let mut all: String = self.ended.iter().map(|(_, log)| log.as_str()).collect();
+        all.push_str(&self.current.log());
+        all
     }
 }

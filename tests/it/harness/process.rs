@@ -61,7 +61,12 @@ pub fn on_exit(cmd: Command) {
 /// Starts `cmd`, logging to `log`; it is killed when the test binary exits.
 pub fn spawn(mut cmd: Command, log: &Path) -> u32 {
     register_cleanup();
-    let out = std::fs::File::create(log).expect("log file");
+    // Appended to: a server started again keeps its earlier lines.
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
     let err = out.try_clone().expect("log file");
     let child = cmd
         .stdin(Stdio::null())
@@ -118,4 +123,15 @@ pub fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Kills the child with `pid` (SIGKILL) and reaps it; it is no longer the harness's to
+/// stop at exit.
+pub fn kill(pid: u32) {
+    let mut children = CHILDREN.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = children.iter().position(|c| c.id() == pid) {
+        let mut child = children.remove(i);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
