@@ -143,6 +143,20 @@ pub struct ConnectorSpec {
     #[x_kube(merge_strategy = ListMerge::Set)]
     #[schemars(length(max = 256), inner(length(min = 1, max = 256)))]
     pub protected_accounts: Vec<String>,
+
+    /// What may be granted through this Connector, as patterns in the app's terms where
+    /// `*` matches any run of characters: e.g. `ClusterRole/view`, `Role/team-*/edit`,
+    /// `app_*`. Empty (the default): any entitlement the app has. A Role entitlement
+    /// outside these bounds is granted to no one, and the Role says so in `Ready`.
+    /// Privileged entitlements — on Kubernetes `cluster-admin` or a role whose rules grant
+    /// `*`, `escalate`, `bind` or `impersonate`; on PostgreSQL a role with SUPERUSER,
+    /// CREATEROLE, REPLICATION or BYPASSRLS, a role that can log in, a predefined `pg_*`
+    /// role — are refused even then, unless listed here by their exact name (no `*`).
+    /// Roster's own PostgreSQL role is never granted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 512)))]
+    pub allowed_entitlements: Vec<String>,
 }
 
 fn default_poll_interval() -> i32 {

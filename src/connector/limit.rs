@@ -191,6 +191,11 @@ impl Connector for RateLimited {
         self.bounded("revoke", self.inner.revoke(account_id, entitlement))
             .await
     }
+    async fn privilege(&self, entitlement: &str) -> Result<Option<String>, ConnectorError> {
+        let _slot = self.admit().await;
+        self.bounded("privilege", self.inner.privilege(entitlement))
+            .await
+    }
 }
 
 #[cfg(test)]

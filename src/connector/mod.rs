@@ -88,6 +88,13 @@ pub trait Connector: Send + Sync {
     /// Takes an entitlement away; not holding it, or the entitlement not existing, is
     /// success.
     async fn revoke(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError>;
+    /// Why granting `entitlement` would hand out more than ordinary access — superuser
+    /// rights, impersonation, another account's login — if it would; `None` for an
+    /// ordinary entitlement, or one that does not exist. The write path refuses a
+    /// privileged grant unless the Connector names it exactly in `allowedEntitlements`.
+    async fn privilege(&self, _entitlement: &str) -> Result<Option<String>, ConnectorError> {
+        Ok(None)
+    }
 }
 
 /// Longest downstream text carried into an error (design invariant 7: truncated bodies).

@@ -11,6 +11,7 @@ pub mod lanes;
 pub mod role;
 pub mod role_binding;
 pub mod status;
+pub mod write;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -184,3 +185,6 @@ where
 #[cfg(test)]
 #[path = "sync_gate_tests.rs"]
 mod sync_gate_tests;
+#[cfg(test)]
+#[path = "write_tests.rs"]
+mod write_tests;

@@ -1,6 +1,9 @@
 //! The Role loop: a Role is ready when every entitlement names an existing Connector.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use kube::{
     Api, ResourceExt,
@@ -13,6 +16,7 @@ use crate::{
         Connector, Role, RoleSpec, RoleStatus,
         conditions::{self, Desired},
     },
+    lifecycle::bounds::Bounds,
     time::now,
 };
 
@@ -20,25 +24,46 @@ const RESYNC: std::time::Duration = std::time::Duration::from_secs(300);
 /// How many missing names a condition message lists before it says "and N more".
 const LISTED: usize = 5;
 
-/// The Role's `Ready` condition, given a way to ask whether a Connector exists. Pure.
-pub fn role_ready(spec: &RoleSpec, connector_exists: impl Fn(&str) -> bool) -> Desired {
+/// The Role's `Ready` condition, given a way to look up a Connector's
+/// `allowedEntitlements` by name (`None`: no such Connector). Pure.
+pub fn role_ready<'c>(
+    spec: &RoleSpec,
+    connector: impl Fn(&str) -> Option<&'c [String]>,
+) -> Desired {
     let missing: BTreeSet<&str> = spec
         .entitlements
         .iter()
         .map(|e| e.connector.as_str())
-        .filter(|c| !connector_exists(c))
+        .filter(|c| connector(c).is_none())
         .collect();
-    if missing.is_empty() {
-        return Desired::true_(
+    if !missing.is_empty() {
+        return Desired::false_(
             conditions::READY,
-            "Valid",
-            "every entitlement names an existing Connector",
+            "ConnectorNotFound",
+            format!("no Connector named {} in this namespace", list(&missing)),
         );
     }
-    Desired::false_(
+    let outside: Vec<String> = spec
+        .entitlements
+        .iter()
+        .filter(|e| connector(&e.connector).is_some_and(|a| !Bounds::new(a).allows(&e.name)))
+        .map(|e| format!("{}/{}", e.connector, e.name))
+        .collect();
+    if !outside.is_empty() {
+        let outside: BTreeSet<&str> = outside.iter().map(String::as_str).collect();
+        return Desired::false_(
+            conditions::READY,
+            "OutsideConnectorBounds",
+            format!(
+                "{} outside the Connector's allowedEntitlements: granted to no one",
+                list(&outside)
+            ),
+        );
+    }
+    Desired::true_(
         conditions::READY,
-        "ConnectorNotFound",
-        format!("no Connector named {} in this namespace", list(&missing)),
+        "Valid",
+        "every entitlement names an existing Connector, within its bounds",
     )
 }
 
@@ -64,11 +89,22 @@ pub async fn reconcile(role: Arc<Role>, ctx: Arc<Context>) -> Result<Action, Err
         let ns = role
             .namespace()
             .ok_or_else(|| Error::MissingNamespace(role.name_any()))?;
+        let connectors: BTreeMap<String, Arc<Connector>> = role
+            .spec
+            .entitlements
+            .iter()
+            .filter_map(|e| {
+                let c = ctx
+                    .stores
+                    .connectors
+                    .get(&ObjectRef::<Connector>::new(&e.connector).within(&ns))?;
+                Some((e.connector.clone(), c))
+            })
+            .collect();
         let ready = role_ready(&role.spec, |name| {
-            ctx.stores
-                .connectors
-                .get(&ObjectRef::<Connector>::new(name).within(&ns))
-                .is_some()
+            connectors
+                .get(name)
+                .map(|c| c.spec.allowed_entitlements.as_slice())
         });
         let current = role.status.clone().unwrap_or_default();
         let generation = role.metadata.generation;
@@ -129,15 +165,19 @@ mod tests {
         }
     }
 
+    const ANY: &[String] = &[];
+
     #[test]
     fn ready_when_every_connector_exists() {
-        let d = role_ready(&spec(&["scim", "ldap"]), |_| true);
+        let d = role_ready(&spec(&["scim", "ldap"]), |_| Some(ANY));
         assert_eq!(d.status, "True");
     }
 
     #[test]
     fn names_each_missing_connector_once() {
-        let d = role_ready(&spec(&["scim", "gone", "gone", "ldap"]), |c| c != "gone");
+        let d = role_ready(&spec(&["scim", "gone", "gone", "ldap"]), |c| {
+            (c != "gone").then_some(ANY)
+        });
         assert_eq!(
             (d.status, d.reason.as_str()),
             ("False", "ConnectorNotFound")
@@ -149,12 +189,36 @@ mod tests {
     fn long_lists_are_bounded() {
         let names: Vec<String> = (0..12).map(|i| format!("c{i:02}")).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let d = role_ready(&spec(&refs), |_| false);
+        let d = role_ready(&spec(&refs), |_| None);
         assert!(
             d.message.ends_with("and 7 more in this namespace"),
             "{}",
             d.message
         );
+    }
+
+    #[test]
+    fn names_each_entitlement_outside_its_connectors_bounds() {
+        let mut role = spec(&["scim", "pg"]);
+        role.entitlements[1].name = "app_admin".into();
+        let pg_bounds = ["app_read*".to_owned()];
+        let d = role_ready(&role, |c| {
+            Some(if c == "pg" { &pg_bounds[..] } else { ANY })
+        });
+        assert_eq!(
+            (d.status, d.reason.as_str()),
+            ("False", "OutsideConnectorBounds")
+        );
+        assert!(
+            d.message.starts_with("\"pg/app_admin\" outside"),
+            "{}",
+            d.message
+        );
+        role.entitlements[1].name = "app_readers".into();
+        let d = role_ready(&role, |c| {
+            Some(if c == "pg" { &pg_bounds[..] } else { ANY })
+        });
+        assert_eq!(d.status, "True", "{}", d.message);
     }
 
     #[test]

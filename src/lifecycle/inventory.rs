@@ -54,16 +54,36 @@ pub struct Assessment {
 
 /// Fills each account's entitlements from the entitlement listing.
 pub fn join(accounts: &mut [ObservedAccount], entitlements: &[EntitlementMembers]) {
-    let mut held: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut held = Held::default();
     for e in entitlements {
-        for member in &e.members {
-            held.entry(member.as_str())
-                .or_default()
-                .insert(e.name.clone());
-        }
+        held.add(e);
     }
     for a in accounts.iter_mut() {
-        a.entitlements = held.remove(a.id.as_str()).unwrap_or_default();
+        held.fill(a);
+    }
+}
+
+/// Which entitlements each account holds, by account id, folded from entitlement pages
+/// as they come: the scan keeps this, not the pages.
+#[derive(Debug, Default)]
+pub struct Held {
+    by_account: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Held {
+    /// Folds in one entitlement and its members.
+    pub fn add(&mut self, entitlement: &EntitlementMembers) {
+        for member in &entitlement.members {
+            self.by_account
+                .entry(member.clone())
+                .or_default()
+                .insert(entitlement.name.clone());
+        }
+    }
+
+    /// Sets `account`'s entitlements to those it holds; each account is filled once.
+    pub fn fill(&mut self, account: &mut ObservedAccount) {
+        account.entitlements = self.by_account.remove(&account.id).unwrap_or_default();
     }
 }
 
@@ -76,82 +96,135 @@ pub fn assess(
     protected: &BTreeSet<String>,
     policy: &Policy,
 ) -> Assessment {
-    let mut out = Assessment::default();
-    let by_identity: BTreeMap<&str, &Claim<'_>> = claims.iter().map(|c| (c.identity, c)).collect();
-    // Names compare as the app compares them: on an app that folds case, `Alice` is the
-    // account of the Identity whose username is `alice`, not a stranger.
-    let names = policy.names;
-    let by_username: BTreeSet<String> = accounts.iter().map(|a| names.key(&a.username)).collect();
-    // Folded once, looked up per account: the scan compares every account with every
-    // claim, and folding each pair would allocate accounts × claims strings.
-    let protected: BTreeSet<String> = protected.iter().map(|p| names.key(p)).collect();
-    let is_protected = |username: &str| protected.contains(&names.key(username));
-    let wanted: BTreeSet<String> = claims
-        .iter()
-        .filter(|c| c.desired.is_some())
-        .map(|c| names.key(c.username))
-        .collect();
-
+    let mut assessor = Assessor::new(claims, managed, protected, policy);
     for account in accounts {
-        match account.owner.as_deref() {
-            Some(owner) => match by_identity.get(owner) {
-                Some(claim) => {
-                    out.managed += 1;
-                    let p = plan(
-                        claim.identity,
-                        claim.desired,
-                        Some(account),
-                        &claim.ledger,
-                        managed,
-                        &Policy {
-                            protected: is_protected(claim.username),
-                            ..policy.clone()
-                        },
-                    );
-                    if let Some(first) = p.drift.first().filter(|_| !p.changes.is_empty()) {
-                        out.drifted.insert(owner.to_owned(), first.clone());
-                    }
-                }
-                None => out.orphaned.push(account.username.clone()),
+        assessor.add(account);
+    }
+    assessor.finish()
+}
+
+/// [`assess`] one account at a time, so that a scan can stream its pages: it keeps the
+/// findings and each account's folded username, never the accounts.
+pub struct Assessor<'a> {
+    claims: &'a [Claim<'a>],
+    by_identity: BTreeMap<&'a str, &'a Claim<'a>>,
+    managed: &'a Managed,
+    policy: &'a Policy,
+    /// Protected usernames and wanted ones (claims with a desired account), folded once:
+    /// the scan compares every account with every claim, and folding each pair would
+    /// allocate accounts × claims strings.
+    protected: BTreeSet<String>,
+    wanted: BTreeSet<String>,
+    /// Every account's username, folded.
+    seen: BTreeSet<String>,
+    out: Assessment,
+}
+
+impl<'a> Assessor<'a> {
+    /// An assessor of accounts against `claims`.
+    pub fn new(
+        claims: &'a [Claim<'a>],
+        managed: &'a Managed,
+        protected: &BTreeSet<String>,
+        policy: &'a Policy,
+    ) -> Self {
+        // Names compare as the app compares them: on an app that folds case, `Alice` is
+        // the account of the Identity whose username is `alice`, not a stranger.
+        let names = policy.names;
+        Self {
+            claims,
+            by_identity: claims.iter().map(|c| (c.identity, c)).collect(),
+            managed,
+            policy,
+            protected: protected.iter().map(|p| names.key(p)).collect(),
+            wanted: claims
+                .iter()
+                .filter(|c| c.desired.is_some())
+                .map(|c| names.key(c.username))
+                .collect(),
+            seen: BTreeSet::new(),
+            out: Assessment::default(),
+        }
+    }
+
+    fn is_protected(&self, username: &str) -> bool {
+        self.protected.contains(&self.policy.names.key(username))
+    }
+
+    /// Assesses one account (its entitlements filled in).
+    pub fn add(&mut self, account: &ObservedAccount) {
+        let key = self.policy.names.key(&account.username);
+        let Some(owner) = account.owner.as_deref() else {
+            self.unowned(account, &key);
+            self.seen.insert(key);
+            return;
+        };
+        self.seen.insert(key);
+        let Some(claim) = self.by_identity.get(owner) else {
+            self.out.orphaned.push(account.username.clone());
+            return;
+        };
+        self.out.managed += 1;
+        let p = plan(
+            claim.identity,
+            claim.desired,
+            Some(account),
+            &claim.ledger,
+            self.managed,
+            &Policy {
+                protected: self.is_protected(claim.username),
+                ..self.policy.clone()
             },
-            None => {
-                out.unmanaged += 1;
-                if is_protected(&account.username) {
-                    continue;
-                }
-                // An identity whose username this is decides on its own path (conflict or
-                // adoption); a stranger in a managed group is drift here.
-                if wanted.contains(&names.key(&account.username)) {
-                    continue;
-                }
-                for e in account.entitlements.intersection(&managed.names) {
-                    let member = Stray {
-                        account_id: account.id.clone(),
-                        username: account.username.clone(),
-                        entitlement: e.clone(),
-                    };
-                    if managed.authoritative.contains(e) {
-                        out.strays.push(member);
-                    } else {
-                        out.unowned_members.push(member);
-                    }
-                }
+        );
+        if let Some(first) = p.drift.first().filter(|_| !p.changes.is_empty()) {
+            self.out.drifted.insert(owner.to_owned(), first.clone());
+        }
+    }
+
+    fn unowned(&mut self, account: &ObservedAccount, key: &str) {
+        self.out.unmanaged += 1;
+        // A protected account is never touched; an identity whose username this is
+        // decides on its own path (conflict or adoption). A stranger in a managed group
+        // is drift here.
+        if self.protected.contains(key) || self.wanted.contains(key) {
+            return;
+        }
+        for e in account.entitlements.intersection(&self.managed.names) {
+            let member = Stray {
+                account_id: account.id.clone(),
+                username: account.username.clone(),
+                entitlement: e.clone(),
+            };
+            if self.managed.authoritative.contains(e) {
+                self.out.strays.push(member);
+            } else {
+                self.out.unowned_members.push(member);
             }
         }
     }
-    for claim in claims {
-        if claim.desired.is_some()
-            && !by_username.contains(&names.key(claim.username))
-            && !is_protected(claim.username)
-        {
-            out.drifted
-                .insert(claim.identity.to_owned(), "account does not exist".into());
-        }
+
+    /// How many accounts were assessed.
+    pub fn accounts(&self) -> usize {
+        self.out.managed + self.out.orphaned.len() + self.out.unmanaged
     }
-    out.orphaned.sort();
-    out.strays.sort();
-    out.unowned_members.sort();
-    out
+
+    /// The findings, once every account was added.
+    pub fn finish(mut self) -> Assessment {
+        for claim in self.claims {
+            if claim.desired.is_some()
+                && !self.seen.contains(&self.policy.names.key(claim.username))
+                && !self.is_protected(claim.username)
+            {
+                self.out
+                    .drifted
+                    .insert(claim.identity.to_owned(), "account does not exist".into());
+            }
+        }
+        self.out.orphaned.sort();
+        self.out.strays.sort();
+        self.out.unowned_members.sort();
+        self.out
+    }
 }
 
 #[cfg(test)]

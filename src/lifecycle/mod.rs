@@ -4,6 +4,7 @@
 //! - [`plan`]: desired vs observed, through the ownership ledger and the Connector's
 //!   policies → the changes to make and the drift to report.
 
+pub mod bounds;
 pub mod budget;
 pub mod inventory;
 pub mod model;

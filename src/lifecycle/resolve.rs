@@ -12,6 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::{
+    bounds::Bounds,
     budget::Feeds,
     model::{AccountAttributes, ConnectorKey, DesiredAccount, Managed},
     subjects::{SubjectError, SubjectMatcher},
@@ -62,22 +63,30 @@ struct Say {
 
 impl Catalog {
     /// Builds the catalog from the caches' contents. A Role entitlement on a Connector that
-    /// does not exist is left out (the Role reports it); a binding whose subjects do not
+    /// does not exist, or outside its `allowedEntitlements`, is left out (the Role reports
+    /// it); a binding whose subjects do not
     /// compile grants nothing (the binding reports it).
     pub fn new(
         roles: &[Arc<Role>],
         bindings: &[Arc<RoleBinding>],
         connectors: &[Arc<Connector>],
     ) -> Self {
-        let existing: BTreeMap<ConnectorKey, MembershipAuthority> = connectors
+        let existing: BTreeMap<ConnectorKey, (MembershipAuthority, &[String])> = connectors
             .iter()
             .filter_map(|c| {
                 Some((
                     ConnectorKey::new(c.namespace()?, c.name_any()),
-                    c.spec.membership,
+                    (c.spec.membership, c.spec.allowed_entitlements.as_slice()),
                 ))
             })
             .collect();
+        // Outside a Connector's bounds an entitlement is granted to no one (the Role
+        // reports it), as if the Role did not name it.
+        let grantable = |key: &ConnectorKey, name: &str| {
+            existing
+                .get(key)
+                .is_some_and(|(_, allowed)| Bounds::new(allowed).allows(name))
+        };
         let mut by_role = BTreeMap::new();
         let mut said: BTreeMap<(ConnectorKey, String), Say> = BTreeMap::new();
         for role in roles {
@@ -92,11 +101,11 @@ impl Catalog {
                         e.name.clone(),
                     )
                 })
-                .filter(|(key, _)| existing.contains_key(key))
+                .filter(|(key, name)| grantable(key, name))
                 .collect();
             for e in &role.spec.entitlements {
                 let key = ConnectorKey::new(ns.clone(), e.connector.clone());
-                if !existing.contains_key(&key) {
+                if !grantable(&key, &e.name) {
                     continue;
                 }
                 let say = said.entry((key, e.name.clone())).or_default();
@@ -113,7 +122,8 @@ impl Catalog {
             // Additive wins any disagreement; silence inherits the Connector's setting.
             let authoritative = !say.additive
                 && (say.authoritative
-                    || existing.get(&key) == Some(&MembershipAuthority::Authoritative));
+                    || existing.get(&key).map(|(m, _)| *m)
+                        == Some(MembershipAuthority::Authoritative));
             let m = managed.entry(key).or_default();
             if authoritative {
                 m.authoritative.insert(name.clone());
@@ -198,7 +208,6 @@ pub fn effective_state(identity: &Identity, now: Timestamp) -> (Effective, Optio
     (state, until)
 }
 
-/// The desired accounts of `identity` at `now`.
 /// The connectors where the identity's bindings would give it an account if it were
 /// active now: where a leaver may hold an account no status recorded (a crash between a
 /// create and the status write). Pure.
@@ -213,6 +222,7 @@ pub fn reachable(identity: &Identity, catalog: &Catalog, now: Timestamp) -> BTre
         .collect()
 }
 
+/// The desired accounts of `identity` at `now`.
 pub fn resolve(identity: &Identity, catalog: &Catalog, now: Timestamp) -> Resolution {
     let (effective, mut next_change) = effective_state(identity, now);
     let mut accounts: BTreeMap<ConnectorKey, DesiredAccount> = BTreeMap::new();

@@ -352,3 +352,35 @@ fn a_leaver_is_looked_for_wherever_its_bindings_would_give_it_an_account() {
     let stranger = identity("bob", json!({"state": "Terminated"}));
     assert!(reachable(&stranger, &cat, at(NOW)).is_empty());
 }
+
+#[test]
+fn entitlements_outside_a_connectors_bounds_are_granted_to_no_one_and_not_managed() {
+    let mut pg = (*connector("acme", "pg")).clone();
+    pg.spec.allowed_entitlements = vec!["app_*".into()];
+    let cat = Catalog::new(
+        &[role(
+            "acme",
+            "eng",
+            &[
+                ("pg", "app_read"),
+                ("pg", "postgres"),
+                ("scim", "engineers"),
+            ],
+        )],
+        &[binding(
+            "acme",
+            "eng",
+            json!({"role": "eng", "subjects": {"identities": ["ada"]}}),
+        )],
+        &[connector("acme", "scim"), Arc::new(pg)],
+    );
+    let r = resolve(&identity("ada", json!({})), &cat, at(NOW));
+    assert_eq!(entitlements(&r, "pg"), ["app_read"]);
+    assert_eq!(
+        entitlements(&r, "scim"),
+        ["engineers"],
+        "no bounds: anything"
+    );
+    let managed = cat.managed(&ConnectorKey::new("acme", "pg"));
+    assert!(!managed.names.contains("postgres"), "{managed:?}");
+}

@@ -1,6 +1,7 @@
 //! Integration tests against a real kube-apiserver and etcd, started once for this
 //! binary by [`harness`].
 
+mod bounds;
 mod brownfield;
 mod conformance;
 mod connector_faults;

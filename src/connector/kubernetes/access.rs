@@ -191,6 +191,35 @@ impl KubernetesConnector {
         res.map_err(api_error)
     }
 
+    /// Why binding `grant`'s role hands out more than ordinary access, if it does;
+    /// `None` for an ordinary role or one that does not exist.
+    pub(super) async fn role_privilege(
+        &self,
+        grant: &Grant,
+    ) -> Result<Option<String>, ConnectorError> {
+        let (rules, aggregated) = match grant {
+            Grant::Role { namespace, name } => {
+                let role = Api::<Role>::namespaced(self.client.clone(), namespace)
+                    .get_opt(name)
+                    .await
+                    .map_err(api_error)?;
+                (role.map(|r| r.rules.unwrap_or_default()), false)
+            }
+            _ => {
+                let role = Api::<ClusterRole>::all(self.client.clone())
+                    .get_opt(grant.role_name())
+                    .await
+                    .map_err(api_error)?;
+                let aggregated = role.as_ref().is_some_and(|r| r.aggregation_rule.is_some());
+                (role.map(|r| r.rules.unwrap_or_default()), aggregated)
+            }
+        };
+        let Some(rules) = rules else {
+            return Ok(None);
+        };
+        Ok(names::privileged(grant, &rules, aggregated))
+    }
+
     pub(super) fn subject_for(&self, username: &str, record: &Record) -> Subject {
         objects::subject(username, record.service.then_some(self.namespace.as_str()))
     }

@@ -441,6 +441,14 @@ impl Connector for KubernetesConnector {
         res.map_err(api_error)
     }
 
+    async fn privilege(&self, entitlement: &str) -> Result<Option<String>, ConnectorError> {
+        match Grant::parse(entitlement) {
+            Some(grant) => self.role_privilege(&grant).await,
+            // Not an entitlement string: the grant itself refuses it.
+            None => Ok(None),
+        }
+    }
+
     async fn revoke(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError> {
         // Not an entitlement string: nothing Roster could have granted.
         let Some(grant) = Grant::parse(entitlement) else {

@@ -136,6 +136,38 @@ impl Grant {
     }
 }
 
+/// Verbs that let their holder give out or take on more than the role itself says.
+const ESCALATING_VERBS: [&str; 4] = ["*", "escalate", "bind", "impersonate"];
+
+/// Why binding `grant`'s role, with `rules`, is privileged, if it is: `cluster-admin`,
+/// a rule with an escalating verb, or an aggregated ClusterRole (its rules are filled in
+/// by the cluster and may grow after the check). Pure.
+pub fn privileged(
+    grant: &Grant,
+    rules: &[k8s_openapi::api::rbac::v1::PolicyRule],
+    aggregated: bool,
+) -> Option<String> {
+    if matches!(
+        grant,
+        Grant::ClusterRole { .. } | Grant::ClusterRoleIn { .. }
+    ) && grant.role_name() == "cluster-admin"
+    {
+        return Some(format!("{grant} is cluster-admin"));
+    }
+    if aggregated {
+        return Some(format!(
+            "{grant} aggregates other ClusterRoles: its rules may grow after any check"
+        ));
+    }
+    rules.iter().find_map(|r| {
+        let verb = r
+            .verbs
+            .iter()
+            .find(|v| ESCALATING_VERBS.contains(&v.as_str()))?;
+        Some(format!("{grant} allows verb {verb:?}"))
+    })
+}
+
 impl fmt::Display for Grant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -151,6 +183,34 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn cluster_admin_aggregates_and_escalating_verbs_are_privileged() {
+        use k8s_openapi::api::rbac::v1::PolicyRule;
+        let rule = |verbs: &[&str]| PolicyRule {
+            verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+            ..PolicyRule::default()
+        };
+        let grant = |s: &str| Grant::parse(s).expect("an entitlement");
+        let reader = [rule(&["get", "list"])];
+        assert_eq!(
+            privileged(&grant("ClusterRole/reader"), &reader, false),
+            None
+        );
+        assert_eq!(privileged(&grant("Role/ns/reader"), &reader, false), None);
+        let admin = privileged(&grant("ClusterRole/ns/cluster-admin"), &reader, false);
+        assert!(admin.is_some_and(|w| w.ends_with("is cluster-admin")));
+        // A namespaced Role may carry the name without being the ClusterRole.
+        assert_eq!(
+            privileged(&grant("Role/ns/cluster-admin"), &reader, false),
+            None
+        );
+        assert!(privileged(&grant("ClusterRole/view"), &reader, true).is_some());
+        for verb in ["*", "escalate", "bind", "impersonate"] {
+            let why = privileged(&grant("Role/ns/x"), &[rule(&["get"]), rule(&[verb])], false);
+            assert!(why.is_some_and(|w| w.contains(verb)), "{verb}");
+        }
+    }
 
     #[test]
     fn entitlement_strings_parse_into_three_forms() {

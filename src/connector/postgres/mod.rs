@@ -142,6 +142,36 @@ impl PostgresConnector {
     }
 }
 
+/// The first reason, from `privilege`'s rows, that granting `entitlement` is privileged.
+fn privileged_role(
+    entitlement: &str,
+    rows: &[tokio_postgres::Row],
+) -> Result<Option<String>, ConnectorError> {
+    const WHAT: [&str; 7] = [
+        "has SUPERUSER",
+        "has CREATEROLE",
+        "has REPLICATION",
+        "has BYPASSRLS",
+        "can log in (an account, not a group)",
+        "is Roster's own role",
+        "is a predefined pg_ role",
+    ];
+    for row in rows {
+        let name = rows::text(row, 0)?;
+        for (i, what) in WHAT.iter().enumerate() {
+            if rows::flag(row, i + 1)? {
+                let via = if name == entitlement {
+                    String::new()
+                } else {
+                    format!(" through membership of {name:?}, which")
+                };
+                return Ok(Some(format!("role {entitlement:?}{via} {what}")));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// The cursor after a full page: the last row's name (column 0); `None` after a short one.
 fn keyset_next(rows: &[tokio_postgres::Row]) -> Result<Option<String>, ConnectorError> {
     match rows.last() {
@@ -422,6 +452,13 @@ impl Connector for PostgresConnector {
 
     async fn grant(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError> {
         check_name(entitlement)?;
+        if entitlement == self.settings.user {
+            // Whatever allowedEntitlements says: membership would hand out Roster's own
+            // rights over every role.
+            return Err(ConnectorError::Rejected(format!(
+                "{entitlement:?} is Roster's own role: never granted"
+            )));
+        }
         if !self.role_exists(entitlement).await? {
             return Err(ConnectorError::EntitlementNotFound(entitlement.to_owned()));
         }
@@ -430,6 +467,29 @@ impl Connector for PostgresConnector {
             &[Arg::Role(entitlement), Arg::Role(account_id)],
         )
         .await
+    }
+
+    async fn privilege(&self, entitlement: &str) -> Result<Option<String>, ConnectorError> {
+        check_name(entitlement)?;
+        self.with_client(async |c| {
+            // The role and every role it is a member of, however indirectly: a member may
+            // SET ROLE to any of them.
+            let rows = c
+                .query(
+                    "WITH RECURSIVE up(oid) AS (
+                         SELECT oid FROM pg_roles WHERE rolname = $1
+                         UNION SELECT m.roleid FROM pg_auth_members m JOIN up ON m.member = up.oid)
+                     SELECT r.rolname, r.rolsuper, r.rolcreaterole, r.rolreplication,
+                            r.rolbypassrls, r.rolcanlogin, r.rolname = current_user,
+                            starts_with(r.rolname, 'pg_')
+                     FROM up JOIN pg_roles r ON r.oid = up.oid ORDER BY r.rolname",
+                    &[&entitlement],
+                )
+                .await?;
+            Ok(rows)
+        })
+        .await
+        .and_then(|rows| privileged_role(entitlement, &rows))
     }
 
     async fn revoke(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError> {

@@ -6,27 +6,23 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::{
-    ResourceExt,
-    runtime::{events::EventType, reflector::ObjectRef},
-};
+use kube::{ResourceExt, runtime::reflector::ObjectRef};
 
 use crate::{
     api::{Connector, ConnectorMode, Inventory, UnownedMember},
     connector::{Connector as Backend, ConnectorError, EntitlementMembers, Page},
     controller::{
         Context,
-        hold::{Removing, hold},
-        status::publish,
+        hold::Removing,
+        write::{self, Subject, Write},
     },
     lifecycle::{
         ConnectorKey, DesiredAccount, ObservedAccount,
         budget::{Cause, Feeds},
-        inventory::{self, Assessment, Claim},
+        inventory::{self, Assessment, Assessor, Claim, Held},
         plan::{Change, Ledger, Policy},
         resolve::{Catalog, resolve},
     },
-    provision::execute,
 };
 
 /// The most pages one listing may take before the scan gives up (a runaway server).
@@ -47,18 +43,23 @@ pub struct Scanned {
 /// The most unowned memberships listed in status (the CRD bounds the list at 32).
 const UNOWNED_LISTED: usize = 32;
 
-async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ConnectorError>
+/// Hands every page of a listing to `sink` as it arrives, so that a scan holds one page
+/// at a time, not the app's whole contents.
+async fn each_page<T, F, Fut>(
+    mut page: F,
+    mut sink: impl FnMut(Vec<T>),
+) -> Result<(), ConnectorError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: std::future::Future<Output = Result<Page<T>, ConnectorError>>,
 {
-    let (mut out, mut cursor) = (Vec::new(), None);
+    let mut cursor = None;
     for _ in 0..MAX_PAGES {
         let p = page(cursor).await?;
-        out.extend(p.items);
+        sink(p.items);
         match p.next {
             Some(next) => cursor = Some(next),
-            None => return Ok(out),
+            None => return Ok(()),
         }
     }
     Err(ConnectorError::Malformed(format!(
@@ -76,11 +77,14 @@ pub async fn scan(
         connector.namespace().unwrap_or_default(),
         connector.name_any(),
     );
-    let mut accounts: Vec<ObservedAccount> =
-        all_pages(|c| async move { backend.list_accounts(c.as_deref()).await }).await?;
-    let entitlements: Vec<EntitlementMembers> =
-        all_pages(|c| async move { backend.list_entitlements(c.as_deref()).await }).await?;
-    inventory::join(&mut accounts, &entitlements);
+    // Memberships first, folded by account; then accounts page by page, each assessed
+    // as it comes and dropped.
+    let mut held = Held::default();
+    each_page(
+        |c| async move { backend.list_entitlements(c.as_deref()).await },
+        |page: Vec<EntitlementMembers>| page.iter().for_each(|e| held.add(e)),
+    )
+    .await?;
 
     let now = Timestamp::now();
     let catalog = Catalog::new(
@@ -121,7 +125,19 @@ pub async fn scan(
     let protected: BTreeSet<String> = connector.spec.protected_accounts.iter().cloned().collect();
     // Protection is per account; `assess` applies it from `protected`.
     let policy = Policy::of(&connector.spec, "", now, backend.name_case());
-    let assessment = inventory::assess(&accounts, &claims, &managed, &protected, &policy);
+    let mut assessor = Assessor::new(&claims, &managed, &protected, &policy);
+    each_page(
+        |c| async move { backend.list_accounts(c.as_deref()).await },
+        |page: Vec<ObservedAccount>| {
+            for mut account in page {
+                held.fill(&mut account);
+                assessor.add(&account);
+            }
+        },
+    )
+    .await?;
+    let accounts = assessor.accounts();
+    let assessment = assessor.finish();
 
     // The fast path fixes (Enforce) or reports (Observe) each drifted identity.
     for identity in assessment.drifted.keys() {
@@ -138,7 +154,7 @@ pub async fn scan(
     } else {
         assessment.strays.clone()
     };
-    tracing::info!(connector = %key, accounts = accounts.len(), drifted = assessment.drifted.len(),
+    tracing::info!(connector = %key, accounts, drifted = assessment.drifted.len(),
         orphaned = assessment.orphaned.len(), strays = assessment.strays.len(), "inventory scanned");
     Ok(Scanned {
         inventory: Inventory {
@@ -176,7 +192,7 @@ fn ledger_of(identity: &crate::api::Identity, key: &ConnectorKey) -> Ledger {
     })
 }
 
-/// Revokes each stray membership in an authoritative entitlement through the one execute
+/// Revokes each stray membership in an authoritative entitlement through the one write
 /// path, within the revocation budget; returns the ones not removed (failed or held).
 async fn remove_strays(
     ctx: &Context,
@@ -189,22 +205,8 @@ async fn remove_strays(
 ) -> Vec<inventory::Stray> {
     let mut failed = Vec::new();
     for stray in &assessment.strays {
-        let mut changes = vec![Change::Revoke(stray.entitlement.clone())];
         // A member is no Identity: it is counted under its downstream username.
         let who = format!("member:{}", stray.username);
-        let removing = Removing {
-            who: &who,
-            cause: Cause::Policy,
-            feeds,
-            marked: assessment.managed + assessment.orphaned.len(),
-        };
-        if hold(ctx, &removing, connector, key, &mut changes, now)
-            .await
-            .is_some()
-        {
-            failed.push(stray.clone());
-            continue;
-        }
         let account = ObservedAccount {
             id: stray.account_id.clone(),
             username: stray.username.clone(),
@@ -214,35 +216,28 @@ async fn remove_strays(
             entitlements: [stray.entitlement.clone()].into(),
             version: None,
         };
-        let outcome = execute::execute(backend, &who, None, Some(&account), &changes).await;
-        let (type_, reason, note) = match &outcome.failed {
-            None => (
-                EventType::Normal,
-                "RevokedStray",
-                format!(
-                    "revoked {:?} from {:?}, a member Roster did not add (membership Authoritative)",
-                    stray.entitlement, stray.username
-                ),
-            ),
-            Some((_, e)) => (
-                EventType::Warning,
-                "DownstreamError",
-                format!(
-                    "failed to revoke {:?} from {:?}: {e}",
-                    stray.entitlement, stray.username
-                ),
-            ),
+        let write = Write {
+            connector,
+            key,
+            backend,
+            subject: Subject::Member {
+                username: &stray.username,
+            },
+            removing: Removing {
+                who: &who,
+                cause: Cause::Policy,
+                feeds,
+                marked: assessment.managed + assessment.orphaned.len(),
+            },
+            desired: None,
+            observed: Some(&account),
+            now,
         };
-        match &outcome.failed {
-            None => {
-                tracing::info!(connector = %key, account = %stray.username, change = %note, outcome = "ok", "downstream change")
-            }
-            Some((_, e)) => {
-                tracing::warn!(connector = %key, account = %stray.username, change = %note, outcome = "error", error = %e, "downstream change");
-                failed.push(stray.clone());
-            }
+        let changes = vec![Change::Revoke(stray.entitlement.clone())];
+        let written = write::write(ctx, &write, changes).await;
+        if written.held.is_some() || written.failed.is_some() {
+            failed.push(stray.clone());
         }
-        publish(&ctx.recorder, connector, type_, reason, "Revoke", &note).await;
     }
     failed
 }

@@ -1,22 +1,23 @@
-//! One identity on one connector: observe → plan → execute → read back, with an Event
-//! and a log line for every downstream change.
+//! One identity on one connector, connector-agnostic: observe → plan → write (the one
+//! path, with the breakers and the evidence) → read back → settle (pure).
 
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::{events::EventType, reflector::ObjectRef};
+use kube::runtime::reflector::ObjectRef;
 
 use super::{outcome, report::AccountReport};
 use crate::{
     api::{AccountState, AccountStatus, Connector, ConnectorMode, Identity},
     controller::{
-        Context, hold,
-        status::{publish, truncate},
+        Context,
+        hold::{self, Removing},
+        status::truncate,
+        write::{self, Subject, Write},
     },
     lifecycle::{
         ConnectorKey, DesiredAccount, Managed,
         budget::{Cause, Feeds, breaker_for},
         plan::{Ledger, Policy, plan},
     },
-    provision::execute,
 };
 
 /// What the pass works from.
@@ -81,50 +82,39 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         &policy,
     );
     let enforce = connector.spec.mode == ConnectorMode::Enforce;
-
-    let (mut verified, mut error, mut applied) = (observed.clone(), None, Vec::new());
-    let mut changes = first.changes.clone();
-    if enforce
-        && let Some(held) = hold::hold(
-            ctx,
-            &hold::Removing {
-                who: &identity,
-                cause: input.cause,
-                feeds: input.feeds,
-                marked: 0,
-            },
-            &connector,
-            key,
-            &mut changes,
-            input.now,
-        )
-        .await
-    {
-        error = Some((hold::HELD, held));
+    let write = Write {
+        connector: &connector,
+        key,
+        backend: backend.as_ref(),
+        subject: Subject::Identity(input.identity),
+        removing: Removing {
+            who: &identity,
+            cause: input.cause,
+            feeds: input.feeds,
+            marked: 0,
+        },
+        desired,
+        observed: observed.as_ref(),
+        now: input.now,
+    };
+    let written = write::write(ctx, &write, first.changes.clone()).await;
+    let mut error = written.held.map(|held| (hold::HELD, held));
+    if let Some(refused) = written.refused {
+        error = error.or(Some(("OutsideConnectorBounds", refused)));
     }
-    if enforce && !changes.is_empty() {
-        let outcome = execute::execute(
-            backend.as_ref(),
-            &identity,
-            desired,
-            observed.as_ref(),
-            &changes,
-        )
-        .await;
-        for change in &outcome.applied {
-            evidence(ctx, input.identity, key, change, None).await;
-        }
-        if let Some((change, e)) = &outcome.failed {
-            evidence(ctx, input.identity, key, change, Some(&e.to_string())).await;
-            error = error.or(Some((e.reason(), e.to_string())));
-        }
-        applied = outcome.applied;
+    if let Some((_, e)) = &written.failed {
+        error = error.or(Some((e.reason(), e.to_string())));
+    }
+    let (mut verified, mut read_back) = (observed.clone(), !written.tried);
+    if written.tried {
         // Read back: status reports what the app says now, not what Roster asked for.
         match backend.observe(username).await {
-            Ok(o) => verified = o,
+            Ok(o) => (verified, read_back) = (o, true),
             Err(e) => error = error.or(Some((e.reason(), e.to_string()))),
         }
     }
+    let applied = written.applied;
+    let failed = written.failed.as_ref().map(|(c, _)| c);
     outcome::settle(outcome::Facts {
         key,
         identity: &identity,
@@ -138,6 +128,8 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         enforce,
         previous: input.previous,
         applied: &applied,
+        failed,
+        read_back,
         counted: &applied
             .iter()
             .filter_map(|c| breaker_for(c, input.cause))
@@ -183,49 +175,4 @@ fn failed(input: &Input<'_>, reason: &'static str, message: String) -> AccountRe
         removed_now: false,
         deleted_now: false,
     }
-}
-
-/// An Event and a structured log line for one downstream change (design: every change
-/// leaves evidence).
-async fn evidence(
-    ctx: &Context,
-    identity: &Identity,
-    key: &ConnectorKey,
-    change: &crate::lifecycle::plan::Change,
-    error: Option<&str>,
-) {
-    let name = identity_name(identity);
-    let what = match error {
-        None => execute::describe(change),
-        Some(_) => execute::intent(change),
-    };
-    match error {
-        None => {
-            tracing::info!(identity = %name, connector = %key, change = %what, outcome = "ok", "downstream change")
-        }
-        Some(e) => {
-            tracing::warn!(identity = %name, connector = %key, change = %what, outcome = "error", error = e, "downstream change")
-        }
-    }
-    let (type_, reason, note) = match error {
-        None => (
-            EventType::Normal,
-            execute::verb(change),
-            format!("{key}: {what}"),
-        ),
-        Some(e) => (
-            EventType::Warning,
-            "DownstreamError",
-            format!("{key}: failed to {what}: {e}"),
-        ),
-    };
-    publish(
-        &ctx.recorder,
-        identity,
-        type_,
-        reason,
-        execute::verb(change),
-        &note,
-    )
-    .await;
 }

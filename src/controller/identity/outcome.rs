@@ -44,6 +44,12 @@ pub struct Facts<'a> {
     pub previous: Option<&'a AccountStatus>,
     /// The changes that succeeded.
     pub applied: &'a [Change],
+    /// The change that failed, if one did: its outcome is unknown (a connection lost
+    /// after the app acted looks the same as one lost before).
+    pub failed: Option<&'a Change>,
+    /// Whether `verified` was read after the writes; `false` when the app did not answer
+    /// then, and `verified` is the account from before them.
+    pub read_back: bool,
     /// The breakers that counted those changes (recorded for a restart to seed from).
     pub counted: &'a [Breaker],
     /// Why the pass failed or was held, if it did: (reason, message).
@@ -55,7 +61,11 @@ pub struct Facts<'a> {
 /// The report for one pass on one account.
 pub fn settle(f: Facts<'_>) -> AccountReport {
     let next_ledger = if f.enforce {
-        ledger_after(f.desired, f.verified, f.ledger, f.now)
+        let mut ledger = ledger_after(f.desired, f.verified, f.ledger, f.now);
+        if !f.read_back {
+            ledger.granted.extend(attempted_grants(&f));
+        }
+        ledger
     } else {
         f.ledger.clone()
     };
@@ -127,6 +137,17 @@ pub fn settle(f: Facts<'_>) -> AccountReport {
             .any(|c| matches!(c, Change::Revoke(_)) || c.is_removal()),
         deleted_now: f.applied.contains(&Change::Delete),
     }
+}
+
+/// The entitlements this pass granted or tried to. When the app did not answer the read
+/// back, they may be held now: the ledger must not forget them, or the Identity, once it
+/// leaves, would keep them (`Additive` revokes only what the ledger names). A claim the
+/// app does not hold is dropped at the next read.
+fn attempted_grants<'f>(f: &'f Facts<'_>) -> impl Iterator<Item = String> + 'f {
+    f.applied.iter().chain(f.failed).filter_map(|c| match c {
+        Change::Grant(e) => Some(e.clone()),
+        _ => None,
+    })
 }
 
 /// Whether the account gives access: it is enabled, or holds an entitlement Roster

@@ -73,6 +73,8 @@ fn leaver(verified: &ObservedAccount, previous: &AccountStatus, policy: &Policy)
         enforce: true,
         previous: Some(previous),
         applied: &[],
+        failed: None,
+        read_back: true,
         counted: &[],
         error: None,
         now: Timestamp::UNIX_EPOCH,
@@ -179,6 +181,8 @@ fn a_stranger_under_the_username_of_someone_staying_is_no_exception() {
         enforce: true,
         previous: Some(&was(AccountState::Conflict, &[])),
         applied: &[],
+        failed: None,
+        read_back: true,
         counted: &[],
         error: None,
         now: Timestamp::UNIX_EPOCH,
@@ -211,6 +215,8 @@ fn removing(enforce: bool, applied: &[Change], verified: &ObservedAccount) -> Ac
         enforce,
         previous: Some(&was(AccountState::Active, &["eng"])),
         applied,
+        failed: None,
+        read_back: true,
         counted: &applied
             .iter()
             .filter_map(|c| breaker_for(c, Cause::Policy))
@@ -285,3 +291,62 @@ fn a_write_the_app_did_not_keep_leaves_the_pass_unfinished() {
         "Observe mode changes nothing, so retries nothing"
     );
 }
+
+#[test]
+fn a_grant_whose_read_back_failed_stays_in_the_ledger() {
+    // A joiner's pass: the create went through, the grant's connection closed before
+    // the answer (the app may have kept it), and the read back could not reach the app.
+    let key = ConnectorKey::new("ns", "pg");
+    let desired = DesiredAccount {
+        username: "ada".into(),
+        kind: crate::api::IdentityKind::Person,
+        active: true,
+        attributes: AccountAttributes::default(),
+        entitlements: set(&["staff", "eng"]),
+    };
+    let managed = Managed {
+        names: set(&["staff", "eng"]),
+        authoritative: BTreeSet::new(),
+    };
+    let (grant_eng, grant_staff) = (Change::Grant("eng".into()), Change::Grant("staff".into()));
+    let applied = [Change::Create { active: true }, grant_eng];
+    let settled = |read_back: bool, verified: Option<&ObservedAccount>| {
+        settle(Facts {
+            key: &key,
+            identity: ME,
+            leaving: false,
+            desired: Some(&desired),
+            observed: None,
+            verified,
+            ledger: &Ledger::default(),
+            managed: &managed,
+            policy: &POLICY,
+            enforce: true,
+            previous: None,
+            applied: &applied,
+            failed: Some(&grant_staff),
+            read_back,
+            counted: &[],
+            error: Some(("Unreachable", "connection closed".into())),
+            now: Timestamp::UNIX_EPOCH,
+        })
+    };
+    let unread = settled(false, None);
+    assert_eq!(
+        unread.entry.entitlements,
+        ["eng", "staff"],
+        "what Roster granted or tried to is Roster's, until a read says otherwise"
+    );
+    // Read back, the app shows what it kept: a claim it does not hold is dropped.
+    let kept = account(Some(ME), true, &["eng"]);
+    let read = settled(true, Some(&kept));
+    assert_eq!(read.entry.entitlements, ["eng"]);
+}
+
+const POLICY: Policy = Policy {
+    protected: false,
+    adoption: AdoptionPolicy::Never,
+    delete_after: None,
+    now: Timestamp::UNIX_EPOCH,
+    names: NameCase::Exact,
+};
