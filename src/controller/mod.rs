@@ -182,6 +182,28 @@ where
         .await;
 }
 
+/// A context over `stores` whose client points at an apiserver that is not there
+/// (Events are dropped with a warning): for unit tests.
+#[cfg(test)]
+fn test_context(stores: Stores) -> Context {
+    let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+    let client = Client::try_from(config).expect("client");
+    let (identity_triggers, _) = tokio::sync::mpsc::unbounded_channel();
+    let (connector_triggers, _) = tokio::sync::mpsc::unbounded_channel();
+    Context {
+        identity_triggers,
+        connector_triggers,
+        budgets: Default::default(),
+        lanes: Default::default(),
+        backends: Default::default(),
+        last_scans: Default::default(),
+        recorder: kube::runtime::events::Recorder::new(client.clone(), MANAGER.into()),
+        client,
+        metrics: Arc::new(Metrics::new()),
+        stores,
+    }
+}
+
 #[cfg(test)]
 #[path = "sync_gate_tests.rs"]
 mod sync_gate_tests;

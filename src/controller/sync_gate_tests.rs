@@ -8,7 +8,6 @@
 use std::{sync::Arc, time::Duration};
 
 use kube::runtime::{
-    events::Recorder,
     reflector::{self, store::Writer},
     watcher,
 };
@@ -28,8 +27,6 @@ where
 /// A context whose RoleBinding cache has not finished its first list, and the writer
 /// that finishes it.
 fn unsynced() -> (Arc<Context>, Writer<RoleBinding>) {
-    let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
-    let client = Client::try_from(config).expect("client");
     let (identities, mut iw) = reflector::store::<Identity>();
     let (roles, mut rw) = reflector::store::<Role>();
     let (bindings, bw) = reflector::store::<RoleBinding>();
@@ -37,25 +34,12 @@ fn unsynced() -> (Arc<Context>, Writer<RoleBinding>) {
     listed(&mut iw);
     listed(&mut rw);
     listed(&mut cw);
-    let (identity_triggers, _) = tokio::sync::mpsc::unbounded_channel();
-    let (connector_triggers, _) = tokio::sync::mpsc::unbounded_channel();
-    let ctx = Context {
-        identity_triggers,
-        connector_triggers,
-        budgets: Default::default(),
-        lanes: Default::default(),
-        backends: Default::default(),
-        last_scans: Default::default(),
-        recorder: Recorder::new(client.clone(), MANAGER.into()),
-        client,
-        metrics: Arc::new(Metrics::new()),
-        stores: Stores {
-            identities,
-            roles,
-            bindings,
-            connectors,
-        },
-    };
+    let ctx = test_context(Stores {
+        identities,
+        roles,
+        bindings,
+        connectors,
+    });
     (Arc::new(ctx), bw)
 }
 

@@ -1,11 +1,11 @@
 //! The one write path: Observe mode writes nothing, the breakers hold what does not fit
 //! before execute sees it, and whatever passes reaches the backend in order.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::{events::Recorder, reflector};
+use kube::runtime::reflector;
 
 use super::{
     hold::Removing,
@@ -102,29 +102,13 @@ impl Backend for Recording {
     }
 }
 
-/// A context on an apiserver that is not there (Events are dropped with a warning).
 fn context() -> Context {
-    let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
-    let client = Client::try_from(config).expect("client");
-    let (identity_triggers, _) = tokio::sync::mpsc::unbounded_channel();
-    let (connector_triggers, _) = tokio::sync::mpsc::unbounded_channel();
-    Context {
-        identity_triggers,
-        connector_triggers,
-        budgets: Default::default(),
-        lanes: Default::default(),
-        backends: Default::default(),
-        last_scans: Default::default(),
-        recorder: Recorder::new(client.clone(), MANAGER.into()),
-        client,
-        metrics: Arc::new(Metrics::new()),
-        stores: Stores {
-            identities: reflector::store::<Identity>().0,
-            roles: reflector::store::<Role>().0,
-            bindings: reflector::store::<RoleBinding>().0,
-            connectors: reflector::store::<Connector>().0,
-        },
-    }
+    test_context(Stores {
+        identities: reflector::store::<Identity>().0,
+        roles: reflector::store::<Role>().0,
+        bindings: reflector::store::<RoleBinding>().0,
+        connectors: reflector::store::<Connector>().0,
+    })
 }
 
 fn connector(mode: ConnectorMode, allowed: &[&str]) -> Connector {
