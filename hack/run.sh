@@ -239,8 +239,9 @@ KUBECONFIG
   log "starting PostgreSQL on 127.0.0.1:$PG_PORT (the example database)"
   start_postgres "$pg_bin"
 
-  log "installing the CRDs (roster crds | kubectl apply)"
+  log "installing the CRDs and the admission policies (roster crds, roster admission-policy)"
   "$roster" crds | kubectl apply --server-side -f - >/dev/null
+  "$roster" admission-policy | kubectl apply --server-side -f - >/dev/null
   kubectl wait --for condition=Established --timeout 60s crd \
     identities.roster.dev roles.roster.dev rolebindings.roster.dev connectors.roster.dev >/dev/null
 

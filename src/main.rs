@@ -17,6 +17,9 @@ struct Cli {
 enum Command {
     /// Print every Roster CRD as multi-document YAML (`roster crds | kubectl apply -f -`).
     Crds,
+    /// Print the admission policies that stop escalation through Roster (`bind` on a
+    /// Role to bind it, `grant` on a Connector to grant through it) and their bindings.
+    AdmissionPolicy,
     /// Run the operator against the cluster of the current kubeconfig, or in-cluster.
     Run {
         /// Address for /healthz, /readyz and /metrics.
@@ -59,7 +62,11 @@ enum ReportFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crds => print_crds(),
+        Command::Crds => print_yaml("the CRDs", roster::api::crds_yaml()),
+        Command::AdmissionPolicy => print_yaml(
+            "the admission policies",
+            roster::api::admission::admission_yaml(),
+        ),
         Command::Report { output } => report(output),
         Command::Run {
             probe_addr,
@@ -114,11 +121,11 @@ fn report(output: ReportFormat) -> ExitCode {
     }
 }
 
-fn print_crds() -> ExitCode {
-    match roster::api::crds_yaml() {
+fn print_yaml(what: &str, yaml: Result<String, roster::api::RenderError>) -> ExitCode {
+    match yaml {
         Ok(yaml) => match std::io::stdout().lock().write_all(yaml.as_bytes()) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(err) => fail(&format!("cannot write the CRDs: {err}")),
+            Err(err) => fail(&format!("cannot write {what}: {err}")),
         },
         Err(err) => fail(&err.to_string()),
     }

@@ -4,6 +4,7 @@
 //! text. `crds/` is generated from these types with `roster crds`; a test fails when the
 //! checked-in copy is stale.
 
+pub mod admission;
 // kube's `printcolumn(...)` repeats `type_ = "string"` once per column, which clippy
 // mistakes for a duplicated attribute.
 mod common;
@@ -53,10 +54,10 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 /// Errors while rendering the CRDs.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    /// A CRD could not be serialised to YAML.
-    #[error("cannot serialise CRD {name} to YAML: {source}")]
+    /// A CRD or an admission policy could not be serialised to YAML.
+    #[error("cannot serialise {name} to YAML: {source}")]
     Yaml {
-        /// The CRD's name.
+        /// The object's name.
         name: String,
         /// The serialiser's error.
         source: serde_yaml_ng::Error,
@@ -89,6 +90,18 @@ mod tests {
         assert!(
             on_disk == generated,
             "crds/roster.dev.yaml is stale; regenerate it with: cargo run -- crds > crds/roster.dev.yaml"
+        );
+    }
+
+    /// `crds/admission.yaml` is installed beside the CRDs; it must be what the code says.
+    #[test]
+    fn checked_in_admission_policy_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/admission.yaml");
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        let generated = admission::admission_yaml().expect("render the policies");
+        assert!(
+            on_disk == generated,
+            "crds/admission.yaml is stale; regenerate it with: cargo run -- admission-policy > crds/admission.yaml"
         );
     }
 

@@ -8,6 +8,7 @@ mod connector_faults;
 mod crash_points;
 mod crds;
 mod drift;
+mod escalation;
 mod examples;
 mod four_connectors;
 mod governance;

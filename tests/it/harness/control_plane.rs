@@ -309,4 +309,31 @@ async fn install(client: &Client) {
         .unwrap_or_else(|_| panic!("{name} not Established within 30s"))
         .unwrap_or_else(|e| panic!("watching {name}: {e}"));
     }
+    install_admission(client).await;
+}
+
+/// Applies Roster's admission policies and their bindings, as a user would beside the
+/// CRDs.
+async fn install_admission(client: &Client) {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    use roster::api::admission;
+    let pp = PatchParams::apply("roster-it").force();
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+    for p in admission::policies() {
+        let name = p.metadata.name.clone().expect("policy name");
+        policies
+            .patch(&name, &pp, &Patch::Apply(&p))
+            .await
+            .unwrap_or_else(|e| panic!("installing policy {name}: {e}"));
+    }
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
+    for b in admission::bindings() {
+        let name = b.metadata.name.clone().expect("binding name");
+        bindings
+            .patch(&name, &pp, &Patch::Apply(&b))
+            .await
+            .unwrap_or_else(|e| panic!("installing policy binding {name}: {e}"));
+    }
 }

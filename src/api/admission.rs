@@ -1,0 +1,183 @@
+//! No escalation through Roster, enforced by the apiserver itself: two
+//! ValidatingAdmissionPolicies, checked like Kubernetes RBAC's own `bind` and `escalate`.
+//!
+//! - A RoleBinding's create, or a change of its spec (subjects, Role, time bounds), needs
+//!   verb `bind` on the Role it names (`roles.roster.dev`, by name, in its namespace).
+//! - A Role's create, or a change of its entitlements, needs verb `grant` on the
+//!   Connector of each entitlement it adds or changes (`connectors.roster.dev`, by name),
+//!   unless the author holds `escalate` on the Role.
+//!
+//! The policies ask the apiserver's authorizer (`authorizer.…check(verb)`), so no webhook
+//! server runs and RBAC stays the one source of who may do what. They are generated from
+//! here into `crds/admission.yaml`; a test fails when the checked-in copy is stale.
+
+use k8s_openapi::{
+    api::admissionregistration::v1::{
+        MatchResources, NamedRuleWithOperations, ValidatingAdmissionPolicy,
+        ValidatingAdmissionPolicyBinding, ValidatingAdmissionPolicyBindingSpec,
+        ValidatingAdmissionPolicySpec, Validation, Variable,
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+
+use super::{GROUP, RenderError};
+
+/// The verb on `roles.roster.dev` that lets a RoleBinding name a Role.
+pub const BIND: &str = "bind";
+/// The verb on `roles.roster.dev` that lets a Role grant what its author could not.
+pub const ESCALATE: &str = "escalate";
+/// The verb on `connectors.roster.dev` that lets a Role grant through a Connector.
+pub const GRANT: &str = "grant";
+
+/// The policy guarding RoleBindings.
+pub const BIND_POLICY: &str = "roster.dev-bind";
+/// The policy guarding Roles.
+pub const ESCALATE_POLICY: &str = "roster.dev-escalate";
+
+/// `authorizer` for `resource` named by the CEL expression `name`, in the object's
+/// namespace, asked about `verb`.
+fn allowed(resource: &str, name: &str, verb: &str) -> String {
+    format!(
+        "authorizer.group('{GROUP}').resource('{resource}').namespace(object.metadata.namespace).name({name}).check('{verb}').allowed()"
+    )
+}
+
+fn variable(name: &str, expression: String) -> Variable {
+    Variable {
+        name: name.to_owned(),
+        expression,
+    }
+}
+
+fn policy(
+    name: &str,
+    resource: &str,
+    variables: Vec<Variable>,
+    validation: Validation,
+) -> ValidatingAdmissionPolicy {
+    ValidatingAdmissionPolicy {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ValidatingAdmissionPolicySpec {
+            // An authorizer that cannot answer refuses: a policy that fails open would be
+            // no control at all.
+            failure_policy: Some("Fail".into()),
+            match_constraints: Some(MatchResources {
+                resource_rules: Some(vec![NamedRuleWithOperations {
+                    api_groups: Some(vec![GROUP.into()]),
+                    api_versions: Some(vec!["*".into()]),
+                    operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+                    // The main resource only: status writes are the operator's.
+                    resources: Some(vec![resource.into()]),
+                    ..NamedRuleWithOperations::default()
+                }]),
+                ..MatchResources::default()
+            }),
+            variables: Some(variables),
+            validations: Some(vec![validation]),
+            ..ValidatingAdmissionPolicySpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// RoleBindings: `bind` on the Role named, whenever the spec is new or changed.
+fn bind_policy() -> ValidatingAdmissionPolicy {
+    let changed = "request.operation == 'CREATE' || object.spec != oldObject.spec".to_owned();
+    policy(
+        BIND_POLICY,
+        "rolebindings",
+        vec![variable("changed", changed)],
+        Validation {
+            expression: format!(
+                "!variables.changed || {}",
+                allowed("roles", "object.spec.role", BIND)
+            ),
+            message_expression: Some(format!(
+                "request.userInfo.username + ' may not bind Role ' + object.spec.role + ': that needs verb {BIND} on roles.{GROUP} ' + object.spec.role + ' in namespace ' + object.metadata.namespace"
+            )),
+            reason: Some("Forbidden".into()),
+            ..Validation::default()
+        },
+    )
+}
+
+/// Roles: `grant` on the Connector of every entitlement added or changed, or `escalate`
+/// on the Role.
+fn escalate_policy() -> ValidatingAdmissionPolicy {
+    // An entitlement whose membership authority changed is a change: Authoritative
+    // removes members Roster did not add.
+    let added = "object.spec.entitlements.filter(e, request.operation == 'CREATE' || !(e in oldObject.spec.entitlements))".to_owned();
+    let escalate = allowed("roles", "object.metadata.name", ESCALATE);
+    let denied = format!(
+        "variables.added.filter(e, !variables.escalate && !{})",
+        allowed("connectors", "e.connector", GRANT)
+    );
+    policy(
+        ESCALATE_POLICY,
+        "roles",
+        vec![
+            variable("added", added),
+            variable("escalate", escalate),
+            variable("denied", denied),
+        ],
+        Validation {
+            expression: "size(variables.denied) == 0".into(),
+            // A message may not call the authorizer, so it cannot say which of the added
+            // entitlements were refused: it names them all.
+            message_expression: Some(format!(
+                "request.userInfo.username + ' may not grant ' + variables.added.map(e, e.connector + '/' + e.name).join(', ') + ' through Role ' + object.metadata.name + ': each needs verb {GRANT} on its Connector (connectors.{GROUP} ' + variables.added.map(e, e.connector).join(', ') + ') in namespace ' + object.metadata.namespace + ', or verb {ESCALATE} on roles.{GROUP} ' + object.metadata.name"
+            )),
+            reason: Some("Forbidden".into()),
+            ..Validation::default()
+        },
+    )
+}
+
+/// Both policies.
+pub fn policies() -> Vec<ValidatingAdmissionPolicy> {
+    vec![bind_policy(), escalate_policy()]
+}
+
+/// A binding per policy, denying in every namespace.
+pub fn bindings() -> Vec<ValidatingAdmissionPolicyBinding> {
+    policies()
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .map(|name| ValidatingAdmissionPolicyBinding {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: ValidatingAdmissionPolicyBindingSpec {
+                policy_name: name,
+                validation_actions: vec!["Deny".into()],
+                ..ValidatingAdmissionPolicyBindingSpec::default()
+            },
+        })
+        .collect()
+}
+
+/// The policies and their bindings as one multi-document YAML stream.
+pub fn admission_yaml() -> Result<String, RenderError> {
+    let mut out = String::new();
+    let docs = policies()
+        .into_iter()
+        .map(|p| (p.metadata.name.clone(), serde_yaml_ng::to_string(&p)))
+        .chain(
+            bindings()
+                .into_iter()
+                .map(|b| (b.metadata.name.clone(), serde_yaml_ng::to_string(&b))),
+        );
+    for (name, doc) in docs {
+        let doc = doc.map_err(|source| RenderError::Yaml {
+            name: name.unwrap_or_default(),
+            source,
+        })?;
+        out.push_str("---\n");
+        out.push_str(&doc);
+    }
+    Ok(out)
+}
