@@ -1,8 +1,8 @@
 //! The one path every downstream write takes, whoever planned it (an Identity's pass or
 //! the inventory scan): nothing in Observe mode; grants outside the Connector's bounds
 //! are refused; the breakers next, which take out what does not fit; then execute; then
-//! evidence — an Event on the object the change is
-//! about and a structured log line — for every change tried.
+//! evidence — an Event on the object the change is about and a structured log line —
+//! for every change tried.
 
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
