@@ -120,6 +120,9 @@ impl Connector for RateLimited {
     fn name_case(&self) -> NameCase {
         self.inner.name_case()
     }
+    fn knows_privilege(&self) -> bool {
+        self.inner.knows_privilege()
+    }
     async fn check(&self) -> Result<Capabilities, ConnectorError> {
         let _slot = self.admit().await;
         self.bounded("check", self.inner.check()).await

@@ -88,6 +88,11 @@ pub trait Connector: Send + Sync {
     /// Takes an entitlement away; not holding it, or the entitlement not existing, is
     /// success.
     async fn revoke(&self, account_id: &str, entitlement: &str) -> Result<(), ConnectorError>;
+    /// Whether [`Connector::privilege`] asks the app: where it does not, the write path
+    /// does not call it (a call would cost a rate-limit token for nothing).
+    fn knows_privilege(&self) -> bool {
+        false
+    }
     /// Why granting `entitlement` would hand out more than ordinary access — superuser
     /// rights, impersonation, another account's login — if it would; `None` for an
     /// ordinary entitlement, or one that does not exist. The write path refuses a

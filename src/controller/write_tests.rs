@@ -96,6 +96,9 @@ impl Backend for Recording {
     async fn revoke(&self, id: &str, e: &str) -> Result<(), ConnectorError> {
         self.record(format!("revoke {e} {id}"))
     }
+    fn knows_privilege(&self) -> bool {
+        true
+    }
     async fn privilege(&self, e: &str) -> Result<Option<String>, ConnectorError> {
         Ok(e.starts_with("admin")
             .then(|| format!("{e:?} is an admin role")))

@@ -441,6 +441,10 @@ impl Connector for KubernetesConnector {
         res.map_err(api_error)
     }
 
+    fn knows_privilege(&self) -> bool {
+        true
+    }
+
     async fn privilege(&self, entitlement: &str) -> Result<Option<String>, ConnectorError> {
         match Grant::parse(entitlement) {
             Some(grant) => self.role_privilege(&grant).await,

@@ -469,6 +469,10 @@ impl Connector for PostgresConnector {
         .await
     }
 
+    fn knows_privilege(&self) -> bool {
+        true
+    }
+
     async fn privilege(&self, entitlement: &str) -> Result<Option<String>, ConnectorError> {
         check_name(entitlement)?;
         self.with_client(async |c| {
