@@ -1,4 +1,5 @@
-//! The Role loop: a Role is ready when every entitlement names an existing Connector.
+//! The Role loop: a Role is ready when every entitlement names an existing Connector and
+//! lies within its `allowedEntitlements`.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
