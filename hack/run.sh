@@ -250,7 +250,8 @@ KUBECONFIG
   kubectl apply --server-side -n "$NAMESPACE" -f examples/ >/dev/null
 
   log "starting the operator (probes on $PROBE_ADDR)"
-  KUBECONFIG="$KUBECONFIG_FILE" nohup "$roster" run --probe-addr "$PROBE_ADDR" >"$STATE/roster.log" 2>&1 &
+  KUBECONFIG="$KUBECONFIG_FILE" nohup "$roster" run --probe-addr "$PROBE_ADDR" \
+    --allow-target-network 127.0.0.0/8 >"$STATE/roster.log" 2>&1 &
   echo $! >"$STATE/roster.pid"
   wait_for "the operator's /readyz" 60 curl -sf "http://$PROBE_ADDR/readyz"
   synced() { [[ $(kubectl get identities -o jsonpath='{.items[*].status.conditions[?(@.type=="Synced")].status}') == "True True True" ]]; }

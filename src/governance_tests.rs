@@ -14,7 +14,7 @@ fn connector(name: &str, status: Value) -> Connector {
     serde_json::from_value(json!({
         "apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
         "metadata": {"name": name, "namespace": "ns"},
-        "spec": {"scim": {"baseUrl": "http://x", "tokenSecretRef": {"name": "t", "key": "k"}}},
+        "spec": {"allowPlaintext": true, "scim": {"baseUrl": "http://x", "tokenSecretRef": {"name": "t", "key": "k"}}},
         "status": status
     }))
     .expect("connector")

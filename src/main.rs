@@ -42,6 +42,15 @@ enum Command {
             default_value = "roster-operator"
         )]
         leader_elect_lease: String,
+        /// A network (CIDR) downstream apps may be reached in although it is refused by
+        /// default: loopback, link-local, cloud metadata. Repeat, or separate with commas
+        /// (e.g. `127.0.0.0/8` for a demo on one machine).
+        #[arg(
+            long = "allow-target-network",
+            env = "ROSTER_ALLOW_TARGET_NETWORKS",
+            value_delimiter = ','
+        )]
+        allow_target_networks: Vec<ipnet::IpNet>,
     },
     /// Print the governance numbers — entitlement accuracy, deprovisioning completion,
     /// exceptions needing a person — for the cluster of the current kubeconfig.
@@ -74,6 +83,7 @@ fn main() -> ExitCode {
             leader_elect,
             leader_elect_namespace,
             leader_elect_lease,
+            allow_target_networks,
         } => {
             telemetry::init_logging(log_format);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -86,7 +96,13 @@ fn main() -> ExitCode {
                 identity: operator::process_identity(),
                 timing: Default::default(),
             });
-            match runtime.block_on(operator::run(operator::RunOptions { probe_addr, leader })) {
+            let targets = roster::connector::target::TargetPolicy::allowing(allow_target_networks);
+            let options = operator::RunOptions {
+                probe_addr,
+                leader,
+                targets,
+            };
+            match runtime.block_on(operator::run(options)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err @ operator::Error::LeadershipLost) => {
                     // Stop at once: nothing in flight may write once a standby can lead.

@@ -78,6 +78,13 @@ pub struct ConnectorSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<KubernetesBackend>,
 
+    /// Permit transport that is not encrypted and verified: an `http://` SCIM URL, an
+    /// `ldap://` URL without `startTls`, PostgreSQL `sslMode` `Disable` or `Prefer`.
+    /// Credentials then cross the network in the clear; for loopback demos and tests
+    /// only. Without it such a Connector is not used and says so in `Ready`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plaintext: bool,
+
     /// How often the whole downstream inventory is listed to find drift and orphans. The
     /// per-identity fast path does not wait for it.
     #[serde(default = "default_poll_interval")]
@@ -260,18 +267,26 @@ fn default_postgres_database() -> String {
 
 /// TLS for PostgreSQL connections, after libpq's `sslmode`. Roster verifies every TLS
 /// connection it makes — chain and host name — against `caSecretRef` or else the Mozilla
-/// roots; there is no unverified mode.
+/// roots; there is no unverified mode. `Disable` and `Prefer` need `allowPlaintext`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum PostgresSslMode {
-    /// Plain TCP.
+    /// Plain TCP (needs `allowPlaintext`).
     Disable,
-    /// TLS (verified) when the server offers it, plain TCP when it does not.
-    #[default]
+    /// TLS (verified) when the server offers it, plain TCP when it does not: a
+    /// man in the middle can always choose plain TCP, so it needs `allowPlaintext`.
     Prefer,
     /// TLS always (verified).
     Require,
     /// TLS always (verified); the same as `Require`, for libpq users' habits.
+    #[default]
     VerifyFull,
+}
+
+impl PostgresSslMode {
+    /// Whether a connection in this mode may go unencrypted.
+    pub fn may_be_plaintext(self) -> bool {
+        matches!(self, Self::Disable | Self::Prefer)
+    }
 }
 
 /// A Kubernetes cluster whose RBAC Roster manages.

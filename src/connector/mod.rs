@@ -7,7 +7,9 @@ pub mod ldap;
 pub mod limit;
 pub mod postgres;
 pub mod scim;
+pub mod target;
 pub mod tls;
+pub mod transport;
 
 use std::collections::BTreeSet;
 
@@ -147,6 +149,19 @@ pub enum ConnectorError {
     /// Someone else changed the same object at the same time; retry.
     #[error("concurrent change in the app: {0}")]
     Conflict(String),
+    /// The Connector asks for a transport that is not encrypted and verified, and does
+    /// not opt in to plain text.
+    #[error("{0}")]
+    InsecureTransport(String),
+    /// The target's address is one the operator does not connect to (loopback,
+    /// link-local, cloud metadata): nothing was sent there.
+    #[error("refusing to connect to {target}: {reason}")]
+    TargetRefused {
+        /// The host as the Connector names it.
+        target: String,
+        /// Which address, and why.
+        reason: String,
+    },
 }
 
 impl ConnectorError {
@@ -161,11 +176,53 @@ impl ConnectorError {
             Self::Malformed(_) => "MalformedResponse",
             Self::EntitlementNotFound(_) => "EntitlementNotFound",
             Self::Conflict(_) => "Conflict",
+            Self::InsecureTransport(_) => "InsecureTransport",
+            Self::TargetRefused { .. } => "TargetRefused",
+        }
+    }
+
+    /// The same error with every occurrence of `secret` blotted out: a hostile or careless
+    /// server may echo the credentials it was sent, and errors end up in status and Events.
+    pub fn redacted(self, secret: &str) -> Self {
+        if secret.len() < 4 {
+            // Too short to tell from ordinary text; blotting it would garble the message.
+            return self;
+        }
+        let r = |s: String| s.replace(secret, "[redacted]");
+        match self {
+            Self::Config(s) => Self::Config(r(s)),
+            Self::Unreachable { target, reason } => Self::Unreachable {
+                target: r(target),
+                reason: r(reason),
+            },
+            Self::Unauthorized { detail } => Self::Unauthorized { detail: r(detail) },
+            Self::Http { status, body } => Self::Http {
+                status,
+                body: r(body),
+            },
+            Self::Rejected(s) => Self::Rejected(r(s)),
+            Self::Malformed(s) => Self::Malformed(r(s)),
+            Self::EntitlementNotFound(s) => Self::EntitlementNotFound(r(s)),
+            Self::Conflict(s) => Self::Conflict(r(s)),
+            Self::InsecureTransport(s) => Self::InsecureTransport(r(s)),
+            Self::TargetRefused { target, reason } => Self::TargetRefused {
+                target: r(target),
+                reason: r(reason),
+            },
         }
     }
 }
 
 /// `s` cut to [`BODY_LIMIT`] bytes on a character boundary.
+/// Control characters become spaces: a hostile server's answer must not forge log lines
+/// or terminal escapes when shown.
 pub fn truncate_body(s: &str) -> String {
-    crate::text::truncate(s.trim(), BODY_LIMIT)
+    let cut = crate::text::truncate(s.trim(), BODY_LIMIT);
+    if cut.chars().any(char::is_control) {
+        cut.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    } else {
+        cut
+    }
 }

@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub probe_addr: SocketAddr,
     /// The leader election to win before acting; `None`: act at once, alone.
     pub leader: Option<LeaderOptions>,
+    /// What downstream addresses may be connected to.
+    pub targets: crate::connector::target::TargetPolicy,
 }
 
 /// This process's identity in a leader election: the Pod's name in a cluster (a
@@ -149,7 +151,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         budgets: Default::default(),
         lanes: Default::default(),
         last_scans: Default::default(),
-        backends: Default::default(),
+        backends: crate::provision::Backends::new(opts.targets.clone()),
         client: client.clone(),
         recorder: Recorder::new(client.clone(), controller::MANAGER.into()),
         metrics,

@@ -2,20 +2,18 @@
 
 use std::sync::Arc;
 
-use kube::{
-    Client, ResourceExt,
-    config::{KubeConfigOptions, Kubeconfig},
-};
+use kube::{Client, ResourceExt};
 
 use super::secrets::{self, SecretError};
 use crate::{
     api::{Connector, LocalSecretKeyRef},
     connector::{
         self, ConnectorError,
-        kubernetes::KubernetesConnector,
+        kubernetes::{KubernetesConnector, kubeconfig},
         ldap::{self, LdapConnector},
         postgres::{self, PostgresConnector},
         scim::ScimConnector,
+        target::{Network, TargetPolicy},
     },
 };
 
@@ -78,27 +76,19 @@ async fn utf8_secret(
     })
 }
 
-/// A client for the cluster a kubeconfig describes (its current context).
-async fn remote_client(yaml: &str) -> Result<Client, ProvisionError> {
-    let invalid = |e: &dyn std::fmt::Display| {
-        ProvisionError::Downstream(ConnectorError::Config(format!(
-            "kubernetes.kubeconfigSecretRef: the kubeconfig is not usable: {e}"
-        )))
-    };
-    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|e| invalid(&e))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| invalid(&e))?;
-    Client::try_from(config).map_err(|e| invalid(&e))
-}
-
-/// Builds the backend a Connector describes, reading its Secrets.
+/// Builds the backend a Connector describes, reading its Secrets; it reaches only the
+/// addresses `policy` allows.
 pub async fn build(
     client: &Client,
     connector: &Connector,
+    policy: &TargetPolicy,
 ) -> Result<Arc<dyn connector::Connector>, ProvisionError> {
     let ns = connector.namespace().unwrap_or_default();
     let spec = &connector.spec;
+    let network = Network {
+        policy: policy.clone(),
+        allow_plaintext: spec.allow_plaintext,
+    };
     if let Some(scim) = &spec.scim {
         let token = utf8_secret(
             client,
@@ -116,6 +106,7 @@ pub async fn build(
             &scim.base_url,
             &token,
             ca.as_deref(),
+            &network,
         )?));
     }
     if let Some(l) = &spec.ldap {
@@ -140,6 +131,7 @@ pub async fn build(
             users_dn: l.users_dn.clone(),
             groups_dn: l.groups_dn.clone(),
             disabled_users_dn: l.disabled_users_dn.clone(),
+            network,
         })));
     }
     if let Some(pg) = &spec.postgres {
@@ -169,6 +161,7 @@ pub async fn build(
             password,
             ssl_mode: pg.ssl_mode,
             ca_pem,
+            network,
         })));
     }
     if let Some(k) = &spec.kubernetes {
@@ -182,7 +175,7 @@ pub async fn build(
                     "the kubeconfig",
                 )
                 .await?;
-                remote_client(&yaml).await?
+                kubeconfig::client(&yaml, &network).await?
             }
             None => client.clone(),
         };

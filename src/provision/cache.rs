@@ -14,7 +14,7 @@ use kube::{Client, ResourceExt};
 use super::{ProvisionError, build};
 use crate::{
     api::Connector,
-    connector::{self, limit::RateLimited},
+    connector::{self, limit::RateLimited, target::TargetPolicy},
 };
 
 /// How long a built backend is used before its Secrets are read again.
@@ -30,9 +30,18 @@ struct Entry {
 #[derive(Default)]
 pub struct Backends {
     entries: Mutex<HashMap<String, Entry>>,
+    policy: TargetPolicy,
 }
 
 impl Backends {
+    /// An empty cache whose backends reach only what `policy` allows.
+    pub fn new(policy: TargetPolicy) -> Self {
+        Self {
+            entries: Mutex::default(),
+            policy,
+        }
+    }
+
     /// The backend for `connector`, built (with its rate limit) if there is no fresh one.
     pub async fn get(
         &self,
@@ -53,7 +62,7 @@ impl Backends {
             return Ok(e.backend.clone());
         }
         let backend: Arc<dyn connector::Connector> = Arc::new(RateLimited::new(
-            build(client, connector).await?,
+            build(client, connector, &self.policy).await?,
             &connector.spec.rate_limit,
         ));
         if let Ok(mut entries) = self.entries.lock() {

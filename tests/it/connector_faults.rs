@@ -18,7 +18,7 @@ fn connector(name: &str, spec: Value) -> Value {
 }
 
 fn ldap_spec(url: String, disabled: &str) -> Value {
-    json!({"ldap": {"url": url, "bindDn": ldap::ROSTER_DN,
+    json!({"allowPlaintext": true, "ldap": {"url": url, "bindDn": ldap::ROSTER_DN,
     "bindPasswordSecretRef": {"name": "creds", "key": "ldap"}, "usersDn": ldap::PEOPLE,
     "groupsDn": ldap::GROUPS, "disabledUsersDn": disabled}})
 }
@@ -51,7 +51,7 @@ async fn bad_connectors_say_what_is_wrong() {
         ),
         (
             "pg-wrong-password",
-            json!({"postgres": {"host": "127.0.0.1", "port": postgres::server().port,
+            json!({"allowPlaintext": true, "postgres": {"host": "127.0.0.1", "port": postgres::server().port,
             "username": postgres::ADMIN, "passwordSecretRef": {"name": "creds", "key": "wrong"},
             "sslMode": "Disable"}}),
             "Unauthorized",

@@ -63,7 +63,7 @@ async fn governance_numbers_in_the_report_and_on_metrics() {
         namespaced::<Connector>(&client, &ns),
         json!({"apiVersion": "roster.dev/v1alpha1",
         "kind": "Connector", "metadata": {"name": "scim"},
-        "spec": {"scim": {"baseUrl": base, "tokenSecretRef": {"name": "t", "key": "token"}}}}),
+        "spec": {"allowPlaintext": true, "scim": {"baseUrl": base, "tokenSecretRef": {"name": "t", "key": "token"}}}}),
     )
     .await;
     apply(

@@ -10,6 +10,7 @@ use roster::{
     connector::{
         Connector, ConnectorError,
         ldap::{LdapConnector, Settings},
+        target::Network,
     },
     lifecycle::{AccountAttributes, DesiredAccount},
 };
@@ -32,6 +33,7 @@ fn settings(url: String, password: &str) -> Settings {
         users_dn: ldap::PEOPLE.into(),
         groups_dn: ldap::GROUPS.into(),
         disabled_users_dn: ldap::DISABLED.into(),
+        network: Network::loopback_plaintext(),
     }
 }
 

@@ -517,7 +517,7 @@ async fn bad_input_gets_a_condition_and_changes_nothing() {
     // A Connector whose Secret is missing: the identity says why, nothing is created.
     let s = Scenario::new(
         "badinput",
-        json!({"scim": {"baseUrl": "http://127.0.0.1:9/v2",
+        json!({"allowPlaintext": true, "scim": {"baseUrl": "http://127.0.0.1:9/v2",
         "tokenSecretRef": {"name": "missing", "key": "token"}}}),
     )
     .await;
@@ -617,7 +617,7 @@ async fn downstream_faults_are_reported_on_identity_and_connector() {
         ("unreachable", nowhere, None, "Unreachable"),
     ];
     for (prefix, url, token, reason) in cases {
-        let s = Scenario::new(prefix, json!({"scim": {"baseUrl": url, "tokenSecretRef": {"name": "scim-token", "key": "token"}}}))
+        let s = Scenario::new(prefix, json!({"allowPlaintext": true, "scim": {"baseUrl": url, "tokenSecretRef": {"name": "scim-token", "key": "token"}}}))
             .await;
         if let Some(token) = token {
             s.apply::<Secret>(

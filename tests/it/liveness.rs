@@ -39,7 +39,7 @@ async fn every_identity_of_a_burst_of_1000_is_reconciled() {
     Api::<Connector>::namespaced(client.clone(), &ns)
         .patch("scim", &pp, &Patch::Apply(json!({"apiVersion": "roster.dev/v1alpha1",
             "kind": "Connector", "metadata": {"name": "scim"},
-            "spec": {"scim": {"baseUrl": base, "tokenSecretRef": {"name": "t", "key": "token"}},
+            "spec": {"allowPlaintext": true, "scim": {"baseUrl": base, "tokenSecretRef": {"name": "t", "key": "token"}},
                 "pollIntervalSeconds": 10, "rateLimit": {"requestsPerSecond": 500, "burst": 500}}})))
         .await
         .expect("connector");

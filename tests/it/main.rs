@@ -26,4 +26,5 @@ mod receipts;
 mod restart;
 mod scim_connector;
 mod soak;
+mod transport;
 mod validation;

@@ -92,7 +92,7 @@ async fn run_reports_ready_writes_status_and_stops_on_sigterm() {
     // Creating the Connector re-checks the Role through the secondary watch.
     let connector: Connector = serde_json::from_value(json!({
         "apiVersion": "roster.dev/v1alpha1", "kind": "Connector", "metadata": {"name": "scim"},
-        "spec": {"scim": {"baseUrl": "http://127.0.0.1:9/v2", "tokenSecretRef": {"name": "scim-token", "key": "token"}}}
+        "spec": {"allowPlaintext": true, "scim": {"baseUrl": "http://127.0.0.1:9/v2", "tokenSecretRef": {"name": "scim-token", "key": "token"}}}
     }))
     .unwrap();
     Api::<Connector>::namespaced(client.clone(), &ns)

@@ -7,6 +7,7 @@ use roster::{
     connector::{
         Connector, ConnectorError,
         postgres::{PostgresConnector, Settings},
+        target::Network,
     },
     lifecycle::{AccountAttributes, DesiredAccount},
 };
@@ -25,6 +26,7 @@ fn settings(port: u16, password: &str) -> Settings {
         password: password.into(),
         ssl_mode: PostgresSslMode::Disable,
         ca_pem: None,
+        network: Network::loopback_plaintext(),
     }
 }
 
@@ -200,7 +202,7 @@ async fn joiner_and_leaver_through_the_operator() {
     )
     .await;
     s.apply::<Connector>(serde_json::json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
-        "metadata": {"name": "pg"}, "spec": {"postgres": {"host": "127.0.0.1", "port": server.port,
+        "metadata": {"name": "pg"}, "spec": {"allowPlaintext": true, "postgres": {"host": "127.0.0.1", "port": server.port,
         "username": postgres::ADMIN, "passwordSecretRef": {"name": "pg", "key": "password"}, "sslMode": "Disable"}}}))
         .await;
     let entitlements = serde_json::json!([{"connector": "pg", "name": "e2e_readonly"}]);

@@ -1,6 +1,6 @@
 //! The SCIM connector against a real scim2-server: the conformance suite, and faults.
 
-use roster::connector::{Connector, ConnectorError, scim::ScimConnector};
+use roster::connector::{Connector, ConnectorError, scim::ScimConnector, target::Network};
 
 use crate::{
     conformance::{self, Fixture},
@@ -22,7 +22,8 @@ impl Fixture for ScimFixture {
 #[tokio::test]
 async fn scim_passes_the_conformance_suite() {
     let base = scim::tenant("conformance");
-    let c = ScimConnector::new(&base, scim::TOKEN, None).expect("connector");
+    let c = ScimConnector::new(&base, scim::TOKEN, None, &Network::loopback_plaintext())
+        .expect("connector");
     let caps = c.check().await.expect("check");
     assert!(
         caps.features.contains("patch") && caps.features.contains("filter"),
@@ -34,7 +35,8 @@ async fn scim_passes_the_conformance_suite() {
 #[tokio::test]
 async fn wrong_token_and_unreachable_server_are_clear_errors() {
     let base = scim::tenant("faults");
-    let wrong = ScimConnector::new(&base, "not-the-token", None).expect("connector");
+    let wrong = ScimConnector::new(&base, "not-the-token", None, &Network::loopback_plaintext())
+        .expect("connector");
     let err = wrong.check().await.expect_err("a wrong token must fail");
     assert!(
         matches!(&err, ConnectorError::Unauthorized { detail } if detail == "HTTP 401"),
@@ -46,7 +48,8 @@ async fn wrong_token_and_unreachable_server_are_clear_errors() {
     );
 
     let nowhere = format!("http://127.0.0.1:{}/v2", process::free_port());
-    let c = ScimConnector::new(&nowhere, "t", None).expect("connector");
+    let c =
+        ScimConnector::new(&nowhere, "t", None, &Network::loopback_plaintext()).expect("connector");
     let err = c.observe("ada").await.expect_err("nothing listens there");
     assert!(matches!(err, ConnectorError::Unreachable { .. }), "{err:?}");
     assert_eq!(err.reason(), "Unreachable");
@@ -58,7 +61,8 @@ async fn a_user_in_more_groups_than_a_page_holds_is_seen_in_all_of_them() {
     // on a server that answers at most 40 a page whatever Roster asks for.
     let base = scim::capped_tenant("paging");
     let direct = scim::Direct::new(&base);
-    let c = ScimConnector::new(&base, scim::TOKEN, None).expect("connector");
+    let c = ScimConnector::new(&base, scim::TOKEN, None, &Network::loopback_plaintext())
+        .expect("connector");
     let desired = roster::lifecycle::DesiredAccount {
         username: "pg.many".into(),
         kind: Default::default(),
@@ -109,8 +113,13 @@ async fn a_body_past_the_cap_fails_the_call_instead_of_filling_memory() {
             });
         }
     });
-    let c =
-        ScimConnector::new(&format!("http://127.0.0.1:{port}/v2"), "t", None).expect("connector");
+    let c = ScimConnector::new(
+        &format!("http://127.0.0.1:{port}/v2"),
+        "t",
+        None,
+        &Network::loopback_plaintext(),
+    )
+    .expect("connector");
     let err = c.observe("ada").await.expect_err("too large");
     assert!(
         matches!(&err, ConnectorError::Malformed(m) if m.contains("larger than")),

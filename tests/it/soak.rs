@@ -61,7 +61,7 @@ fn connectors(scim_base: &str, proxies: &[Proxy; 3], people: usize) -> Vec<Value
         .and_then(|(_, rest)| rest.split_once('/'))
         .map(|(_, p)| p)
         .unwrap_or_default();
-    let spec = |kind: &str, app: Value| json!({"rateLimit": fast, "deletionBudget": budgets, "revocationBudget": revocations, kind: app});
+    let spec = |kind: &str, app: Value| json!({"allowPlaintext": true, "rateLimit": fast, "deletionBudget": budgets, "revocationBudget": revocations, kind: app});
     vec![
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
             "stringData": {"scim": scim::TOKEN, "ldap": ldap::ROSTER_PASSWORD, "pg": postgres::PASSWORD}}),

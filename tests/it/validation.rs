@@ -118,7 +118,7 @@ async fn connector_names_exactly_one_backend() {
         &api,
         connector(
             "bad-url",
-            json!({"scim": {"baseUrl": "ftp://x", "tokenSecretRef": {"name": "t", "key": "k"}}}),
+            json!({"allowPlaintext": true, "scim": {"baseUrl": "ftp://x", "tokenSecretRef": {"name": "t", "key": "k"}}}),
         ),
         "spec.scim.baseUrl",
     )

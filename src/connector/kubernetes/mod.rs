@@ -12,6 +12,7 @@
 //! bindings (the access goes at once, the ledger stays); enable fills them again.
 
 mod access;
+pub mod kubeconfig;
 pub mod names;
 mod objects;
 

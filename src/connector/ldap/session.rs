@@ -5,10 +5,11 @@ use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use ldap3::{
     Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, ResultEntry, SearchEntry,
+    StdStream,
     controls::{PagedResults, RawControl},
 };
 
-use crate::connector::{ConnectorError, tls, truncate_body};
+use crate::connector::{ConnectorError, target::Network, tls, transport, truncate_body};
 
 /// How long connecting (TCP, TLS, StartTLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,6 +37,8 @@ pub struct Settings {
     pub groups_dn: String,
     /// Where disabled user entries are kept.
     pub disabled_users_dn: String,
+    /// What may be connected to, and whether plain `ldap://` is allowed.
+    pub network: Network,
 }
 
 impl Settings {
@@ -48,15 +51,30 @@ impl Settings {
                 "the bind password is empty; an empty password binds anonymously".into(),
             ));
         }
+        let endpoint =
+            transport::ldap_endpoint(&self.url, self.start_tls, self.network.allow_plaintext)?;
+        // Roster opens the socket itself, at an address the policy allows; ldap3 then
+        // speaks LDAP (and TLS, with the URL's host name) over it.
+        let stream = self
+            .network
+            .policy
+            .connect(&endpoint.host, endpoint.port, CONNECT_TIMEOUT)
+            .await?
+            .into_std()
+            .map_err(|e| ConnectorError::Unreachable {
+                target: self.url.clone(),
+                reason: e.to_string(),
+            })?;
         let mut conn = LdapConnSettings::new()
             .set_conn_timeout(CONNECT_TIMEOUT)
-            .set_starttls(self.start_tls);
+            .set_starttls(self.start_tls)
+            .set_std_stream(StdStream::Tcp(stream));
         if self.start_tls || self.url.starts_with("ldaps://") {
             conn = conn.set_config(Arc::new(tls::client_config(self.ca_pem.as_deref())?));
         }
         let (driver, mut ldap) = LdapConnAsync::with_settings(conn, &self.url)
             .await
-            .map_err(|e| self.failed(e))?;
+            .map_err(|e| self.failed(e).redacted(&self.password))?;
         tokio::spawn(async move {
             if let Err(e) = driver.drive().await {
                 tracing::debug!(error = %e, "LDAP connection closed");
@@ -66,9 +84,9 @@ impl Settings {
             .with_timeout(OP_TIMEOUT)
             .simple_bind(&self.bind_dn, &self.password)
             .await
-            .map_err(|e| self.failed(e))?;
+            .map_err(|e| self.failed(e).redacted(&self.password))?;
         if bound.rc != 0 {
-            return Err(result_error(&bound));
+            return Err(result_error(&bound).redacted(&self.password));
         }
         Ok(ldap)
     }

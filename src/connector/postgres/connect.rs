@@ -6,7 +6,7 @@ use tokio_postgres::{Client, NoTls, config::SslMode};
 
 use crate::{
     api::PostgresSslMode,
-    connector::{ConnectorError, truncate_body},
+    connector::{ConnectorError, target::Network, transport, truncate_body},
 };
 
 /// The most a connection's handshake (TCP, TLS, authentication) may take.
@@ -32,13 +32,18 @@ pub struct Settings {
     pub ssl_mode: PostgresSslMode,
     /// PEM CA bundle, if the Connector names one.
     pub ca_pem: Option<Vec<u8>>,
+    /// What may be connected to, and whether `Disable` and `Prefer` are allowed.
+    pub network: Network,
 }
 
 impl Settings {
-    fn config(&self) -> tokio_postgres::Config {
+    /// The connection settings, to `addr`: the address the policy allowed, while the
+    /// host name still names the server for TLS.
+    fn config(&self, addr: std::net::IpAddr) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
         config
             .host(&self.host)
+            .hostaddr(addr)
             .port(self.port)
             .dbname(&self.database)
             .user(&self.user)
@@ -81,19 +86,29 @@ impl Settings {
 
     async fn handshake(&self, target: &str) -> Result<Client, ConnectorError> {
         let target = target.to_owned();
-        let failed = |e: tokio_postgres::Error| match e.as_db_error() {
-            Some(_) => super::sql_error(&e),
-            None => ConnectorError::Unreachable {
-                target: target.clone(),
-                reason: truncate_body(&e.to_string()),
-            },
+        let failed = |e: tokio_postgres::Error| {
+            match e.as_db_error() {
+                Some(_) => super::sql_error(&e),
+                None => ConnectorError::Unreachable {
+                    target: target.clone(),
+                    reason: truncate_body(&e.to_string()),
+                },
+            }
+            .redacted(&self.password)
         };
+        transport::postgres_mode(self.ssl_mode, self.network.allow_plaintext)?;
+        let addrs = self.network.policy.resolve(&self.host, self.port).await?;
+        let addr = addrs.first().ok_or_else(|| ConnectorError::Unreachable {
+            target: target.clone(),
+            reason: "the host resolves to no address".into(),
+        })?;
+        let config = self.config(addr.ip());
         let client = if self.ssl_mode == PostgresSslMode::Disable {
-            let (client, connection) = self.config().connect(NoTls).await.map_err(failed)?;
+            let (client, connection) = config.connect(NoTls).await.map_err(failed)?;
             drive(connection);
             client
         } else {
-            let (client, connection) = self.config().connect(self.tls()?).await.map_err(failed)?;
+            let (client, connection) = config.connect(self.tls()?).await.map_err(failed)?;
             drive(connection);
             client
         };

@@ -69,6 +69,10 @@ pub async fn send(
         let outcome = req.send().await;
         let retry_after = match outcome {
             Err(err) => {
+                // A refused address or redirect stays refused: retrying it is pointless.
+                if let Some(refused) = super::client::policy_error(&err) {
+                    return Err(refused);
+                }
                 if attempt >= ATTEMPTS {
                     return Err(ConnectorError::Unreachable {
                         target: url.to_owned(),

@@ -5,6 +5,7 @@
 //! fill `User.groups`. Writes are PATCHes; a 204 with no body is as good as a 200. Where
 //! the server hands out ETags, account writes carry `If-Match`.
 
+mod client;
 mod http;
 mod wire;
 
@@ -15,7 +16,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use self::http::{Response, send};
-use super::{Capabilities, Connector, ConnectorError, EntitlementMembers, Page};
+use super::{
+    Capabilities, Connector, ConnectorError, EntitlementMembers, Page, target::Network, transport,
+};
 use crate::lifecycle::{AccountAttributes, DesiredAccount, NameCase, ObservedAccount};
 
 /// Prefix of Roster's ownership mark in `externalId`.
@@ -36,35 +39,23 @@ pub struct ScimConnector {
 
 impl ScimConnector {
     /// A client for the service at `base_url` (e.g. `https://scim.example.com/v2`),
-    /// authenticating with `token`, trusting `ca_pem` in addition to the system roots.
-    pub fn new(base_url: &str, token: &str, ca_pem: Option<&[u8]>) -> Result<Self, ConnectorError> {
+    /// authenticating with `token`, trusting `ca_pem` in addition to the system roots,
+    /// reaching only what `network` allows.
+    pub fn new(
+        base_url: &str,
+        token: &str,
+        ca_pem: Option<&[u8]>,
+        network: &Network,
+    ) -> Result<Self, ConnectorError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(ConnectorError::Config("the bearer token is empty".into()));
         }
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(30))
-            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                ConnectorError::Config(format!("the CA bundle is not valid PEM: {e}"))
-            })?;
-            if certs.is_empty() {
-                return Err(ConnectorError::Config(
-                    "the CA bundle holds no certificate".into(),
-                ));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ConnectorError::Config(format!("cannot build an HTTP client: {e}")))?;
+        let base = transport::scim_url(base_url, network.allow_plaintext)?;
+        let http = client::build(&base, ca_pem, &network.policy)?;
         Ok(Self {
             http,
-            base: base_url.trim_end_matches('/').to_owned(),
+            base: base.as_str().trim_end_matches('/').to_owned(),
             token: token.to_owned(),
         })
     }
@@ -78,7 +69,9 @@ impl ScimConnector {
         if_match: Option<&str>,
     ) -> Result<Response, ConnectorError> {
         let url = format!("{}{path}", self.base);
-        send(&self.http, &self.token, method, &url, query, body, if_match).await
+        send(&self.http, &self.token, method, &url, query, body, if_match)
+            .await
+            .map_err(|e| e.redacted(&self.token))
     }
 
     /// Users matching a filter, one page.
@@ -458,6 +451,10 @@ impl Connector for ScimConnector {
 mod tests {
     use super::*;
 
+    fn loopback() -> Network {
+        Network::loopback_plaintext()
+    }
+
     #[test]
     fn paging_stops_at_the_total_and_on_an_empty_page() {
         let list = |n: usize, total: u64| wire::ListResponse::<u8> {
@@ -490,11 +487,11 @@ mod tests {
     #[test]
     fn an_empty_token_is_a_config_error() {
         assert!(matches!(
-            ScimConnector::new("http://127.0.0.1:1/v2", " \n", None),
+            ScimConnector::new("http://127.0.0.1:1/v2", " \n", None, &loopback()),
             Err(ConnectorError::Config(_))
         ));
         assert!(matches!(
-            ScimConnector::new("http://127.0.0.1:1/v2", "t", Some(b"not pem")),
+            ScimConnector::new("http://127.0.0.1:1/v2", "t", Some(b"not pem"), &loopback()),
             Err(ConnectorError::Config(_))
         ));
     }

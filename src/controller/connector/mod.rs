@@ -285,7 +285,7 @@ mod tests {
 
     fn scim() -> ConnectorSpec {
         spec(
-            serde_json::json!({"scim": {"baseUrl": "http://127.0.0.1:1/v2",
+            serde_json::json!({"allowPlaintext": true, "scim": {"baseUrl": "http://127.0.0.1:1/v2",
             "tokenSecretRef": {"name": "tok", "key": "token"}}}),
         )
     }

@@ -50,7 +50,7 @@ fn with_extra(mut spec: Value, extra: &Value) -> Value {
 /// The Secret `scim-token` and the Connector `scim` for the SCIM tenant at `base`, its
 /// spec with the fields of `extra` merged in.
 pub fn scim_connector(base: &str, extra: &Value) -> [Value; 2] {
-    let spec = json!({"scim": {"baseUrl": base,
+    let spec = json!({"allowPlaintext": true, "scim": {"baseUrl": base,
         "tokenSecretRef": {"name": "scim-token", "key": "token"}}});
     [
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "scim-token"},
@@ -68,13 +68,13 @@ pub fn other_three(extra: &Value) -> Vec<Value> {
     let backends = [
         (
             "ldap",
-            json!({"ldap": {"url": ldap::server().url(),
+            json!({"allowPlaintext": true, "ldap": {"url": ldap::server().url(),
             "bindDn": ldap::ROSTER_DN, "bindPasswordSecretRef": {"name": "creds", "key": "ldap"},
             "usersDn": ldap::PEOPLE, "groupsDn": ldap::GROUPS, "disabledUsersDn": ldap::DISABLED}}),
         ),
         (
             "pg",
-            json!({"postgres": {"host": "127.0.0.1",
+            json!({"allowPlaintext": true, "postgres": {"host": "127.0.0.1",
             "port": postgres::server().port, "username": postgres::ADMIN,
             "passwordSecretRef": {"name": "creds", "key": "pg"}, "sslMode": "Disable"}}),
         ),
@@ -256,7 +256,7 @@ pub async fn scim_staff(cp: &super::ControlPlane, stem: &str) -> (Client, String
     for obj in [
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "stringData": {"token": scim::TOKEN}}),
         json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector", "metadata": {"name": "scim"},
-            "spec": {"scim": {"baseUrl": base, "tokenSecretRef": {"name": "t", "key": "token"}}}}),
+            "spec": {"allowPlaintext": true, "scim": {"baseUrl": base, "tokenSecretRef": {"name": "t", "key": "token"}}}}),
         json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role", "metadata": {"name": "staff"},
             "spec": {"entitlements": [{"connector": "scim", "name": "staff"}]}}),
         json!({"apiVersion": "roster.dev/v1alpha1", "kind": "RoleBinding", "metadata": {"name": "staff"},

@@ -25,6 +25,10 @@ impl SharedOperator {
     }
 }
 
+/// The test servers listen on loopback, which the operator refuses unless allowed: the
+/// operator under test allows it, as `hack/run.sh` does (`env` may override it).
+const LOOPBACK: &str = "127.0.0.0/8,::1/128";
+
 /// Starts the shared operator once and waits until it reports ready.
 pub fn shared() -> &'static SharedOperator {
     OPERATOR.get_or_init(|| {
@@ -34,6 +38,7 @@ pub fn shared() -> &'static SharedOperator {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
         cmd.args(["run", "--probe-addr", &format!("127.0.0.1:{port}")])
             .env("KUBECONFIG", &cp.kubeconfig)
+            .env("ROSTER_ALLOW_TARGET_NETWORKS", LOOPBACK)
             .env(
                 "RUST_LOG",
                 std::env::var("ROSTER_IT_LOG").unwrap_or_else(|_| "info".into()),
@@ -101,6 +106,7 @@ impl Operator {
         let child = Command::new(env!("CARGO_BIN_EXE_roster"))
             .args(["run", "--probe-addr", &format!("127.0.0.1:{port}")])
             .env("KUBECONFIG", kubeconfig)
+            .env("ROSTER_ALLOW_TARGET_NETWORKS", LOOPBACK)
             .env("RUST_LOG", filter)
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
