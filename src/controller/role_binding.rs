@@ -28,13 +28,9 @@ pub fn binding_ready(
     subjects: Result<(), &SubjectError>,
 ) -> Desired {
     if let Err(e) = subjects {
-        let reason = match e {
-            SubjectError::Selector(_) => "InvalidSelector",
-            SubjectError::Expression(_) => "InvalidExpression",
-        };
         return Desired::false_(
             conditions::READY,
-            reason,
+            e.reason(),
             status::truncate(&format!("{e}; the binding grants nothing"), 1024),
         );
     }

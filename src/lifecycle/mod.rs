@@ -6,6 +6,7 @@
 
 pub mod bounds;
 pub mod budget;
+pub mod cel_cost;
 pub mod inventory;
 pub mod model;
 pub mod plan;

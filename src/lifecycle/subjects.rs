@@ -9,6 +9,7 @@ use kube::{
 };
 use serde::Serialize;
 
+use super::cel_cost;
 use crate::api::{Identity, Subjects};
 
 /// A binding's subject rule, compiled once and evaluated for many identities.
@@ -27,6 +28,42 @@ pub enum SubjectError {
     /// The CEL expression does not parse.
     #[error("invalid CEL expression: {0}")]
     Expression(String),
+    /// The CEL expression is longer than [`cel_cost::MAX_BYTES`].
+    #[error("the CEL expression is {0} bytes long; the limit is {max}", max = cel_cost::MAX_BYTES)]
+    ExpressionTooLarge(usize),
+    /// The CEL expression could take more than [`cel_cost::MAX_COST`] steps per identity.
+    #[error(
+        "the CEL expression could take {0} steps per identity; the limit is {max} \
+         (nested comprehensions over lists of unknown size cost the most)",
+        max = cel_cost::MAX_COST
+    )]
+    ExpressionTooCostly(u64),
+}
+
+impl SubjectError {
+    /// A CamelCase reason for conditions.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Selector(_) => "InvalidSelector",
+            Self::Expression(_) => "InvalidExpression",
+            Self::ExpressionTooLarge(_) => "ExpressionTooLarge",
+            Self::ExpressionTooCostly(_) => "ExpressionTooCostly",
+        }
+    }
+}
+
+/// Compiles a subject expression within the size and cost limits.
+fn compile(source: &str) -> Result<cel::Program, SubjectError> {
+    if source.len() > cel_cost::MAX_BYTES {
+        return Err(SubjectError::ExpressionTooLarge(source.len()));
+    }
+    let program =
+        cel::Program::compile(source).map_err(|e| SubjectError::Expression(e.to_string()))?;
+    let cost = cel_cost::estimate(&program.expression().expr);
+    if cost > cel_cost::MAX_COST {
+        return Err(SubjectError::ExpressionTooCostly(cost));
+    }
+    Ok(program)
 }
 
 /// The identity as a CEL expression sees it: `identity.username`, `identity.kind`,
@@ -53,12 +90,7 @@ impl SubjectMatcher {
             .map(Selector::try_from)
             .transpose()
             .map_err(|e| SubjectError::Selector(e.to_string()))?;
-        let expression = subjects
-            .expression
-            .as_deref()
-            .map(cel::Program::compile)
-            .transpose()
-            .map_err(|e| SubjectError::Expression(e.to_string()))?;
+        let expression = subjects.expression.as_deref().map(compile).transpose()?;
         Ok(Self {
             names: subjects.identities.clone(),
             selector,
@@ -201,5 +233,12 @@ mod tests {
             "selector": {"matchExpressions": [{"key": "team", "operator": "Bogus"}]}
         })));
         assert!(matches!(bad_selector, Err(SubjectError::Selector(_))));
+        let costly = SubjectMatcher::new(&subjects(serde_json::json!({
+            "expression": "identity.labels.all(a, identity.labels.all(b, a != b))"
+        })));
+        assert!(matches!(costly, Err(SubjectError::ExpressionTooCostly(_))));
+        let long = format!("identity.username == \"{}\"", "a".repeat(5000));
+        let large = SubjectMatcher::new(&subjects(serde_json::json!({"expression": long})));
+        assert!(matches!(large, Err(SubjectError::ExpressionTooLarge(_))));
     }
 }

@@ -1,6 +1,7 @@
 //! `roster run`: the operator process. Connects, checks that the CRDs are installed,
 //! starts one controller per kind and the probe endpoint, and stops cleanly on SIGTERM.
 
+mod fan_out;
 mod http;
 mod leader;
 mod relay;

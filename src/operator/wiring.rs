@@ -5,7 +5,8 @@
 //! controllers. A controller triggered by a change therefore always reads a cache that
 //! already holds that change, deletions included. (Separate watches per controller would
 //! race: a reconcile could read a cache that has not seen the change yet, and a joiner
-//! would wait for the next resync.)
+//! would wait for the next resync.) The mapping — CEL expressions evaluated for every
+//! identity — runs in [`FanOut`], so a watch task only ever reads its watch.
 
 use std::{collections::HashMap, fmt::Debug};
 
@@ -22,6 +23,7 @@ use serde::de::DeserializeOwned;
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::{
+    fan_out::FanOut,
     relay::{Relay, Step},
     significance::Significance,
 };
@@ -171,7 +173,8 @@ pub fn wire(client: &Client) -> Wiring {
     let (to_bindings, binding_triggers) = mpsc::unbounded_channel::<ObjectRef<RoleBinding>>();
     let (to_connectors, connector_triggers) = mpsc::unbounded_channel::<ObjectRef<Connector>>();
 
-    let mut tasks = Vec::new();
+    let (fan, fan_task) = FanOut::start();
+    let mut tasks = vec![fan_task];
     // An owner's change re-checks the Service identities it owns.
     tasks.push(watch(
         Api::all(client.clone()),
@@ -179,8 +182,15 @@ pub fn wire(client: &Client) -> Wiring {
         stores.identities.clone(),
         identity_own,
         {
-            let (all, tx) = (stores.identities.clone(), to_identities.clone());
-            move |owner: &Identity| send_all(&tx, identity::owned_services(owner, &all.state()))
+            let (fan, all, tx) = (
+                fan.clone(),
+                stores.identities.clone(),
+                to_identities.clone(),
+            );
+            move |owner: &Identity| {
+                let (owner, all, tx) = (owner.clone(), all.clone(), tx.clone());
+                fan.run(move || send_all(&tx, identity::owned_services(&owner, &all.state())));
+            }
         },
     ));
     // A Role's change re-checks its bindings and the identities of its namespace.
@@ -190,11 +200,15 @@ pub fn wire(client: &Client) -> Wiring {
         stores.roles.clone(),
         role_own,
         {
-            let (s, to_b, to_i) = (stores.clone(), to_bindings.clone(), to_identities.clone());
+            let (fan, s) = (fan.clone(), stores.clone());
+            let (to_b, to_i) = (to_bindings.clone(), to_identities.clone());
             move |r: &Role| {
-                send_all(&to_b, role_binding::bindings_of(r, &s.bindings.state()));
-                let ns = r.namespace().unwrap_or_default();
-                send_all(&to_i, affected(&s, &ns, None));
+                let (r, s, to_b, to_i) = (r.clone(), s.clone(), to_b.clone(), to_i.clone());
+                fan.run(move || {
+                    send_all(&to_b, role_binding::bindings_of(&r, &s.bindings.state()));
+                    let ns = r.namespace().unwrap_or_default();
+                    send_all(&to_i, affected(&s, &ns, None));
+                });
             }
         },
     ));
@@ -206,7 +220,7 @@ pub fn wire(client: &Client) -> Wiring {
         stores.bindings.clone(),
         binding_own,
         {
-            let (s, to_i) = (stores.clone(), to_identities.clone());
+            let (fan, s, to_i) = (fan.clone(), stores.clone(), to_identities.clone());
             let before = std::sync::Mutex::new(HashMap::new());
             move |b: &RoleBinding| {
                 let key = ObjectRef::from_obj(b);
@@ -217,13 +231,16 @@ pub fn wire(client: &Client) -> Wiring {
                     seen.remove(&key)
                 };
                 drop(seen);
-                let refs = identity::affected::of_binding(
-                    old.as_ref(),
-                    b,
-                    &s.bindings.state(),
-                    &s.identities.state(),
-                );
-                send_all(&to_i, refs);
+                let (b, s, to_i) = (b.clone(), s.clone(), to_i.clone());
+                fan.run(move || {
+                    let refs = identity::affected::of_binding(
+                        old.as_ref(),
+                        &b,
+                        &s.bindings.state(),
+                        &s.identities.state(),
+                    );
+                    send_all(&to_i, refs);
+                });
             }
         },
     ));
@@ -234,11 +251,15 @@ pub fn wire(client: &Client) -> Wiring {
         stores.connectors.clone(),
         connector_own,
         {
-            let (s, to_r, to_i) = (stores.clone(), to_roles, to_identities.clone());
+            let (fan, s) = (fan.clone(), stores.clone());
+            let (to_r, to_i) = (to_roles, to_identities.clone());
             move |c: &Connector| {
-                send_all(&to_r, role::roles_naming(c, &s.roles.state()));
-                let ns = c.namespace().unwrap_or_default();
-                send_all(&to_i, affected(&s, &ns, None));
+                let (c, s, to_r, to_i) = (c.clone(), s.clone(), to_r.clone(), to_i.clone());
+                fan.run(move || {
+                    send_all(&to_r, role::roles_naming(&c, &s.roles.state()));
+                    let ns = c.namespace().unwrap_or_default();
+                    send_all(&to_i, affected(&s, &ns, None));
+                });
             }
         },
     ));

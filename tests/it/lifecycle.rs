@@ -532,6 +532,13 @@ async fn bad_input_gets_a_condition_and_changes_nothing() {
         json!({"role": "staff", "subjects": {"expression": "identity.attributes.("}}),
     )
     .await;
+    // A few hundred bytes that would take a trillion steps per identity.
+    s.binding(
+        "costly",
+        json!({"role": "staff", "subjects": {"expression":
+            "identity.labels.all(a, identity.labels.all(b, identity.labels.all(c, a != b || b != c)))"}}),
+    )
+    .await;
     s.identity("bad-fay", json!({"username": "bad.fay"})).await;
     s.eventually("Ready=False SecretNotFound on the identity", || async {
         condition(&s.get("bad-fay").await, conditions::READY)
@@ -539,19 +546,21 @@ async fn bad_input_gets_a_condition_and_changes_nothing() {
     })
     .await;
     let bindings: Api<RoleBinding> = Api::namespaced(s.client.clone(), &s.ns);
-    s.eventually(
-        "the invalid expression is reported on its binding",
-        || async {
-            let b = bindings.get("broken").await.expect("binding");
+    for (binding, reason) in [
+        ("broken", "InvalidExpression"),
+        ("costly", "ExpressionTooCostly"),
+    ] {
+        s.eventually(&format!("{reason} is reported on {binding}"), || async {
+            let b = bindings.get(binding).await.expect("binding");
             b.status
                 .and_then(|st| {
                     conditions::find(&st.conditions, conditions::READY).map(|c| c.reason.clone())
                 })
                 .as_deref()
-                == Some("InvalidExpression")
-        },
-    )
-    .await;
+                == Some(reason)
+        })
+        .await;
+    }
     let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
     let c = connectors.get("scim").await.expect("connector");
     let ready = c

@@ -12,6 +12,7 @@ mod wire;
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -20,6 +21,22 @@ use super::{
     Capabilities, Connector, ConnectorError, EntitlementMembers, Page, target::Network, transport,
 };
 use crate::lifecycle::{AccountAttributes, DesiredAccount, NameCase, ObservedAccount};
+
+/// What of a resource id may stay as it is in a URL path: RFC 3986's unreserved
+/// characters but `.`, so that no id becomes a `..` segment.
+const ID_KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
+
+/// The path of resource `id` of `kind` (`Users`, `Groups`). Ids come from the server;
+/// encoded, an id such as `../Groups/admins` or `x?attributes=` names one resource and
+/// no other. `.` and `..` are refused: URL parsers resolve them even percent-encoded.
+fn resource(kind: &str, id: &str) -> Result<String, ConnectorError> {
+    if matches!(id, "" | "." | "..") {
+        return Err(ConnectorError::Malformed(format!(
+            "the server gave a {kind} resource the id {id:?}"
+        )));
+    }
+    Ok(format!("/{kind}/{}", utf8_percent_encode(id, ID_KEEP)))
+}
 
 /// Prefix of Roster's ownership mark in `externalId`.
 pub const MARK_PREFIX: &str = "roster:";
@@ -174,7 +191,7 @@ impl ScimConnector {
         };
         // Membership PATCHes add or remove one member and commute with concurrent ones, so
         // they go without If-Match; a stale group version must not block a leaver.
-        self.patch(&format!("/Groups/{}", group.id), op, None).await
+        self.patch(&resource("Groups", &group.id)?, op, None).await
     }
 
     fn account(user: wire::User, entitlements: BTreeSet<String>) -> ObservedAccount {
@@ -388,7 +405,7 @@ impl Connector for ScimConnector {
     async fn adopt(&self, account: &ObservedAccount, identity: &str) -> Result<(), ConnectorError> {
         let ops = json!([{"op": "replace", "path": "externalId", "value": format!("{MARK_PREFIX}{identity}")}]);
         self.patch(
-            &format!("/Users/{}", account.id),
+            &resource("Users", &account.id)?,
             ops,
             account.version.as_deref(),
         )
@@ -403,7 +420,7 @@ impl Connector for ScimConnector {
         let value = attribute_body(attributes);
         let ops = json!([{"op": "replace", "value": value}]);
         self.patch(
-            &format!("/Users/{}", account.id),
+            &resource("Users", &account.id)?,
             ops,
             account.version.as_deref(),
         )
@@ -417,7 +434,7 @@ impl Connector for ScimConnector {
     ) -> Result<(), ConnectorError> {
         let ops = json!([{"op": "replace", "path": "active", "value": active}]);
         // Disabling must not lose a race to an unrelated attribute change: no If-Match.
-        self.patch(&format!("/Users/{}", account.id), ops, None)
+        self.patch(&resource("Users", &account.id)?, ops, None)
             .await
     }
 
@@ -425,7 +442,7 @@ impl Connector for ScimConnector {
         let resp = self
             .call(
                 Method::DELETE,
-                &format!("/Users/{}", account.id),
+                &resource("Users", &account.id)?,
                 &[],
                 None,
                 None,
@@ -472,6 +489,25 @@ mod tests {
             "an empty page ends it"
         );
         assert_eq!(Paging::at(Some("0")).start, 1);
+    }
+
+    #[test]
+    fn ids_name_one_resource_in_the_path() {
+        assert_eq!(
+            resource("Users", "2819c223-7f76-453a-919d-413861904646").unwrap(),
+            "/Users/2819c223-7f76-453a-919d-413861904646"
+        );
+        assert_eq!(
+            resource("Users", "../Groups/admins").unwrap(),
+            "/Users/%2E%2E%2FGroups%2Fadmins"
+        );
+        assert_eq!(
+            resource("Groups", "a?b#c d%").unwrap(),
+            "/Groups/a%3Fb%23c%20d%25"
+        );
+        for bad in ["", ".", ".."] {
+            assert!(resource("Users", bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]
