@@ -28,4 +28,7 @@ cargo clippy --locked --all-targets -- -D warnings
 section "cargo test (unit and integration)"
 cargo test --locked --all-targets
 
+section "fuzz targets, briefly, from the checked-in corpus"
+hack/fuzz.sh
+
 section "done in $(( $(date +%s) - start ))s"

@@ -9,6 +9,7 @@ pub mod api;
 pub mod connector;
 pub mod controller;
 pub mod crashpoint;
+pub mod fuzzing;
 pub mod governance;
 pub mod lifecycle;
 pub mod operator;

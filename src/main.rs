@@ -86,7 +86,13 @@ fn main() -> ExitCode {
             allow_target_networks,
         } => {
             telemetry::init_logging(log_format);
-            let runtime = match tokio::runtime::Runtime::new() {
+            // 8 MiB a thread, not 2: CEL evaluation recurses once per level of a
+            // subject expression (bounded by `lifecycle::cel_cost::MAX_DEPTH`).
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_stack_size(8 << 20)
+                .build();
+            let runtime = match runtime {
                 Ok(rt) => rt,
                 Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
             };

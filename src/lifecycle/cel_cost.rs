@@ -15,6 +15,17 @@ pub const MAX_COST: u64 = 1_000_000;
 /// before it did are checked here).
 pub const MAX_BYTES: usize = 4096;
 
+/// The deepest bracket nesting (`(`, `[`, `{`, counted in string literals too) parsed.
+/// The cel parser recurses through every precedence level per bracket and overflows a
+/// thread's stack long before its own limit of 96 (in a debug build, at a dozen levels
+/// on 2 MiB): a stack overflow aborts the operator, so this is checked before parsing.
+pub const MAX_NESTING: usize = 16;
+
+/// The deepest parsed expression evaluated: evaluation recurses once per level, and a
+/// chain such as `1+1+…+1` is as deep as it is long (a debug build needs about 40 KiB
+/// a level; the operator's threads have 8 MiB).
+pub const MAX_DEPTH: usize = 32;
+
 /// How many items a comprehension over a list of unknown size is assumed to see:
 /// attributes and labels have no count limit of their own.
 const UNKNOWN_ITEMS: u64 = 1000;
@@ -25,7 +36,70 @@ const EMAIL_ITEMS: u64 = 16;
 /// A regular expression costs more than a comparison: it is compiled and run per call.
 const REGEX_COST: u64 = 100;
 
-/// The estimated worst-case steps of `expr`, saturating at `u64::MAX`.
+/// The deepest bracket nesting in `source`, counting every bracket: a scanner that knew
+/// string literals could be misled by an escape into not counting real ones.
+pub fn nesting(source: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in source.chars() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// The depth of the tree under `expr`, walked without recursion so that any depth can
+/// be measured.
+pub fn depth(expr: &Expr) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(expr, 1usize)];
+    while let Some((e, d)) = pending.pop() {
+        deepest = deepest.max(d);
+        pending.extend(children(e).into_iter().map(|c| (c, d + 1)));
+    }
+    deepest
+}
+
+fn children(expr: &Expr) -> Vec<&Expr> {
+    match expr {
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => Vec::new(),
+        Expr::Select(s) => vec![&s.operand.expr],
+        Expr::Call(call) => call
+            .target
+            .iter()
+            .map(|t| &t.expr)
+            .chain(call.args.iter().map(|a| &a.expr))
+            .collect(),
+        Expr::List(list) => list.elements.iter().map(|e| &e.expr).collect(),
+        Expr::Map(map) => entry_children(&map.entries),
+        Expr::Struct(st) => entry_children(&st.entries),
+        Expr::Comprehension(c) => vec![
+            &c.iter_range.expr,
+            &c.accu_init.expr,
+            &c.loop_cond.expr,
+            &c.loop_step.expr,
+            &c.result.expr,
+        ],
+    }
+}
+
+fn entry_children(entries: &[cel::common::ast::IdedEntryExpr]) -> Vec<&Expr> {
+    entries
+        .iter()
+        .flat_map(|e| match &e.expr {
+            EntryExpr::StructField(f) => vec![&f.value.expr],
+            EntryExpr::MapEntry(m) => vec![&m.key.expr, &m.value.expr],
+        })
+        .collect()
+}
+
+/// The estimated worst-case steps of `expr`, saturating at `u64::MAX`. Recursive: call
+/// it only on a tree no deeper than [`MAX_DEPTH`].
 pub fn estimate(expr: &Expr) -> u64 {
     match expr {
         Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => 1,
@@ -112,6 +186,19 @@ mod tests {
             deep = format!("[0,1,2,3,4,5,6,7,8,9].all(x{i}, {deep})");
         }
         assert!(cost(&deep) > MAX_COST, "{}", cost(&deep));
+    }
+
+    #[test]
+    fn nesting_and_depth_are_measured_without_recursing() {
+        assert_eq!(nesting("f(a[1], {'k': (2)})"), 3);
+        assert_eq!(nesting(")))((("), 3);
+        let chain = format!("1{}", "+1".repeat(300));
+        let program = cel::Program::compile(&chain).unwrap();
+        assert!(depth(&program.expression().expr) > 300);
+        assert_eq!(
+            depth(&cel::Program::compile("a.b == 1").unwrap().expression().expr),
+            3
+        );
     }
 
     #[test]

@@ -38,6 +38,15 @@ pub enum SubjectError {
         max = cel_cost::MAX_COST
     )]
     ExpressionTooCostly(u64),
+    /// The CEL expression nests brackets deeper than [`cel_cost::MAX_NESTING`], or its
+    /// parsed tree is deeper than [`cel_cost::MAX_DEPTH`].
+    #[error(
+        "the CEL expression nests {0} levels deep; the limits are {nesting} brackets and \
+         {depth} levels of operators",
+        nesting = cel_cost::MAX_NESTING,
+        depth = cel_cost::MAX_DEPTH
+    )]
+    ExpressionTooDeep(usize),
 }
 
 impl SubjectError {
@@ -48,8 +57,35 @@ impl SubjectError {
             Self::Expression(_) => "InvalidExpression",
             Self::ExpressionTooLarge(_) => "ExpressionTooLarge",
             Self::ExpressionTooCostly(_) => "ExpressionTooCostly",
+            Self::ExpressionTooDeep(_) => "ExpressionTooDeep",
         }
     }
+}
+
+/// Below this size and nesting an expression parses on any thread's stack (a debug
+/// build parses ten levels or a 250-operator chain in 2 MiB).
+const INLINE_BYTES: usize = 256;
+const INLINE_NESTING: usize = 4;
+/// The stack a larger expression is parsed on: enough for [`cel_cost::MAX_BYTES`] at
+/// [`cel_cost::MAX_NESTING`], in a debug build, with room to spare.
+const PARSE_STACK: usize = 32 << 20;
+
+/// Parses `source`, on a thread of its own with a large stack unless it is small: the
+/// parser recurses, and a stack overflow would abort the operator.
+fn parse(source: &str) -> Result<cel::Program, SubjectError> {
+    let compile =
+        |s: &str| cel::Program::compile(s).map_err(|e| SubjectError::Expression(e.to_string()));
+    if source.len() <= INLINE_BYTES && cel_cost::nesting(source) <= INLINE_NESTING {
+        return compile(source);
+    }
+    let owned = source.to_owned();
+    std::thread::Builder::new()
+        .name("cel-parse".into())
+        .stack_size(PARSE_STACK)
+        .spawn(move || compile(&owned))
+        .map_err(|e| SubjectError::Expression(format!("cannot start the parser: {e}")))?
+        .join()
+        .unwrap_or_else(|_| Err(SubjectError::Expression("the parser failed".into())))
 }
 
 /// Compiles a subject expression within the size and cost limits.
@@ -57,8 +93,15 @@ fn compile(source: &str) -> Result<cel::Program, SubjectError> {
     if source.len() > cel_cost::MAX_BYTES {
         return Err(SubjectError::ExpressionTooLarge(source.len()));
     }
-    let program =
-        cel::Program::compile(source).map_err(|e| SubjectError::Expression(e.to_string()))?;
+    let nesting = cel_cost::nesting(source);
+    if nesting > cel_cost::MAX_NESTING {
+        return Err(SubjectError::ExpressionTooDeep(nesting));
+    }
+    let program = parse(source)?;
+    let depth = cel_cost::depth(&program.expression().expr);
+    if depth > cel_cost::MAX_DEPTH {
+        return Err(SubjectError::ExpressionTooDeep(depth));
+    }
     let cost = cel_cost::estimate(&program.expression().expr);
     if cost > cel_cost::MAX_COST {
         return Err(SubjectError::ExpressionTooCostly(cost));
@@ -240,5 +283,17 @@ mod tests {
         let long = format!("identity.username == \"{}\"", "a".repeat(5000));
         let large = SubjectMatcher::new(&subjects(serde_json::json!({"expression": long})));
         assert!(matches!(large, Err(SubjectError::ExpressionTooLarge(_))));
+        // Both would overflow the stack: the first parsing, the second evaluating.
+        for deep in [
+            format!("{}true{}", "(".repeat(90), ")".repeat(90)),
+            format!("size(identity.username){} > 0", " + 1".repeat(200)),
+        ] {
+            let refused = SubjectMatcher::new(&subjects(serde_json::json!({"expression": deep})));
+            assert!(
+                matches!(refused, Err(SubjectError::ExpressionTooDeep(_))),
+                "{:?}",
+                refused.err()
+            );
+        }
     }
 }

@@ -3,7 +3,6 @@
 //! and what the directory refuses for one person shows on that Identity.
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
 use roster::api::{Connector, Role, conditions};
 use serde_json::{Value, json};
 
@@ -67,21 +66,7 @@ async fn bad_connectors_say_what_is_wrong() {
             "InvalidConfig",
         ),
     ];
-    for (name, spec, _) in &cases {
-        s.apply::<Connector>(connector(name, spec.clone())).await;
-    }
-    let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
-    for (name, _, reason) in cases {
-        s.eventually(&format!("{name}: Ready=False {reason}"), || async {
-            let c = connectors.get(name).await.expect("connector");
-            c.status
-                .and_then(|st| conditions::find(&st.conditions, conditions::READY).cloned())
-                .is_some_and(|c| {
-                    c.status == "False" && c.reason == reason && !c.message.contains(WRONG)
-                })
-        })
-        .await;
-    }
+    s.refused_connectors(&cases, WRONG).await;
 }
 
 #[tokio::test]

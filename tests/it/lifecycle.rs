@@ -100,6 +100,25 @@ impl Scenario {
             .unwrap_or_default()
     }
 
+    /// Creates each Connector `(name, spec, reason)` and waits until every one is
+    /// `Ready=False` with its reason and a message that does not contain `secret`.
+    pub async fn refused_connectors(&self, cases: &[(&str, Value, &str)], secret: &str) {
+        for (name, spec, _) in cases {
+            self.apply::<Connector>(json!({"apiVersion": "roster.dev/v1alpha1",
+                "kind": "Connector", "metadata": {"name": name}, "spec": spec}))
+                .await;
+        }
+        for (name, _, reason) in cases {
+            self.eventually(&format!("{name}: Ready=False {reason}"), || async {
+                let st = self.connector_status(name).await;
+                conditions::find(&st.conditions, conditions::READY).is_some_and(|c| {
+                    c.status == "False" && c.reason == *reason && !c.message.contains(secret)
+                })
+            })
+            .await;
+        }
+    }
+
     /// A person approves what the Connector `name` holds: `annotation` set to now.
     pub async fn approve(&self, name: &str, annotation: &str) {
         let now = k8s_openapi::jiff::Timestamp::now().to_string();

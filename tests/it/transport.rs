@@ -9,16 +9,15 @@ use std::{
 };
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
 use roster::{
-    api::{Connector, PostgresSslMode, conditions},
+    api::PostgresSslMode,
     connector::{
         Connector as _, ConnectorError, ldap, postgres,
         scim::ScimConnector,
         target::{Network, TargetPolicy},
     },
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{
     harness::{self, process, scim},
@@ -180,11 +179,6 @@ async fn what_a_hostile_server_echoes_is_scrubbed() {
     );
 }
 
-fn connector(name: &str, spec: Value) -> Value {
-    json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Connector",
-        "metadata": {"name": name}, "spec": spec})
-}
-
 #[tokio::test]
 async fn plain_text_and_kubeconfig_programs_are_refused_through_the_operator() {
     let s = Scenario::new("transport", json!({})).await;
@@ -230,19 +224,7 @@ async fn plain_text_and_kubeconfig_programs_are_refused_through_the_operator() {
             "InvalidConfig",
         ),
     ];
-    for (name, spec, _) in &cases {
-        s.apply::<Connector>(connector(name, spec.clone())).await;
-    }
-    let connectors: Api<Connector> = Api::namespaced(s.client.clone(), &s.ns);
-    for (name, _, reason) in cases {
-        s.eventually(&format!("{name}: Ready=False {reason}"), || async {
-            let c = connectors.get(name).await.expect("connector");
-            c.status
-                .and_then(|st| conditions::find(&st.conditions, conditions::READY).cloned())
-                .is_some_and(|c| c.status == "False" && c.reason == reason)
-        })
-        .await;
-    }
+    s.refused_connectors(&cases, "plain-text-password").await;
     assert!(
         !marker.exists(),
         "the kubeconfig's exec command ran in the operator"

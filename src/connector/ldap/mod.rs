@@ -12,7 +12,7 @@
 //! An account's id is its username, not its DN, because disabling moves the entry.
 
 mod directory;
-mod dn;
+pub mod dn;
 mod session;
 
 use std::collections::{BTreeSet, HashSet};

@@ -22,6 +22,23 @@ use super::{
 };
 use crate::lifecycle::{AccountAttributes, DesiredAccount, NameCase, ObservedAccount};
 
+/// The accounts Roster reads from one page of a Users listing, and the error detail it
+/// would show for `body`: the parsing a hostile server's answers go through, for the
+/// fuzz targets and property tests.
+pub fn read_answer(body: &[u8]) -> (Result<Vec<ObservedAccount>, ConnectorError>, String) {
+    let resp = Response {
+        status: StatusCode::OK,
+        body: body.to_vec(),
+    };
+    let accounts = resp.json::<wire::ListResponse<wire::User>>().map(|list| {
+        list.resources
+            .into_iter()
+            .map(|u| ScimConnector::account(u, BTreeSet::new()))
+            .collect()
+    });
+    (accounts, http::scim_detail(body))
+}
+
 /// What of a resource id may stay as it is in a URL path: RFC 3986's unreserved
 /// characters but `.`, so that no id becomes a `..` segment.
 const ID_KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
