@@ -31,17 +31,20 @@ else
   # cargo fuzz passes -Z flags only for a sanitizer; with none, stable builds it.
   toolchain=() sanitizer=none
 fi
+# A few seconds a target need no optimised build, and the unoptimised one takes half the
+# time (measured cold: 3 min 53 s against 8 min 55 s); a longer hunt is worth optimising.
+if (( SECONDS_EACH > 60 )); then profile=(--release); else profile=(--dev); fi
 export CARGO_TARGET_DIR="$CACHE/fuzz-target"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/roster-fuzz-XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
 cd fuzz
-echo "fuzz.sh: building the targets (sanitizer: $sanitizer)"
-cargo "${toolchain[@]}" fuzz build --sanitizer "$sanitizer"
+echo "fuzz.sh: building the targets (${profile[*]}, sanitizer: $sanitizer)"
+cargo "${toolchain[@]}" fuzz build "${profile[@]}" --sanitizer "$sanitizer"
 for target in "${TARGETS[@]}"; do
   mkdir -p "$scratch/corpus/$target" "$scratch/artifacts/$target"
   echo "fuzz.sh: $target for ${SECONDS_EACH}s"
-  if ! cargo "${toolchain[@]}" fuzz run --sanitizer "$sanitizer" "$target" \
+  if ! cargo "${toolchain[@]}" fuzz run "${profile[@]}" --sanitizer "$sanitizer" "$target" \
     "$scratch/corpus/$target" "corpus/$target" -- \
     -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix="$scratch/artifacts/$target/" -print_final_stats=1 \
