@@ -78,9 +78,12 @@ pub fn kubernetes_grant(entitlement: &str, username: &str) {
         assert_eq!(grant.to_string(), entitlement);
         assert!(names::is_object_name(grant.role_name()));
     }
-    let binding = names::binding_name(username, entitlement);
+    let connector = names::connector_key(username, entitlement);
+    let binding = names::binding_name(&connector, username, entitlement);
     assert!(names::is_object_name(&binding), "binding name {binding:?}");
-    assert!(names::is_object_name(&names::record_name(username)));
+    assert!(names::is_object_name(&names::record_name(
+        &connector, username
+    )));
 }
 
 /// A subject expression compiles within its limits or is refused; one that compiles

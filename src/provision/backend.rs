@@ -180,7 +180,12 @@ pub async fn build(
             None => client.clone(),
         };
         let namespace = k.service_account_namespace.clone().unwrap_or(ns);
-        return Ok(Arc::new(KubernetesConnector::new(target, namespace)));
+        let name = connector.name_any();
+        return Ok(Arc::new(KubernetesConnector::new(
+            target,
+            namespace,
+            (&connector.namespace().unwrap_or_default(), &name),
+        )));
     }
     Err(ProvisionError::NoBackend)
 }

@@ -26,7 +26,7 @@ use crate::{
     },
 };
 
-fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
+pub(crate) fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
         namespace: namespace.map(str::to_owned),
@@ -67,7 +67,7 @@ async fn setup(prefix: &str) -> (Client, String, KubernetesConnector) {
     let cp = control_plane();
     let client = cp.client().await;
     let namespace = cp.namespace(&client, prefix).await;
-    let c = KubernetesConnector::new(client.clone(), namespace.clone());
+    let c = KubernetesConnector::new(client.clone(), namespace.clone(), (&namespace, "rbac"));
     (client, namespace, c)
 }
 
@@ -78,7 +78,7 @@ async fn kubernetes_passes_the_conformance_suite() {
     conformance::run(&c, &fixture, "k8sconf").await;
 }
 
-fn desired(username: &str, kind: IdentityKind) -> DesiredAccount {
+pub(crate) fn desired(username: &str, kind: IdentityKind) -> DesiredAccount {
     DesiredAccount {
         username: username.into(),
         kind,
@@ -89,7 +89,7 @@ fn desired(username: &str, kind: IdentityKind) -> DesiredAccount {
 }
 
 /// Whether `user` may get pods in `namespace`, as the apiserver's authorizer decides.
-async fn may_get_pods(client: &Client, user: &str, namespace: &str) -> bool {
+pub(crate) async fn may_get_pods(client: &Client, user: &str, namespace: &str) -> bool {
     let review = SubjectAccessReview {
         metadata: ObjectMeta::default(),
         spec: SubjectAccessReviewSpec {
@@ -114,7 +114,7 @@ async fn may_get_pods(client: &Client, user: &str, namespace: &str) -> bool {
 
 /// Waits (up to 5 s) for the authorizer to reach `expected`: the apiserver's RBAC
 /// authorizer reads bindings from an informer, so a change shows a moment later.
-async fn expect_access(client: &Client, user: &str, namespace: &str, expected: bool) {
+pub(crate) async fn expect_access(client: &Client, user: &str, namespace: &str, expected: bool) {
     for _ in 0..100 {
         if may_get_pods(client, user, namespace).await == expected {
             return;
@@ -295,7 +295,7 @@ async fn credentials_without_rbac_rights_are_a_clear_error() {
     let cp = control_plane();
     let admin = cp.client().await;
     let ns = cp.namespace(&admin, "k8slimited").await;
-    let c = KubernetesConnector::new(cp.limited_client().await, ns);
+    let c = KubernetesConnector::new(cp.limited_client().await, ns.clone(), (&ns, "rbac"));
     let err = c
         .check()
         .await

@@ -14,6 +14,7 @@ mod four_connectors;
 mod governance;
 mod harness;
 mod kubernetes_connector;
+mod kubernetes_tenancy;
 mod ldap_connector;
 mod leader;
 mod leaver_lane;

@@ -13,7 +13,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 
@@ -46,11 +46,11 @@ impl KubernetesConnector {
     pub(super) async fn record(&self, username: &str) -> Result<Option<Record>, ConnectorError> {
         let record = self
             .records()
-            .get_opt(&names::record_name(username))
+            .get_opt(&names::record_name(&self.key, username))
             .await
             .map_err(api_error)?;
         if let Some(cm) = record.filter(|cm| {
-            objects::is_ours(&cm.metadata)
+            objects::is_ours(&cm.metadata, &self.key)
                 && objects::annotation(&cm.metadata, names::USERNAME_ANNOTATION) == Some(username)
         }) {
             return Ok(Some(Record {
@@ -72,9 +72,9 @@ impl KubernetesConnector {
         }))
     }
 
-    /// Roster's bindings for `username`.
+    /// This Connector's bindings for `username`.
     pub(super) async fn bindings_of(&self, username: &str) -> Result<Vec<Binding>, ConnectorError> {
-        let lp = ListParams::default().labels(&objects::selector(Some(username)));
+        let lp = ListParams::default().labels(&objects::selector(&self.key, Some(username)));
         let (mut bindings, _) = self.list_bindings(true, &lp).await?;
         bindings.extend(self.list_bindings(false, &lp).await?.0);
         bindings.retain(|b| b.username.as_deref() == Some(username));
@@ -112,13 +112,16 @@ impl KubernetesConnector {
         }
     }
 
-    /// Sets the subjects of one of Roster's bindings.
+    /// Sets the subjects of one of this Connector's bindings, as it was read.
     pub(super) async fn bind(
         &self,
         b: &Binding,
         subjects: &[Subject],
     ) -> Result<(), ConnectorError> {
-        let patch = Patch::Merge(json!({ "subjects": subjects }));
+        let patch = Patch::Merge(json!({
+            "metadata": { "resourceVersion": b.version },
+            "subjects": subjects,
+        }));
         let pp = PatchParams::default();
         let res = match &b.namespace {
             Some(ns) => self
@@ -135,14 +138,12 @@ impl KubernetesConnector {
         ignore_not_found(res)
     }
 
-    /// Deletes one of Roster's bindings; an absent one is success.
-    pub(super) async fn unbind(
-        &self,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<(), ConnectorError> {
-        let dp = DeleteParams::default();
-        let res = match namespace {
+    /// Deletes one of this Connector's bindings, as it was read; an absent one is
+    /// success.
+    pub(super) async fn unbind(&self, b: &Binding) -> Result<(), ConnectorError> {
+        let dp = objects::unchanged_since(b.version.as_ref(), b.uid.as_ref());
+        let name = b.name.as_str();
+        let res = match b.namespace.as_deref() {
             Some(ns) => self.role_bindings(ns).delete(name, &dp).await.map(drop),
             None => self
                 .cluster_role_bindings()
@@ -232,7 +233,10 @@ impl KubernetesConnector {
         active: bool,
     ) -> Result<(), ConnectorError> {
         let patch = Patch::Merge(json!({
-            "metadata": { "annotations": { ACTIVE_ANNOTATION: active.to_string() } }
+            "metadata": {
+                "annotations": { ACTIVE_ANNOTATION: active.to_string() },
+                "resourceVersion": record.meta.resource_version,
+            }
         }));
         let pp = PatchParams::default();
         let res = if record.service {
@@ -242,7 +246,7 @@ impl KubernetesConnector {
                 .map(drop)
         } else {
             self.records()
-                .patch(&names::record_name(username), &pp, &patch)
+                .patch(&names::record_name(&self.key, username), &pp, &patch)
                 .await
                 .map(drop)
         };

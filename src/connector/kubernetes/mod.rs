@@ -1,9 +1,11 @@
 //! Kubernetes RBAC. An entitlement is a ClusterRole or Role (see [`names::Grant`] for the
 //! three string forms); Roster grants it with a RoleBinding or ClusterRoleBinding of its
-//! own — labelled, deterministically named, one per account and entitlement — whose
-//! subject is the identity's username as a `User`, or for a `Service` identity its
-//! ServiceAccount. Bindings Roster did not create are never read as its own, changed or
-//! deleted.
+//! own — labelled, deterministically named, one per Connector, account and entitlement —
+//! whose subject is the identity's username as a `User`, or for a `Service` identity its
+//! ServiceAccount. Bindings Roster did not create, and those another Connector created,
+//! are never read as this Connector's, changed or deleted: every object carries the
+//! Connector's label, every listing selects on it, and every change or deletion is
+//! conditional on the version that was read as this Connector's.
 //!
 //! Kubernetes has no user objects, so a person's account is a record Roster keeps: a
 //! ConfigMap in the connector's namespace carrying the ownership mark (annotation
@@ -26,14 +28,14 @@ use k8s_openapi::{
 };
 use kube::{
     Client,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 
 pub use self::names::Grant;
 use self::{
-    names::{ACTIVE_ANNOTATION, ENTITLEMENT_ANNOTATION, RECORD_LABEL},
-    objects::{Binding, api_error},
+    names::{ACTIVE_ANNOTATION, CONNECTOR_LABEL, ENTITLEMENT_ANNOTATION, RECORD_LABEL},
+    objects::{Binding, Stamp, api_error},
 };
 use super::{Capabilities, Connector, ConnectorError, EntitlementMembers, Page};
 use crate::{
@@ -49,6 +51,8 @@ pub struct KubernetesConnector {
     client: Client,
     /// Where records and ServiceAccounts live.
     namespace: String,
+    /// The Connector's key ([`names::connector_key`]), the value of its label.
+    key: String,
 }
 
 /// An account's record: a person's ConfigMap or a service's ServiceAccount.
@@ -58,10 +62,27 @@ struct Record {
 }
 
 impl KubernetesConnector {
-    /// A connector acting through `client`, keeping records and ServiceAccounts in
+    /// A connector acting through `client` for the Connector object
+    /// `connector_namespace/connector_name`, keeping records and ServiceAccounts in
     /// `namespace`.
-    pub fn new(client: Client, namespace: String) -> Self {
-        Self { client, namespace }
+    pub fn new(
+        client: Client,
+        namespace: String,
+        (connector_namespace, connector_name): (&str, &str),
+    ) -> Self {
+        Self {
+            client,
+            namespace,
+            key: names::connector_key(connector_namespace, connector_name),
+        }
+    }
+
+    fn stamp<'a>(&'a self, username: &'a str, identity: &'a str) -> Stamp<'a> {
+        Stamp {
+            connector: &self.key,
+            username,
+            identity,
+        }
     }
 }
 
@@ -70,6 +91,12 @@ fn ignore_not_found(res: Result<(), kube::Error>) -> Result<(), ConnectorError> 
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         other => other.map_err(api_error),
     }
+}
+
+fn another_connectors(username: &str) -> ConnectorError {
+    ConnectorError::Conflict(format!(
+        "the account {username:?} belongs to another Roster Connector; this one leaves it alone"
+    ))
 }
 
 fn gone(username: &str) -> ConnectorError {
@@ -82,13 +109,13 @@ fn observed(
     username: String,
     record: &Record,
     bindings: &[Binding],
-    listed: bool,
+    (listed, key): (bool, &str),
 ) -> ObservedAccount {
     let record_active = objects::record_active(&record.meta);
     ObservedAccount {
         id: username.clone(),
         username,
-        owner: objects::owner(&record.meta),
+        owner: objects::owner(&record.meta, key),
         // A listing does not read bindings; the record says what Roster last set.
         active: if listed {
             record_active
@@ -182,7 +209,7 @@ impl Connector for KubernetesConnector {
             username.to_owned(),
             &record,
             &bindings,
-            false,
+            (false, &self.key),
         )))
     }
 
@@ -190,13 +217,15 @@ impl Connector for KubernetesConnector {
         &self,
         cursor: Option<&str>,
     ) -> Result<Page<ObservedAccount>, ConnectorError> {
-        // Person records first, then every ServiceAccount in the namespace (Roster's and
-        // others', which count as unmanaged accounts).
+        // This Connector's person records first, then the ServiceAccounts in the namespace
+        // (its own, and strangers' which count as unmanaged accounts; another Connector's
+        // are not accounts here at all).
         let (phase, token) = parse_cursor(cursor.unwrap_or("r:"), &["r", "s"])?;
         if phase == "r" {
+            let selector = format!("{RECORD_LABEL}=true,{CONNECTOR_LABEL}={}", self.key);
             let list = self
                 .records()
-                .list(&list_params(Some(&format!("{RECORD_LABEL}=true")), token))
+                .list(&list_params(Some(&selector), token))
                 .await
                 .map_err(api_error)?;
             let items = list
@@ -209,7 +238,7 @@ impl Connector for KubernetesConnector {
                         meta: cm.metadata,
                         service: false,
                     };
-                    Some(observed(username, &record, &[], true))
+                    Some(observed(username, &record, &[], (true, &self.key)))
                 })
                 .collect();
             return Ok(Page {
@@ -225,13 +254,14 @@ impl Connector for KubernetesConnector {
         let items = list
             .items
             .into_iter()
+            .filter(|sa| !objects::is_another_connectors(&sa.metadata, &self.key))
             .filter_map(|sa| {
                 let username = sa.metadata.name.clone()?;
                 let record = Record {
                     meta: sa.metadata,
                     service: true,
                 };
-                Some(observed(username, &record, &[], true))
+                Some(observed(username, &record, &[], (true, &self.key)))
             })
             .collect();
         Ok(Page {
@@ -245,7 +275,7 @@ impl Connector for KubernetesConnector {
         cursor: Option<&str>,
     ) -> Result<Page<EntitlementMembers>, ConnectorError> {
         let (phase, token) = parse_cursor(cursor.unwrap_or("c:"), &["c", "n"])?;
-        let selector = objects::selector(None);
+        let selector = objects::selector(&self.key, None);
         let lp = list_params(Some(&selector), token);
         let (bindings, token) = self.list_bindings(phase == "c", &lp).await?;
         let then = (phase == "c").then_some("n");
@@ -283,8 +313,7 @@ impl Connector for KubernetesConnector {
                 metadata: objects::account_meta(
                     username.to_owned(),
                     Some(self.namespace.clone()),
-                    username,
-                    identity,
+                    self.stamp(username, identity),
                     &[],
                     &active_note,
                 ),
@@ -294,10 +323,9 @@ impl Connector for KubernetesConnector {
         } else {
             let cm = ConfigMap {
                 metadata: objects::account_meta(
-                    names::record_name(username),
+                    names::record_name(&self.key, username),
                     Some(self.namespace.clone()),
-                    username,
-                    identity,
+                    self.stamp(username, identity),
                     &[(RECORD_LABEL, "true")],
                     &active_note,
                 ),
@@ -320,9 +348,24 @@ impl Connector for KubernetesConnector {
             .record(&account.id)
             .await?
             .ok_or_else(|| gone(&account.id))?;
-        let meta = objects::account_meta(String::new(), None, &account.id, identity, &[], &[]);
+        if objects::is_another_connectors(&record.meta, &self.key) {
+            return Err(another_connectors(&account.id));
+        }
+        let meta = objects::account_meta(
+            String::new(),
+            None,
+            self.stamp(&account.id, identity),
+            &[],
+            &[],
+        );
+        // Conditional on the version read: a stranger's account that another Connector
+        // adopts meanwhile is not taken from it.
         let patch = Patch::Merge(json!({
-            "metadata": { "labels": meta.labels, "annotations": meta.annotations }
+            "metadata": {
+                "labels": meta.labels,
+                "annotations": meta.annotations,
+                "resourceVersion": record.meta.resource_version,
+            }
         }));
         let pp = PatchParams::default();
         let name = record.meta.name.clone().unwrap_or_default();
@@ -369,17 +412,20 @@ impl Connector for KubernetesConnector {
     async fn delete(&self, account: &ObservedAccount) -> Result<(), ConnectorError> {
         let username = account.id.as_str();
         for b in self.bindings_of(username).await? {
-            self.unbind(b.namespace.as_deref(), &b.name).await?;
+            self.unbind(&b).await?;
         }
         let Some(record) = self.record(username).await? else {
             return Ok(());
         };
-        if !objects::is_ours(&record.meta) {
+        if !objects::is_ours(&record.meta, &self.key) {
             return Err(ConnectorError::Conflict(format!(
-                "the ServiceAccount {username:?} is not Roster's; it is left in place"
+                "the ServiceAccount {username:?} is not this Connector's; it is left in place"
             )));
         }
-        let dp = DeleteParams::default();
+        let dp = objects::unchanged_since(
+            record.meta.resource_version.as_ref(),
+            record.meta.uid.as_ref(),
+        );
         let name = record.meta.name.clone().unwrap_or_default();
         ignore_not_found(if record.service {
             self.service_accounts().delete(&name, &dp).await.map(drop)
@@ -401,22 +447,25 @@ impl Connector for KubernetesConnector {
             .record(account_id)
             .await?
             .ok_or_else(|| gone(account_id))?;
-        let name = names::binding_name(account_id, entitlement);
+        if !objects::is_ours(&record.meta, &self.key) {
+            return Err(another_connectors(account_id));
+        }
+        let name = names::binding_name(&self.key, account_id, entitlement);
         if let Some(meta) = self.binding_meta(&grant, &name).await? {
-            if objects::is_ours(&meta) {
+            if objects::is_ours(&meta, &self.key) {
                 return Ok(());
             }
             return Err(ConnectorError::Conflict(format!(
-                "a binding {name:?} exists that Roster did not create; Roster leaves it alone"
+                "a binding {name:?} exists that this Connector did not create; Roster leaves it alone"
             )));
         }
         let active = objects::record_active(&record.meta);
         let subjects = active.then(|| vec![self.subject_for(account_id, &record)]);
+        let owner = objects::owner(&record.meta, &self.key).unwrap_or_default();
         let meta = objects::account_meta(
             name,
             grant.binding_namespace().map(str::to_owned),
-            account_id,
-            &objects::owner(&record.meta).unwrap_or_default(),
+            self.stamp(account_id, &owner),
             &[],
             &[(ENTITLEMENT_ANNOTATION, entitlement.to_owned())],
         );
@@ -459,10 +508,10 @@ impl Connector for KubernetesConnector {
         let Some(grant) = Grant::parse(entitlement) else {
             return Ok(());
         };
-        let name = names::binding_name(account_id, entitlement);
+        let name = names::binding_name(&self.key, account_id, entitlement);
         match self.binding_meta(&grant, &name).await? {
-            Some(meta) if objects::is_ours(&meta) => {
-                self.unbind(grant.binding_namespace(), &name).await
+            Some(meta) if objects::is_ours(&meta, &self.key) => {
+                self.unbind(&Binding::read(&meta, None)).await
             }
             _ => Ok(()),
         }

@@ -8,6 +8,9 @@ use std::fmt;
 /// The label on every object Roster creates on a cluster; bindings without it are never
 /// read as Roster's, changed or deleted.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "roster");
+/// The label naming the Connector that made an object (see [`connector_key`]). Two
+/// Connectors on one cluster never read, change or delete each other's objects.
+pub const CONNECTOR_LABEL: &str = "roster.dev/connector";
 /// The label tying a binding or record to one account (a hash of the username: label
 /// values are short and restricted).
 pub const ACCOUNT_LABEL: &str = "roster.dev/account";
@@ -39,19 +42,27 @@ fn fnv1a(parts: &[&str]) -> u64 {
     h
 }
 
+/// The value of [`CONNECTOR_LABEL`] for the Connector `namespace/name`.
+pub fn connector_key(namespace: &str, name: &str) -> String {
+    format!("{:016x}", fnv1a(&[namespace, name]))
+}
+
 /// The value of [`ACCOUNT_LABEL`] for `username`.
 pub fn account_key(username: &str) -> String {
     format!("{:016x}", fnv1a(&[username]))
 }
 
-/// The name of a person's account record (a ConfigMap).
-pub fn record_name(username: &str) -> String {
-    format!("roster-account-{}", account_key(username))
+/// The name of a person's account record (a ConfigMap) kept by the Connector `connector`
+/// (its [`connector_key`]).
+pub fn record_name(connector: &str, username: &str) -> String {
+    format!("roster-account-{:016x}", fnv1a(&[connector, username]))
 }
 
-/// The name of the binding that gives `username` the entitlement `entitlement`.
-pub fn binding_name(username: &str, entitlement: &str) -> String {
-    format!("roster-{:016x}", fnv1a(&[username, entitlement]))
+/// The name of the binding through which the Connector `connector` gives `username` the
+/// entitlement `entitlement`. The Connector is in the hash so that two of them granting
+/// one username the same role make two bindings, and revoking one leaves the other.
+pub fn binding_name(connector: &str, username: &str, entitlement: &str) -> String {
+    format!("roster-{:016x}", fnv1a(&[connector, username, entitlement]))
 }
 
 /// Whether `name` can name a ServiceAccount (an RFC 1123 subdomain).
@@ -245,11 +256,18 @@ mod tests {
         // Pinned values: a change here would orphan every binding on every cluster.
         assert_eq!(account_key(""), "cbf29ce484222325");
         assert_eq!(account_key("a"), "af63dc4c8601ec8c");
+        assert_eq!(connector_key("team-a", "rbac"), "1abddfac64f25717");
         assert_eq!(
-            binding_name("ada", "ClusterRole/view").len(),
+            binding_name("k", "ada", "ClusterRole/view").len(),
             "roster-".len() + 16
         );
-        assert_ne!(binding_name("ab", "c"), binding_name("a", "bc"));
+        assert_ne!(binding_name("k", "ab", "c"), binding_name("k", "a", "bc"));
+        assert_ne!(
+            binding_name("k1", "ada", "ClusterRole/view"),
+            binding_name("k2", "ada", "ClusterRole/view"),
+            "two Connectors never share a binding"
+        );
+        assert_ne!(record_name("k1", "ada"), record_name("k2", "ada"));
     }
 
     #[test]

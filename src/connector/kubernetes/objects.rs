@@ -8,18 +8,33 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 
+use kube::api::{DeleteParams, Preconditions};
+
 use super::names::{
-    ACCOUNT_LABEL, ACTIVE_ANNOTATION, ENTITLEMENT_ANNOTATION, Grant, IDENTITY_ANNOTATION,
-    MANAGED_BY, USERNAME_ANNOTATION, account_key,
+    ACCOUNT_LABEL, ACTIVE_ANNOTATION, CONNECTOR_LABEL, ENTITLEMENT_ANNOTATION, Grant,
+    IDENTITY_ANNOTATION, MANAGED_BY, USERNAME_ANNOTATION, account_key,
 };
 use crate::connector::{ConnectorError, truncate_body};
 
-/// Whether Roster made this object (it carries the managed-by label).
-pub fn is_ours(meta: &ObjectMeta) -> bool {
+fn label<'m>(meta: &'m ObjectMeta, key: &str) -> Option<&'m str> {
     meta.labels
         .as_ref()
-        .and_then(|l| l.get(MANAGED_BY.0))
-        .is_some_and(|v| v == MANAGED_BY.1)
+        .and_then(|l| l.get(key))
+        .map(String::as_str)
+}
+
+/// Whether Roster made this object through the Connector `connector` (its key): it
+/// carries the managed-by label and that Connector's label.
+pub fn is_ours(meta: &ObjectMeta, connector: &str) -> bool {
+    label(meta, MANAGED_BY.0) == Some(MANAGED_BY.1)
+        && label(meta, CONNECTOR_LABEL) == Some(connector)
+}
+
+/// Whether Roster made this object through a Connector other than `connector`: neither
+/// that Connector's account nor a stranger's that this one could adopt.
+pub fn is_another_connectors(meta: &ObjectMeta, connector: &str) -> bool {
+    label(meta, MANAGED_BY.0) == Some(MANAGED_BY.1)
+        && label(meta, CONNECTOR_LABEL) != Some(connector)
 }
 
 /// An annotation's value.
@@ -30,9 +45,9 @@ pub fn annotation<'m>(meta: &'m ObjectMeta, key: &str) -> Option<&'m str> {
         .map(String::as_str)
 }
 
-/// The owning Identity, when Roster made the object.
-pub fn owner(meta: &ObjectMeta) -> Option<String> {
-    is_ours(meta)
+/// The owning Identity, when Roster made the object through the Connector `connector`.
+pub fn owner(meta: &ObjectMeta, connector: &str) -> Option<String> {
+    is_ours(meta, connector)
         .then(|| annotation(meta, IDENTITY_ANNOTATION).map(str::to_owned))
         .flatten()
 }
@@ -42,17 +57,33 @@ pub fn record_active(meta: &ObjectMeta) -> bool {
     annotation(meta, ACTIVE_ANNOTATION) != Some("false")
 }
 
-/// Metadata for an object belonging to `username`'s account, owned by `identity`.
+/// Whose an object is: the Connector that makes it, the account and the Identity.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp<'a> {
+    /// The Connector's key ([`super::names::connector_key`]).
+    pub connector: &'a str,
+    /// The account's username.
+    pub username: &'a str,
+    /// The Identity that owns the account.
+    pub identity: &'a str,
+}
+
+/// Metadata for an object of the account `stamp` describes.
 pub fn account_meta(
     name: String,
     namespace: Option<String>,
-    username: &str,
-    identity: &str,
+    stamp: Stamp<'_>,
     extra_labels: &[(&str, &str)],
     extra_annotations: &[(&str, String)],
 ) -> ObjectMeta {
+    let Stamp {
+        connector,
+        username,
+        identity,
+    } = stamp;
     let mut labels: BTreeMap<String, String> = [
         (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        (CONNECTOR_LABEL.to_owned(), connector.to_owned()),
         (ACCOUNT_LABEL.to_owned(), account_key(username)),
     ]
     .into();
@@ -77,6 +108,18 @@ pub fn account_meta(
         labels: Some(labels),
         annotations: Some(annotations),
         ..ObjectMeta::default()
+    }
+}
+
+/// Deletion only of the object as it was read (its `version` and `uid`), never of one
+/// replaced or relabelled since.
+pub fn unchanged_since(version: Option<&String>, uid: Option<&String>) -> DeleteParams {
+    DeleteParams {
+        preconditions: Some(Preconditions {
+            resource_version: version.cloned(),
+            uid: uid.cloned(),
+        }),
+        ..DeleteParams::default()
     }
 }
 
@@ -107,9 +150,13 @@ pub fn role_ref(grant: &Grant) -> RoleRef {
     }
 }
 
-/// The label selector for Roster's objects, optionally for one account.
-pub fn selector(username: Option<&str>) -> String {
-    let mut s = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+/// The label selector for the objects the Connector `connector` made, optionally for
+/// one account.
+pub fn selector(connector: &str, username: Option<&str>) -> String {
+    let mut s = format!(
+        "{}={},{CONNECTOR_LABEL}={connector}",
+        MANAGED_BY.0, MANAGED_BY.1
+    );
     if let Some(u) = username {
         s.push_str(&format!(",{ACCOUNT_LABEL}={}", account_key(u)));
     }
@@ -129,6 +176,11 @@ pub struct Binding {
     pub entitlement: Option<String>,
     /// Whether anyone is bound (a disabled account's bindings have no subjects).
     pub bound: bool,
+    /// The version read: a change or deletion is made only if it is still this one, so
+    /// an object relabelled or replaced since it was read as Roster's is left alone.
+    pub version: Option<String>,
+    /// Its uid, for the same reason.
+    pub uid: Option<String>,
 }
 
 impl Binding {
@@ -140,6 +192,8 @@ impl Binding {
             username: annotation(meta, USERNAME_ANNOTATION).map(str::to_owned),
             entitlement: annotation(meta, ENTITLEMENT_ANNOTATION).map(str::to_owned),
             bound: subjects.is_some_and(|s| !s.is_empty()),
+            version: meta.resource_version.clone(),
+            uid: meta.uid.clone(),
         }
     }
 }
@@ -194,6 +248,8 @@ mod tests {
             username: Some("ada".into()),
             entitlement: Some("ClusterRole/view".into()),
             bound,
+            version: None,
+            uid: None,
         }
     }
 
@@ -208,13 +264,29 @@ mod tests {
     }
 
     #[test]
-    fn only_labelled_objects_are_ours() {
-        let mine = account_meta("x".into(), None, "ada", "ada-id", &[], &[]);
-        assert!(is_ours(&mine));
-        assert_eq!(owner(&mine).as_deref(), Some("ada-id"));
+    fn only_objects_labelled_for_this_connector_are_ours() {
+        let stamp = Stamp {
+            connector: "k1",
+            username: "ada",
+            identity: "ada-id",
+        };
+        let mine = account_meta("x".into(), None, stamp, &[], &[]);
+        assert!(is_ours(&mine, "k1"));
+        assert!(!is_another_connectors(&mine, "k1"));
+        assert_eq!(owner(&mine, "k1").as_deref(), Some("ada-id"));
+        assert!(!is_ours(&mine, "k2"), "another Connector's object");
+        assert!(is_another_connectors(&mine, "k2"));
+        assert_eq!(owner(&mine, "k2"), None);
         let mut theirs = mine.clone();
         theirs.labels = None;
-        assert!(!is_ours(&theirs));
-        assert_eq!(owner(&theirs), None, "an annotation alone is no mark");
+        assert!(!is_ours(&theirs, "k1"));
+        assert!(!is_another_connectors(&theirs, "k1"), "a stranger's");
+        assert_eq!(owner(&theirs, "k1"), None, "an annotation alone is no mark");
+        let mut unlabelled = mine;
+        unlabelled
+            .labels
+            .as_mut()
+            .map(|l| l.remove(CONNECTOR_LABEL));
+        assert!(!is_ours(&unlabelled, "k1"), "managed-by alone is no mark");
     }
 }
