@@ -1,11 +1,16 @@
-//! No escalation through Roster, enforced by the apiserver itself: two
-//! ValidatingAdmissionPolicies, checked like Kubernetes RBAC's own `bind` and `escalate`.
+//! No escalation through Roster, enforced by the apiserver itself: ValidatingAdmission
+//! Policies, checked like Kubernetes RBAC's own `bind` and `escalate`, and one that makes
+//! the approver of a held removal the apiserver's word.
 //!
 //! - A RoleBinding's create, or a change of its spec (subjects, Role, time bounds), needs
 //!   verb `bind` on the Role it names (`roles.roster.dev`, by name, in its namespace).
 //! - A Role's create, or a change of its entitlements, needs verb `grant` on the
 //!   Connector of each entitlement it adds or changes (`connectors.roster.dev`, by name),
 //!   unless the author holds `escalate` on the Role.
+//! - Setting or changing a Connector's approval annotations (`roster.dev/approve-removals`,
+//!   `roster.dev/approve-leavers`, `roster.dev/approved-by`) needs `roster.dev/approved-by`
+//!   to be the requester's own username: audit records name the approver, and no one can
+//!   approve in another's name.
 //!
 //! The policies ask the apiserver's authorizer (`authorizer.…check(verb)`), so no webhook
 //! server runs and RBAC stays the one source of who may do what. They are generated from
@@ -33,6 +38,15 @@ pub const GRANT: &str = "grant";
 pub const BIND_POLICY: &str = "roster.dev-bind";
 /// The policy guarding Roles.
 pub const ESCALATE_POLICY: &str = "roster.dev-escalate";
+/// The policy recording who approves a Connector's held removals.
+pub const APPROVAL_POLICY: &str = "roster.dev-approval";
+
+/// The Connector annotations an approval consists of; the last names the approver.
+const APPROVAL_ANNOTATIONS: [&str; 3] = [
+    "roster.dev/approve-removals",
+    "roster.dev/approve-leavers",
+    "roster.dev/approved-by",
+];
 
 /// `authorizer` for `resource` named by the CEL expression `name`, in the object's
 /// namespace, asked about `verb`.
@@ -136,9 +150,47 @@ fn escalate_policy() -> ValidatingAdmissionPolicy {
     )
 }
 
-/// Both policies.
+/// Connectors: an approval set or changed names its requester in `roster.dev/approved-by`.
+fn approval_policy() -> ValidatingAdmissionPolicy {
+    // An annotation's value, '' when absent; `o` is `object` or `oldObject`.
+    let value = |o: &str, k: &str| {
+        format!(
+            "(has({o}.metadata.annotations) && {k} in {o}.metadata.annotations ? {o}.metadata.annotations[{k}] : '')"
+        )
+    };
+    let keys = APPROVAL_ANNOTATIONS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Clearing an approval needs no name: it releases nothing.
+    let changed = format!(
+        "[{keys}].exists(k, {new} != '' && (request.operation == 'CREATE' || {new} != {old}))",
+        new = value("object", "k"),
+        old = value("oldObject", "k"),
+    );
+    let by = APPROVAL_ANNOTATIONS[2];
+    policy(
+        APPROVAL_POLICY,
+        "connectors",
+        vec![variable("changed", changed)],
+        Validation {
+            expression: format!(
+                "!variables.changed || {} == request.userInfo.username",
+                value("object", &format!("'{by}'"))
+            ),
+            message_expression: Some(format!(
+                "request.userInfo.username + ' may approve removals on Connector ' + object.metadata.name + ' only in their own name: set the annotation {by}=' + request.userInfo.username + ' with the approval'"
+            )),
+            reason: Some("Forbidden".into()),
+            ..Validation::default()
+        },
+    )
+}
+
+/// Every policy.
 pub fn policies() -> Vec<ValidatingAdmissionPolicy> {
-    vec![bind_policy(), escalate_policy()]
+    vec![bind_policy(), escalate_policy(), approval_policy()]
 }
 
 /// A binding per policy, denying in every namespace.

@@ -7,7 +7,7 @@
 //! `status.quarantine`, which the Connector loop writes from [`Budgets::snapshot`].
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Mutex,
 };
 
@@ -26,6 +26,10 @@ use crate::{
 pub const APPROVE_ANNOTATION: &str = "roster.dev/approve-removals";
 /// Annotation that approves only the explicit leavers a wave holds (`holdLeaverWaves`).
 pub const APPROVE_LEAVERS_ANNOTATION: &str = "roster.dev/approve-leavers";
+/// Annotation on a Connector naming who set its approval: the admission policy
+/// (`crds/admission.yaml`) admits an approval only when this is the requester's own
+/// username, so the audit record's approver is the apiserver's word, not the approver's.
+pub const APPROVED_BY_ANNOTATION: &str = "roster.dev/approved-by";
 
 #[derive(Default)]
 struct State {
@@ -36,6 +40,8 @@ struct State {
     held: BTreeMap<String, Cause>,
     /// Removals the last approval released, on top of the budget.
     allowance: usize,
+    /// Who the last approval released, and its time: their removals' evidence names it.
+    released: (BTreeSet<String>, Option<Timestamp>),
     /// When the current wave was first flagged (leavers only, without a hold).
     wave: Option<Trip>,
 }
@@ -148,6 +154,8 @@ pub struct Refused {
 pub struct Reserved {
     /// A wave of explicit leavers was flagged just now (Event and metric; not held).
     pub new_wave: Option<Trip>,
+    /// The account was held, and the approval at this time released it.
+    pub released_by: Option<Timestamp>,
 }
 
 /// What the Connector's status should say about its breakers.
@@ -201,6 +209,12 @@ impl Budgets {
         }
         let state = conn.breakers.entry(req.breaker).or_default();
         state.lift_if_approved(approval);
+        let released_by = state
+            .released
+            .0
+            .remove(req.who)
+            .then_some(state.released.1)
+            .flatten();
         if let Some(trip) = &state.trip {
             let before = state.held.insert(req.who.to_owned(), req.cause);
             return Err(Refused {
@@ -219,7 +233,10 @@ impl Budgets {
         };
         let Some(message) = exceeded else {
             state.removals.push((req.now, req.who.to_owned()));
-            return Ok(Reserved::default());
+            return Ok(Reserved {
+                released_by,
+                ..Reserved::default()
+            });
         };
         let trip = Trip {
             since: req.now,
@@ -236,12 +253,16 @@ impl Budgets {
                 state.wave = Some(trip.clone());
                 return Ok(Reserved {
                     new_wave: Some(trip),
+                    released_by,
                 });
             }
             if let Some(w) = &mut state.wave {
                 w.planned = total;
             }
-            return Ok(Reserved::default());
+            return Ok(Reserved {
+                released_by,
+                ..Reserved::default()
+            });
         }
         state.trip = Some(trip.clone());
         state.held.insert(req.who.to_owned(), req.cause);
@@ -310,7 +331,9 @@ impl State {
     fn lift_if_approved(&mut self, approval: Option<Timestamp>) {
         if self.trip.as_ref().is_some_and(|t| approved(t, approval)) {
             self.trip = None;
-            self.allowance = std::mem::take(&mut self.held).len();
+            let held = std::mem::take(&mut self.held);
+            self.allowance = held.len();
+            self.released = (held.into_keys().collect(), approval);
         }
     }
 }

@@ -67,12 +67,12 @@ fn trips_holds_everything_then_an_approval_releases_what_was_held() {
     );
     for (i, who) in ["c", "d", "e", "f", "g"].into_iter().enumerate() {
         let t = 11 + i64::try_from(i).unwrap();
-        assert!(
-            budgets
-                .reserve(&approved, removal(who, t), BTreeMap::new)
-                .is_ok(),
-            "{who}"
-        );
+        let reserved = budgets
+            .reserve(&approved, removal(who, t), BTreeMap::new)
+            .expect(who);
+        // The held ones' evidence names the approval; the others' names none.
+        let held = ["c", "d", "e"].contains(&who);
+        assert_eq!(reserved.released_by, held.then(|| at(10)), "{who}");
     }
     // ...and no more: the budget still guards what comes after.
     assert!(

@@ -55,8 +55,17 @@ pub struct Removing<'a> {
     pub marked: usize,
 }
 
-/// Takes out of `changes` what the account may not have now; returns why, if anything
-/// was held.
+/// What the breakers decided for one account's changes.
+#[derive(Debug, Default)]
+pub struct Decision {
+    /// Why some changes were held, if any were.
+    pub held: Option<String>,
+    /// The account had been held, and the approval at this time released it.
+    pub released_by: Option<Timestamp>,
+}
+
+/// Takes out of `changes` what the account may not have now; says why, if anything was
+/// held, and which approval released the rest if one did.
 pub async fn hold(
     ctx: &Context,
     removing: &Removing<'_>,
@@ -64,7 +73,7 @@ pub async fn hold(
     key: &ConnectorKey,
     changes: &mut Vec<Change>,
     now: Timestamp,
-) -> Option<String> {
+) -> Decision {
     let Removing {
         who,
         cause,
@@ -76,7 +85,7 @@ pub async fn hold(
         .filter_map(|c| breaker_for(c, cause))
         .collect();
     if breakers.is_empty() {
-        return None;
+        return Decision::default();
     }
     let managed = managed_accounts(ctx, key).max(marked);
     let empty = if cause == Cause::Policy {
@@ -86,6 +95,7 @@ pub async fn hold(
     };
     let mut held = Vec::new();
     let mut reserved = Vec::new();
+    let mut released_by = None;
     for breaker in breakers {
         let req = Request {
             breaker,
@@ -99,6 +109,7 @@ pub async fn hold(
         match ctx.budgets.reserve(connector, req, seed) {
             Ok(ok) => {
                 reserved.push(breaker);
+                released_by = released_by.max(ok.released_by);
                 if let Some(wave) = ok.new_wave {
                     flag_wave(ctx, connector, key, &wave.message).await;
                 }
@@ -109,7 +120,10 @@ pub async fn hold(
         }
     }
     if held.is_empty() {
-        return None;
+        return Decision {
+            held: None,
+            released_by,
+        };
     }
     // A policy removal goes whole or not at all: an account stripped but left enabled,
     // or disabled but left in its groups, is a partial destructive action. (An explicit
@@ -118,7 +132,10 @@ pub async fn hold(
         ctx.budgets.unreserve(connector, breaker, who, now);
     }
     changes.retain(|c| breaker_for(c, cause).is_none());
-    Some(held.join("; "))
+    Decision {
+        held: Some(held.join("; ")),
+        released_by: None,
+    }
 }
 
 async fn flag_wave(ctx: &Context, connector: &Connector, key: &ConnectorKey, message: &str) {

@@ -105,4 +105,66 @@ pub async fn publish<K>(
     }
 }
 
+/// An Event of its own for one audit record, never folded into another: the Recorder
+/// merges Events of one reason and action on one object into a series that keeps only
+/// the first note, and each change's evidence must stay readable.
+pub async fn publish_record<K>(
+    client: &kube::Client,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: &str,
+) where
+    K: Resource<DynamicType = ()>,
+{
+    use k8s_openapi::{
+        api::events::v1::Event as K8sEvent,
+        apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+        jiff::Timestamp,
+    };
+    // Unique in this process by the counter, across restarts by the time.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let regarding = obj.object_ref(&());
+    let namespace = regarding
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let now = Timestamp::now();
+    let stem: String = regarding
+        .name
+        .as_deref()
+        .unwrap_or(MANAGER)
+        .chars()
+        .take(200)
+        .collect();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let event = K8sEvent {
+        metadata: ObjectMeta {
+            name: Some(format!("{stem}.{:x}.{n:x}", now.as_nanosecond())),
+            namespace: Some(namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        action: Some(action.to_owned()),
+        reason: Some(reason.to_owned()),
+        note: Some(truncate(note, EVENT_NOTE_LIMIT)),
+        event_time: Some(MicroTime(now)),
+        regarding: Some(regarding),
+        reporting_controller: Some(MANAGER.to_owned()),
+        reporting_instance: Some(MANAGER.to_owned()),
+        type_: Some(
+            match type_ {
+                EventType::Normal => "Normal",
+                EventType::Warning => "Warning",
+            }
+            .to_owned(),
+        ),
+        ..K8sEvent::default()
+    };
+    let events: Api<K8sEvent> = Api::namespaced(client.clone(), &namespace);
+    if let Err(err) = events.create(&Default::default(), &event).await {
+        tracing::warn!(error = %err, reason, "could not publish Event");
+    }
+}
+
 pub use crate::text::truncate;

@@ -1,21 +1,29 @@
 //! The one path every downstream write takes, whoever planned it (an Identity's pass or
 //! the inventory scan): nothing in Observe mode; grants outside the Connector's bounds
-//! are refused; the breakers next, which take out what does not fit; then execute; then
-//! evidence — an Event on the object the change is about and a structured log line —
-//! for every change tried.
+//! are refused; the breakers next, which take out what does not fit; then execute. Once
+//! the caller has read the account back, [`record`] leaves the evidence: for every
+//! change tried, one audit record — a structured log line and an Event on the object the
+//! change is about — saying what caused it, what changed, when, and what reading back
+//! found.
 
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::events::EventType;
+use kube::{ResourceExt, runtime::events::EventType};
 
 use super::{
     Context,
+    budget::APPROVED_BY_ANNOTATION,
     hold::{self, Removing},
-    status::publish,
+    status::{publish, publish_record},
 };
 use crate::{
     api::{Connector, ConnectorMode, Identity},
     connector::{Connector as Backend, ConnectorError},
-    lifecycle::{ConnectorKey, DesiredAccount, ObservedAccount, bounds::Bounds, plan::Change},
+    lifecycle::{
+        ConnectorKey, DesiredAccount, ObservedAccount,
+        audit::{self, Approval, Facts, Grounds, Outcome},
+        bounds::Bounds,
+        plan::Change,
+    },
     provision::execute,
 };
 
@@ -48,6 +56,8 @@ pub struct Write<'a> {
     pub desired: Option<&'a DesiredAccount>,
     /// The account as planned from (`None`: the plan creates it).
     pub observed: Option<&'a ObservedAccount>,
+    /// What an Identity's changes are grounded in, for the audit; `None` for the scan's.
+    pub grounds: Option<&'a Grounds>,
     /// Now.
     pub now: Timestamp,
 }
@@ -66,6 +76,8 @@ pub struct Written {
     pub refused: Option<String>,
     /// The change that failed, and why; nothing after it was tried.
     pub failed: Option<(Change, ConnectorError)>,
+    /// The approval that released this account's held removals, if one did.
+    pub approval: Option<Approval>,
 }
 
 /// Carries out `changes` for one account through the breakers, execute and evidence.
@@ -83,24 +95,26 @@ pub async fn write(ctx: &Context, w: &Write<'_>, mut changes: Vec<Change>) -> Wr
         }
         Err(failed) => {
             // The app could not say whether a grant is privileged: nothing is written.
-            evidence(ctx, w, &failed.0, Some(&failed.1)).await;
             written.failed = Some(failed);
             return written;
         }
     }
-    written.held = hold::hold(ctx, &w.removing, w.connector, w.key, &mut changes, w.now).await;
+    let decision = hold::hold(ctx, &w.removing, w.connector, w.key, &mut changes, w.now).await;
+    written.held = decision.held;
+    written.approval = decision.released_by.map(|at| Approval {
+        at,
+        by: w
+            .connector
+            .annotations()
+            .get(APPROVED_BY_ANNOTATION)
+            .cloned(),
+    });
     if changes.is_empty() {
         return written;
     }
     written.tried = true;
     let outcome =
         execute::execute(w.backend, w.removing.who, w.desired, w.observed, &changes).await;
-    for change in &outcome.applied {
-        evidence(ctx, w, change, None).await;
-    }
-    if let Some((change, e)) = &outcome.failed {
-        evidence(ctx, w, change, Some(e)).await;
-    }
     written.applied = outcome.applied;
     written.failed = outcome.failed;
     written
@@ -167,69 +181,125 @@ async fn publish_refusal(ctx: &Context, w: &Write<'_>, why: &str) {
     }
 }
 
-/// An Event and a structured log line for one downstream change (design: every change
-/// leaves evidence).
-async fn evidence(ctx: &Context, w: &Write<'_>, change: &Change, error: Option<&ConnectorError>) {
-    let key = w.key;
-    match w.subject {
-        Subject::Identity(identity) => {
-            let name = w.removing.who;
-            let what = match error {
-                None => execute::describe(change),
-                Some(_) => execute::intent(change),
-            };
-            match error {
-                None => {
-                    tracing::info!(identity = %name, connector = %key, change = %what, outcome = "ok", "downstream change")
-                }
-                Some(e) => {
-                    tracing::warn!(identity = %name, connector = %key, change = %what, outcome = "error", error = %e, "downstream change")
-                }
+/// The evidence for what `written` tried: one audit record per change, as a log line
+/// (target `roster::audit`) and an Event. `read_back` is the account as read after the
+/// pass (`Ok(None)`: it does not exist), or why it could not be read.
+pub async fn record(
+    ctx: &Context,
+    w: &Write<'_>,
+    written: &Written,
+    read_back: Result<Option<&ObservedAccount>, String>,
+) {
+    let (identity, account) = match w.subject {
+        Subject::Identity(identity) => (Some(w.removing.who), identity.spec.username.as_str()),
+        Subject::Member { username } => (None, username),
+    };
+    let connector = w.key.to_string();
+    let failed = written
+        .failed
+        .as_ref()
+        .map(|(c, e)| (c, e.reason(), e.to_string()));
+    let facts = Facts {
+        time: w.now,
+        connector: &connector,
+        identity,
+        account,
+        grounds: w.grounds,
+        approval: written.approval.as_ref(),
+        applied: &written.applied,
+        failed,
+        read_back,
+    };
+    for r in audit::records(&facts) {
+        log(&r);
+        let (type_, reason) = match &r.outcome {
+            Outcome::Applied if r.identity.is_none() => (EventType::Normal, "RevokedStray"),
+            Outcome::Applied => (EventType::Normal, execute::verb(&r.change)),
+            Outcome::Failed { .. } => (EventType::Warning, "DownstreamError"),
+        };
+        let note = note(&r);
+        let action = execute::verb(&r.change);
+        match w.subject {
+            Subject::Identity(identity) => {
+                publish_record(&ctx.client, identity, type_, reason, action, &note).await;
             }
-            let (type_, reason, note) = match error {
-                None => (
-                    EventType::Normal,
-                    execute::verb(change),
-                    format!("{key}: {what}"),
-                ),
-                Some(e) => (
-                    EventType::Warning,
-                    "DownstreamError",
-                    format!("{key}: failed to {what}: {e}"),
-                ),
-            };
-            let action = execute::verb(change);
-            publish(&ctx.recorder, identity, type_, reason, action, &note).await;
-        }
-        Subject::Member { username } => {
-            let (type_, reason, note) = match error {
-                None => (
-                    EventType::Normal,
-                    "RevokedStray",
-                    format!(
-                        "{} from {username:?}, a member Roster did not add (membership Authoritative)",
-                        execute::describe(change)
-                    ),
-                ),
-                Some(e) => (
-                    EventType::Warning,
-                    "DownstreamError",
-                    format!(
-                        "failed to {} from {username:?}: {e}",
-                        execute::intent(change)
-                    ),
-                ),
-            };
-            match error {
-                None => {
-                    tracing::info!(connector = %key, account = %username, change = %note, outcome = "ok", "downstream change")
-                }
-                Some(e) => {
-                    tracing::warn!(connector = %key, account = %username, change = %note, outcome = "error", error = %e, "downstream change")
-                }
+            Subject::Member { .. } => {
+                publish_record(&ctx.client, w.connector, type_, reason, action, &note).await;
             }
-            let action = execute::verb(change);
-            publish(&ctx.recorder, w.connector, type_, reason, action, &note).await;
         }
     }
+}
+
+/// The record as one structured log line: with `--log-format json`, one JSON object
+/// whose fields are the record's.
+fn log(r: &audit::Record) {
+    let granted_by = match &r.cause {
+        audit::Cause::Granted { by } => Some(
+            by.iter()
+                .map(|g| format!("{} (Role {})", g.role_binding, g.role))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        _ => None,
+    };
+    let state = match &r.cause {
+        audit::Cause::Lifecycle { state } => Some(state.as_str()),
+        _ => None,
+    };
+    let (outcome, reason, error) = match &r.outcome {
+        Outcome::Applied => ("ok", None, None),
+        Outcome::Failed { reason, error } => ("error", Some(reason.as_str()), Some(error.as_str())),
+    };
+    let read_back_error = match &r.read_back {
+        audit::ReadBack::Unread { reason } => Some(reason.as_str()),
+        _ => None,
+    };
+    tracing::info!(
+        target: "roster::audit",
+        time = %r.time,
+        connector = %r.connector,
+        identity = r.identity.as_deref().map(tracing::field::display),
+        account = %r.account,
+        change = %execute::describe(&r.change),
+        action = execute::verb(&r.change),
+        entitlement = audit::entitlement(&r.change),
+        cause = r.cause.kind(),
+        granted_by,
+        state,
+        approved_at = r.approval.as_ref().map(|a| tracing::field::display(a.at)),
+        approved_by = r.approval.as_ref().and_then(|a| a.by.as_deref()),
+        outcome,
+        reason,
+        error,
+        read_back = r.read_back.name(),
+        read_back_error,
+        "downstream change"
+    );
+}
+
+/// The record in words, for its Event.
+fn note(r: &audit::Record) -> String {
+    let what = match &r.outcome {
+        Outcome::Applied => execute::describe(&r.change),
+        Outcome::Failed { error, .. } => {
+            format!("failed to {}: {error}", execute::intent(&r.change))
+        }
+    };
+    let whom = match &r.identity {
+        Some(_) => String::new(),
+        None => format!(" from {:?}", r.account),
+    };
+    let approval = r.approval.as_ref().map_or_else(String::new, |a| {
+        format!(
+            "; released by the approval of {} at {}",
+            a.by.as_deref().unwrap_or("an unrecorded approver"),
+            a.at
+        )
+    });
+    format!(
+        "{}: {what}{whom} ({}{approval}); {}",
+        r.connector,
+        r.cause.describe(),
+        r.read_back.describe()
+    )
 }

@@ -168,6 +168,7 @@ async fn run_within(
         },
         desired: None,
         observed: Some(&account),
+        grounds: None,
         now: Timestamp::now(),
     };
     let written = write(&ctx, &w, changes).await;

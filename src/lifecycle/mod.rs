@@ -3,7 +3,9 @@
 //! - [`resolve`]: Identities, Roles, RoleBindings → the desired account per connector.
 //! - [`plan`]: desired vs observed, through the ownership ledger and the Connector's
 //!   policies → the changes to make and the drift to report.
+//! - [`audit`]: what caused each change and what reading back found, as evidence.
 
+pub mod audit;
 pub mod bounds;
 pub mod budget;
 pub mod cel_cost;

@@ -12,6 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::{
+    audit::Grantor,
     bounds::Bounds,
     budget::Feeds,
     model::{AccountAttributes, ConnectorKey, DesiredAccount, Managed},
@@ -35,6 +36,7 @@ pub enum Effective {
 /// A binding, compiled.
 struct CompiledBinding {
     namespace: String,
+    name: String,
     role: String,
     valid_from: Option<Timestamp>,
     valid_until: Option<Timestamp>,
@@ -135,6 +137,7 @@ impl Catalog {
             .filter_map(|b| {
                 Some(CompiledBinding {
                     namespace: b.namespace()?,
+                    name: b.name_any(),
                     role: b.spec.role.clone(),
                     valid_from: b.spec.valid_from.as_ref().map(|t| t.0),
                     valid_until: b.spec.valid_until.as_ref().map(|t| t.0),
@@ -185,6 +188,9 @@ pub struct Resolution {
     pub effective: Effective,
     /// The account it should have on each connector; a connector not listed gets none.
     pub accounts: BTreeMap<ConnectorKey, DesiredAccount>,
+    /// Connector → entitlement → the RoleBindings (and Roles) that give it: the cause
+    /// audit records name.
+    pub grantors: BTreeMap<ConnectorKey, BTreeMap<String, BTreeSet<Grantor>>>,
     /// The next instant at which the answer changes by itself (a `validFrom` or
     /// `validUntil` passing): the controller requeues for then.
     pub next_change: Option<Timestamp>,
@@ -226,10 +232,12 @@ pub fn reachable(identity: &Identity, catalog: &Catalog, now: Timestamp) -> BTre
 pub fn resolve(identity: &Identity, catalog: &Catalog, now: Timestamp) -> Resolution {
     let (effective, mut next_change) = effective_state(identity, now);
     let mut accounts: BTreeMap<ConnectorKey, DesiredAccount> = BTreeMap::new();
+    let mut grantors: BTreeMap<ConnectorKey, BTreeMap<String, BTreeSet<Grantor>>> = BTreeMap::new();
     if matches!(effective, Effective::NotStarted | Effective::Terminated) {
         return Resolution {
             effective,
             accounts,
+            grantors: BTreeMap::new(),
             next_change,
         };
     }
@@ -262,17 +270,28 @@ pub fn resolve(identity: &Identity, catalog: &Catalog, now: Timestamp) -> Resolu
         else {
             continue;
         };
+        let grantor = Grantor {
+            role_binding: format!("{}/{}", binding.namespace, binding.name),
+            role: binding.role.clone(),
+        };
         for (connector, name) in entitlements {
             accounts
                 .entry(connector.clone())
                 .or_insert_with(|| desired_account(identity, effective))
                 .entitlements
                 .insert(name.clone());
+            grantors
+                .entry(connector.clone())
+                .or_default()
+                .entry(name.clone())
+                .or_default()
+                .insert(grantor.clone());
         }
     }
     Resolution {
         effective,
         accounts,
+        grantors,
         next_change,
     }
 }

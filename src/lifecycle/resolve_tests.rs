@@ -89,6 +89,16 @@ fn bindings_add_up_per_connector() {
     let account = &r.accounts[&ConnectorKey::new("acme", "scim")];
     assert!(account.active);
     assert_eq!(account.attributes.display_name.as_deref(), Some("Ada"));
+    // Each entitlement knows the binding and Role that give it: the audit's cause.
+    let grantors = &r.grantors[&ConnectorKey::new("acme", "scim")];
+    let by = |e: &str| -> Vec<(String, String)> {
+        grantors[e]
+            .iter()
+            .map(|g| (g.role_binding.clone(), g.role.clone()))
+            .collect()
+    };
+    assert_eq!(by("engineers"), [("acme/eng".to_owned(), "eng".to_owned())]);
+    assert_eq!(by("all-staff"), [("acme/all".to_owned(), "all".to_owned())]);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::harness::{ControlPlane, control_plane};
 
 /// A client acting as `user` (the admin impersonates it).
-async fn as_user(cp: &ControlPlane, user: &str) -> Client {
+pub(crate) async fn as_user(cp: &ControlPlane, user: &str) -> Client {
     let kubeconfig = Kubeconfig::read_from(&cp.kubeconfig).expect("kubeconfig");
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -26,7 +26,7 @@ async fn as_user(cp: &ControlPlane, user: &str) -> Client {
     Client::try_from(config).expect("client")
 }
 
-fn rule(resource: &str, verbs: &[&str], names: &[&str]) -> PolicyRule {
+pub(crate) fn rule(resource: &str, verbs: &[&str], names: &[&str]) -> PolicyRule {
     PolicyRule {
         api_groups: Some(vec!["roster.dev".into()]),
         resources: Some(vec![resource.into()]),
@@ -38,7 +38,7 @@ fn rule(resource: &str, verbs: &[&str], names: &[&str]) -> PolicyRule {
 }
 
 /// Gives `user` in `ns` the right to write Roles and RoleBindings, and `extra`.
-async fn grant(admin: &Client, ns: &str, user: &str, extra: Vec<PolicyRule>) {
+pub(crate) async fn grant(admin: &Client, ns: &str, user: &str, extra: Vec<PolicyRule>) {
     let mut rules = vec![rule("roles", &["get", "create", "update", "patch"], &[])];
     rules.push(rule(
         "rolebindings",

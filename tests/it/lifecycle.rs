@@ -119,17 +119,21 @@ impl Scenario {
         }
     }
 
-    /// A person approves what the Connector `name` holds: `annotation` set to now.
-    pub async fn approve(&self, name: &str, annotation: &str) {
+    /// A person approves what the Connector `name` holds: `annotation` set to now, in
+    /// their own name (the admission policy admits no other); returns that name.
+    pub async fn approve(&self, name: &str, annotation: &str) -> String {
         let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let me = crate::harness::whoami(&self.client).await;
+        let annotations = json!({annotation: now, "roster.dev/approved-by": me});
         Api::<Connector>::namespaced(self.client.clone(), &self.ns)
             .patch(
                 name,
                 &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"annotations": {annotation: now}}})),
+                &Patch::Merge(json!({"metadata": {"annotations": annotations}})),
             )
             .await
             .expect("approve");
+        me
     }
 
     /// The shared operator's log so far.

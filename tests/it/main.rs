@@ -1,6 +1,8 @@
 //! Integration tests against a real kube-apiserver and etcd, started once for this
 //! binary by [`harness`].
 
+mod approval;
+mod audit;
 mod bounds;
 mod brownfield;
 mod conformance;

@@ -99,13 +99,28 @@ async fn an_emptied_namespace_is_held_before_any_write() {
         "not one account touched: the budget's first two are not spent on an empty source"
     );
 
-    // A person who meant it approves: what was held goes.
-    s.approve("scim", "roster.dev/approve-removals").await;
+    // A person who meant it approves: what was held goes, and its evidence names them.
+    let approver = s.approve("scim", "roster.dev/approve-removals").await;
     s.eventually(
         "every account disabled and stripped after approval",
         || async { census(&s, &people).await == (0, 0, 0) },
     )
     .await;
+    let connector = format!("connector={}/scim", s.ns);
+    let released: Vec<String> = s
+        .log()
+        .lines()
+        .filter(|l| l.contains("roster::audit") && l.contains(&connector))
+        .filter(|l| l.contains("action=\"Disabled\""))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(released.len(), 5, "one record per disable: {released:#?}");
+    for line in &released {
+        assert!(
+            line.contains(&format!("approved_by=\"{approver}\"")) && line.contains("approved_at="),
+            "the release names its approver: {line}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -231,10 +231,19 @@ async fn remove_strays(
             },
             desired: None,
             observed: Some(&account),
+            grounds: None,
             now,
         };
         let changes = vec![Change::Revoke(stray.entitlement.clone())];
         let written = write::write(ctx, &write, changes).await;
+        if written.tried || written.failed.is_some() {
+            let read = backend.observe(&stray.username).await;
+            let read_back = match &read {
+                Ok(found) => Ok(found.as_ref()),
+                Err(e) => Err(e.to_string()),
+            };
+            write::record(ctx, &write, &written, read_back).await;
+        }
         if written.held.is_some() || written.failed.is_some() {
             failed.push(stray.clone());
         }

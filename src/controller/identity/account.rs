@@ -15,6 +15,7 @@ use crate::{
     },
     lifecycle::{
         ConnectorKey, DesiredAccount, Managed,
+        audit::Grounds,
         budget::{Cause, Feeds, breaker_for},
         plan::{Ledger, Policy, plan},
     },
@@ -38,6 +39,8 @@ pub struct Input<'a> {
     pub leaving: bool,
     /// What feeds the connector's desired state.
     pub feeds: Feeds,
+    /// What the changes are grounded in, for the audit.
+    pub grounds: Grounds,
     /// Now.
     pub now: Timestamp,
 }
@@ -95,11 +98,12 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         },
         desired,
         observed: observed.as_ref(),
+        grounds: Some(&input.grounds),
         now: input.now,
     };
     let written = write::write(ctx, &write, first.changes.clone()).await;
-    let mut error = written.held.map(|held| (hold::HELD, held));
-    if let Some(refused) = written.refused {
+    let mut error = written.held.clone().map(|held| (hold::HELD, held));
+    if let Some(refused) = written.refused.clone() {
         error = error.or(Some(("OutsideConnectorBounds", refused)));
     }
     if let Some((_, e)) = &written.failed {
@@ -108,10 +112,21 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
     let (mut verified, mut read_back) = (observed.clone(), !written.tried);
     if written.tried {
         // Read back: status reports what the app says now, not what Roster asked for.
-        match backend.observe(username).await {
-            Ok(o) => (verified, read_back) = (o, true),
-            Err(e) => error = error.or(Some((e.reason(), e.to_string()))),
-        }
+        let unread = match backend.observe(username).await {
+            Ok(o) => {
+                (verified, read_back) = (o, true);
+                None
+            }
+            Err(e) => {
+                let message = e.to_string();
+                error = error.or(Some((e.reason(), message.clone())));
+                Some(message)
+            }
+        };
+        let found = unread.map_or(Ok(verified.as_ref()), Err);
+        write::record(ctx, &write, &written, found).await;
+    } else if written.failed.is_some() {
+        write::record(ctx, &write, &written, Ok(observed.as_ref())).await;
     }
     let applied = written.applied;
     let failed = written.failed.as_ref().map(|(c, _)| c);

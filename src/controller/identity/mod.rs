@@ -28,6 +28,7 @@ use crate::{
     connector,
     lifecycle::{
         ConnectorKey, Managed,
+        audit::{self, Grounds},
         budget::Cause,
         resolve::{Catalog, Effective, Resolution, reachable, resolve},
     },
@@ -128,6 +129,7 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
         Resolution {
             effective: Effective::Terminated,
             accounts: Default::default(),
+            grantors: Default::default(),
             next_change: None,
         }
     } else {
@@ -145,6 +147,7 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
     } else {
         Cause::Policy
     };
+    let state = audit::lifecycle_state(identity.spec.state, resolution.effective, deleting);
     let previous = identity.status.clone().unwrap_or_default();
     let abandoned = abandoned(identity);
 
@@ -188,6 +191,10 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
             cause,
             leaving,
             feeds: catalog.feeds(key),
+            grounds: Grounds {
+                state: state.clone(),
+                grantors: resolution.grantors.get(*key).cloned().unwrap_or_default(),
+            },
             now,
         };
         account::sync(ctx, input)

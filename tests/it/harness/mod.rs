@@ -68,6 +68,21 @@ pub async fn apply(client: &Client, ns: &str, obj: serde_json::Value) {
     .unwrap_or_else(|e| panic!("apply {name}: {e}"));
 }
 
+/// The username the apiserver sees for `client` (a SelfSubjectReview, as `kubectl auth
+/// whoami` asks).
+pub async fn whoami(client: &Client) -> String {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let review = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .expect("SelfSubjectReview");
+    review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .expect("a username")
+}
+
 /// `roster report` with `args` against `kubeconfig`: its standard output, once it
 /// succeeded.
 pub fn roster_report(kubeconfig: &Path, args: &[&str]) -> String {
