@@ -311,7 +311,7 @@ fn render_held(f: &Figures, out: &mut String) {
         out.push_str(&format!("  … and {} more\n", f.held_unlisted));
     }
     out.push_str(
-        "  Release all: kubectl annotate connector -n NS NAME roster.dev/approve-removals=$(date -u +%FT%TZ) --overwrite\n  \
+        "  Release all: kubectl annotate connector -n NS NAME --overwrite roster.dev/approve-removals=$(date -u +%FT%TZ) roster.dev/approved-by=$(kubectl auth whoami -o jsonpath='{.status.userInfo.username}')\n  \
          Only explicit leavers held by a wave: the same with roster.dev/approve-leavers\n",
     );
 }

@@ -9,7 +9,7 @@ use kube::runtime::{events::EventType, reflector::ObjectRef};
 
 use super::{
     Context,
-    budget::{self, Refused, Request},
+    budget::{self, APPROVED_BY_ANNOTATION, Refused, Request},
     status::publish,
 };
 use crate::{
@@ -168,7 +168,7 @@ async fn refused_message(
         Breaker::Removals | Breaker::Revocations => budget::APPROVE_ANNOTATION,
     };
     let message = format!(
-        "{} on {key} are held: {}; approve with kubectl annotate connector -n {} {} {annotation}=$(date -u +%FT%TZ) --overwrite",
+        "{} on {key} are held: {}; approve with kubectl annotate connector -n {} {} --overwrite {annotation}=$(date -u +%FT%TZ) {APPROVED_BY_ANNOTATION}=$(kubectl auth whoami -o jsonpath='{{.status.userInfo.username}}')",
         what(breaker),
         refused.trip.message,
         key.namespace,
