@@ -51,6 +51,11 @@ enum Command {
             value_delimiter = ','
         )]
         allow_target_networks: Vec<ipnet::IpNet>,
+        /// How long a Service identity keeps its access once its owner has left or is
+        /// gone, for someone to take it over; then its accounts are disabled until a new
+        /// owner is set. Seconds; default 7 days.
+        #[arg(long, env = "ROSTER_OWNER_GRACE_SECONDS", default_value_t = 7 * 24 * 3600)]
+        owner_grace_seconds: u32,
     },
     /// Print the governance numbers — entitlement accuracy, deprovisioning completion,
     /// exceptions needing a person — for the cluster of the current kubeconfig.
@@ -84,6 +89,7 @@ fn main() -> ExitCode {
             leader_elect_namespace,
             leader_elect_lease,
             allow_target_networks,
+            owner_grace_seconds,
         } => {
             telemetry::init_logging(log_format);
             // 8 MiB a thread, not 2: CEL evaluation recurses once per level of a
@@ -107,6 +113,9 @@ fn main() -> ExitCode {
                 probe_addr,
                 leader,
                 targets,
+                owner_grace: k8s_openapi::jiff::SignedDuration::from_secs(i64::from(
+                    owner_grace_seconds,
+                )),
             };
             match runtime.block_on(operator::run(options)) {
                 Ok(()) => ExitCode::SUCCESS,

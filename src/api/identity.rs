@@ -153,6 +153,12 @@ pub struct IdentityStatus {
     /// Evidence of deprovisioning, once the identity is leaving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprovisioning: Option<DeprovisioningReceipt>,
+
+    /// For a `Service`: when Roster first found its owner gone or left. Its accounts are
+    /// disabled the operator's owner grace period (`--owner-grace-seconds`) after this,
+    /// until a new owner is set, which clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_lost_at: Option<Time>,
 }
 
 /// The identity's account on one connector.

@@ -129,6 +129,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Every kind's cache.
     pub stores: Stores,
+    /// How long a Service identity keeps its access after its owner left
+    /// ([`crate::lifecycle::owner`]).
+    pub owner_grace: k8s_openapi::jiff::SignedDuration,
 }
 
 /// The retry policy for a failed reconcile: a fixed, short delay. Spec errors never get
@@ -201,6 +204,7 @@ fn test_context(stores: Stores) -> Context {
         client,
         metrics: Arc::new(Metrics::new()),
         stores,
+        owner_grace: k8s_openapi::jiff::SignedDuration::from_hours(24),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod cel_cost;
 pub mod inventory;
 pub mod model;
+pub mod owner;
 pub mod plan;
 pub mod resolve;
 pub mod subjects;

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub leader: Option<LeaderOptions>,
     /// What downstream addresses may be connected to.
     pub targets: crate::connector::target::TargetPolicy,
+    /// How long a Service identity keeps its access after its owner left.
+    pub owner_grace: k8s_openapi::jiff::SignedDuration,
 }
 
 /// This process's identity in a leader election: the Pod's name in a cluster (a
@@ -153,6 +155,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         lanes: Default::default(),
         last_scans: Default::default(),
         backends: crate::provision::Backends::new(opts.targets.clone()),
+        owner_grace: opts.owner_grace,
         client: client.clone(),
         recorder: Recorder::new(client.clone(), controller::MANAGER.into()),
         metrics,

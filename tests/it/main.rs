@@ -24,6 +24,7 @@ mod lifecycle;
 mod liveness;
 mod mass_removal;
 mod operator;
+mod owner;
 mod postgres_connector;
 mod receipts;
 mod restart;

@@ -3,6 +3,7 @@
 mod account;
 pub mod affected;
 mod outcome;
+mod ready;
 pub mod report;
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
@@ -20,53 +21,21 @@ use kube::{
 
 use super::{Context, Error, hold, instrumented, lanes, status};
 use crate::{
-    api::{
-        AccountState, Connector, Identity, IdentityKind, IdentitySpec, IdentityStatus,
-        LifecycleState,
-        conditions::{self, Desired},
-    },
+    api::{AccountState, Connector, Identity, IdentityStatus, conditions},
     connector,
     lifecycle::{
         ConnectorKey, Managed,
         audit::{self, Grounds},
         budget::Cause,
+        owner::{self, Standing},
         resolve::{Catalog, Effective, Resolution, reachable, resolve},
     },
     time::now,
 };
+pub use ready::identity_ready;
 
 /// How often an Identity is looked at again when nothing changes.
 const RESYNC: Duration = Duration::from_secs(300);
-
-/// The Identity's `Ready` condition, given its owner as the cache holds it. Pure.
-pub fn identity_ready(spec: &IdentitySpec, owner: Option<&Identity>) -> Desired {
-    let Some(owner_name) = spec.owner.as_deref() else {
-        return match spec.kind {
-            // The schema already refuses this; a stale object could still carry it.
-            IdentityKind::Service => Desired::false_(
-                conditions::READY,
-                "OwnerMissing",
-                "a Service identity needs spec.owner",
-            ),
-            IdentityKind::Person => {
-                Desired::true_(conditions::READY, "Valid", "references resolve")
-            }
-        };
-    };
-    match owner {
-        None => Desired::false_(
-            conditions::READY,
-            "OwnerNotFound",
-            format!("owner Identity {owner_name:?} does not exist"),
-        ),
-        Some(o) if o.spec.state == LifecycleState::Terminated => Desired::false_(
-            conditions::READY,
-            "OwnerTerminated",
-            format!("owner Identity {owner_name:?} is Terminated; assign a new owner"),
-        ),
-        Some(_) => Desired::true_(conditions::READY, "Valid", "references resolve"),
-    }
-}
 
 /// The finalizer that makes deleting an Identity deprovision it first.
 pub const FINALIZER: &str = "roster.dev/deprovision";
@@ -125,7 +94,24 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
         &ctx.stores.bindings.state(),
         &ctx.stores.connectors.state(),
     );
-    let resolution = if deleting {
+    let previous = identity.status.clone().unwrap_or_default();
+    let owner = identity
+        .spec
+        .owner
+        .as_deref()
+        .and_then(|name| ctx.stores.identities.get(&ObjectRef::new(name)));
+    let standing = if deleting {
+        Standing::Answered
+    } else {
+        owner::standing(
+            &identity.spec,
+            owner.as_deref(),
+            previous.owner_lost_at.as_ref().map(|t| t.0),
+            now,
+            ctx.owner_grace,
+        )
+    };
+    let mut resolution = if deleting {
         Resolution {
             effective: Effective::Terminated,
             accounts: Default::default(),
@@ -135,10 +121,13 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
     } else {
         resolve(identity, &catalog, now)
     };
+    owner::apply(&standing, &mut resolution);
+    let lapsed = matches!(standing, Standing::Lapsed { .. });
     let leaving = deleting || resolution.effective == Effective::Terminated;
     // The Identity itself left: a decision about this one person. Deleting the object is
     // not one: `kubectl delete identities --all` and a pruned GitOps folder look the same.
     let cause = if !deleting
+        && !lapsed
         && matches!(
             resolution.effective,
             Effective::Suspended | Effective::Terminated
@@ -147,8 +136,12 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
     } else {
         Cause::Policy
     };
-    let state = audit::lifecycle_state(identity.spec.state, resolution.effective, deleting);
-    let previous = identity.status.clone().unwrap_or_default();
+    let state = match &standing {
+        Standing::Lapsed { why, .. } => {
+            Some(format!("without an owner past the grace period ({why})"))
+        }
+        _ => audit::lifecycle_state(identity.spec.state, resolution.effective, deleting),
+    };
     let abandoned = abandoned(identity);
 
     let mut keys: BTreeSet<ConnectorKey> = resolution.accounts.keys().cloned().collect();
@@ -208,13 +201,10 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
         })
         .collect();
 
-    let owner = identity
-        .spec
-        .owner
-        .as_deref()
-        .and_then(|name| ctx.stores.identities.get(&ObjectRef::new(name)));
-    let mut desired_conditions =
-        report::conditions(identity_ready(&identity.spec, owner.as_deref()), &reports);
+    let mut desired_conditions = report::conditions(
+        identity_ready(&identity.spec, owner.as_deref(), &standing),
+        &reports,
+    );
     if deleting && let Some(blocked) = report::blocked(&reports) {
         desired_conditions.retain(|c| c.type_ != conditions::READY);
         desired_conditions.push(blocked);
@@ -235,6 +225,9 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
             &reports,
             &now_time,
         ),
+        owner_lost_at: standing
+            .since()
+            .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time),
     };
     if !same_but_for_timestamps(&previous, &desired) {
         let api = Api::<Identity>::all(ctx.client.clone());
@@ -399,6 +392,7 @@ pub fn owned_services(owner: &Identity, all: &[Arc<Identity>]) -> Vec<ObjectRef<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{IdentityKind, IdentitySpec, LifecycleState};
 
     fn spec(kind: IdentityKind, owner: Option<&str>) -> IdentitySpec {
         IdentitySpec {
@@ -453,26 +447,6 @@ mod tests {
             next_look(&[lost], None, &[], now),
             RETRY,
             "the app lost a write: look again soon"
-        );
-    }
-
-    #[test]
-    fn person_without_owner_is_ready() {
-        let d = identity_ready(&spec(IdentityKind::Person, None), None);
-        assert_eq!((d.status, d.reason.as_str()), ("True", "Valid"));
-    }
-
-    #[test]
-    fn service_owner_must_exist_and_be_active() {
-        let s = spec(IdentityKind::Service, Some("ada"));
-        assert_eq!(identity_ready(&s, None).reason, "OwnerNotFound");
-        let gone = identity("ada", LifecycleState::Terminated);
-        assert_eq!(identity_ready(&s, Some(&gone)).reason, "OwnerTerminated");
-        let ada = identity("ada", LifecycleState::Active);
-        assert_eq!(identity_ready(&s, Some(&ada)).status, "True");
-        assert_eq!(
-            identity_ready(&spec(IdentityKind::Service, None), None).status,
-            "False"
         );
     }
 
