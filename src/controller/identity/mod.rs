@@ -391,30 +391,9 @@ pub fn owned_services(owner: &Identity, all: &[Arc<Identity>]) -> Vec<ObjectRef<
 
 #[cfg(test)]
 mod tests {
+    use super::ready::tests::{identity, spec};
     use super::*;
-    use crate::api::{IdentityKind, IdentitySpec, LifecycleState};
-
-    fn spec(kind: IdentityKind, owner: Option<&str>) -> IdentitySpec {
-        IdentitySpec {
-            kind,
-            username: "bot".into(),
-            owner: owner.map(str::to_owned),
-            display_name: None,
-            given_name: None,
-            family_name: None,
-            emails: vec![],
-            attributes: Default::default(),
-            state: LifecycleState::Active,
-            valid_from: None,
-            valid_until: None,
-        }
-    }
-
-    fn identity(name: &str, state: LifecycleState) -> Identity {
-        let mut s = spec(IdentityKind::Person, None);
-        s.state = state;
-        Identity::new(name, s)
-    }
+    use crate::api::{IdentityKind, LifecycleState};
 
     #[test]
     fn a_held_removal_waits_for_its_approval_and_an_error_is_retried() {

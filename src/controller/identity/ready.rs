@@ -65,12 +65,12 @@ pub fn identity_ready(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use k8s_openapi::jiff::Timestamp;
 
     use super::*;
 
-    fn spec(kind: IdentityKind, owner: Option<&str>) -> IdentitySpec {
+    pub(crate) fn spec(kind: IdentityKind, owner: Option<&str>) -> IdentitySpec {
         IdentitySpec {
             kind,
             username: "bot".into(),
@@ -86,7 +86,7 @@ mod tests {
         }
     }
 
-    fn identity(name: &str, state: LifecycleState) -> Identity {
+    pub(crate) fn identity(name: &str, state: LifecycleState) -> Identity {
         let mut s = spec(IdentityKind::Person, None);
         s.state = state;
         Identity::new(name, s)
