@@ -5,6 +5,7 @@ mod approval;
 mod audit;
 mod bounds;
 mod brownfield;
+mod canaries;
 mod conformance;
 mod connector_faults;
 mod crash_points;
