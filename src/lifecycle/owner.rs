@@ -82,21 +82,25 @@ pub fn standing(
 
 /// `resolution` as `standing` leaves it: a lapsed service's accounts disabled (it is
 /// effectively Suspended); a service in its grace period looked at again when it ends.
-pub fn apply(standing: &Standing, resolution: &mut Resolution) {
+/// Returns whether the owner's absence is what disables it (not the service's own state).
+pub fn apply(standing: &Standing, resolution: &mut Resolution) -> bool {
     match standing {
-        Standing::Answered => {}
+        Standing::Answered => false,
         Standing::Grace { until, .. } => {
             if resolution.next_change.is_none_or(|n| *until < n) {
                 resolution.next_change = Some(*until);
             }
+            false
         }
         Standing::Lapsed { .. } => {
-            if resolution.effective == Effective::Active {
-                resolution.effective = Effective::Suspended;
-                for account in resolution.accounts.values_mut() {
-                    account.active = false;
-                }
+            if resolution.effective != Effective::Active {
+                return false;
             }
+            resolution.effective = Effective::Suspended;
+            for account in resolution.accounts.values_mut() {
+                account.active = false;
+            }
+            true
         }
     }
 }

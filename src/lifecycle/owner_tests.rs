@@ -100,8 +100,12 @@ fn a_lapsed_service_is_disabled_and_keeps_its_entitlements() {
         why: "gone".into(),
         since: at(0),
     };
-    apply(&lapsed, &mut r);
+    assert!(apply(&lapsed, &mut r), "the owner's absence disables it");
     assert_eq!(r.effective, Effective::Suspended);
+    // A service suspended of its own accord stays so for its own reason.
+    let mut own = resolution();
+    own.effective = Effective::Suspended;
+    assert!(!apply(&lapsed, &mut own));
     let account = &r.accounts[&ConnectorKey::new("ns", "scim")];
     assert!(!account.active, "disabled");
     assert_eq!(
@@ -116,7 +120,7 @@ fn a_lapsed_service_is_disabled_and_keeps_its_entitlements() {
         since: at(0),
         until: at(24),
     };
-    apply(&grace, &mut r);
+    assert!(!apply(&grace, &mut r));
     assert_eq!(
         r.effective,
         Effective::Active,
@@ -124,6 +128,6 @@ fn a_lapsed_service_is_disabled_and_keeps_its_entitlements() {
     );
     assert_eq!(r.next_change, Some(at(24)), "looked at again when it ends");
     let mut untouched = resolution();
-    apply(&Standing::Answered, &mut untouched);
+    assert!(!apply(&Standing::Answered, &mut untouched));
     assert_eq!(untouched, resolution());
 }

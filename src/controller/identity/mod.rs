@@ -121,8 +121,7 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
     } else {
         resolve(identity, &catalog, now)
     };
-    owner::apply(&standing, &mut resolution);
-    let lapsed = matches!(standing, Standing::Lapsed { .. });
+    let lapsed = owner::apply(&standing, &mut resolution);
     let leaving = deleting || resolution.effective == Effective::Terminated;
     // The Identity itself left: a decision about this one person. Deleting the object is
     // not one: `kubectl delete identities --all` and a pruned GitOps folder look the same.
@@ -137,7 +136,7 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
         Cause::Policy
     };
     let state = match &standing {
-        Standing::Lapsed { why, .. } => {
+        Standing::Lapsed { why, .. } if lapsed => {
             Some(format!("without an owner past the grace period ({why})"))
         }
         _ => audit::lifecycle_state(identity.spec.state, resolution.effective, deleting),
