@@ -16,6 +16,7 @@ mod examples;
 mod four_connectors;
 mod governance;
 mod harness;
+mod hostile_names;
 mod kubernetes_connector;
 mod kubernetes_tenancy;
 mod ldap_connector;

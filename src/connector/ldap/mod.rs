@@ -92,6 +92,27 @@ fn mail_mods(emails: &[String]) -> Vec<Mod<String>> {
     mods
 }
 
+/// Refuses attributes LDAP cannot hold before anything is written: a NUL in any value
+/// (slapd answers only "other (80)" for one).
+fn holdable(a: &AccountAttributes) -> Result<(), ConnectorError> {
+    let fields = [
+        ("displayName", a.display_name.as_deref()),
+        ("givenName", a.given_name.as_deref()),
+        ("familyName", a.family_name.as_deref()),
+    ];
+    let emails = a.emails.iter().map(|e| ("emails", Some(e.as_str())));
+    match fields
+        .into_iter()
+        .chain(emails)
+        .find(|(_, v)| v.is_some_and(|v| v.contains('\0')))
+    {
+        Some((field, _)) => Err(ConnectorError::Config(format!(
+            "{field} contains a NUL character, which an LDAP directory cannot hold"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// `attr` set to `value`, or removed when there is none.
 fn replace(attr: &str, value: Option<&String>) -> Mod<String> {
     Mod::Replace(attr.to_owned(), value.into_iter().cloned().collect())
@@ -249,6 +270,7 @@ impl Connector for LdapConnector {
                 "{username:?} cannot be an LDAP uid"
             )));
         }
+        holdable(&desired.attributes)?;
         let container = if active {
             &self.settings.users_dn
         } else {
@@ -297,8 +319,20 @@ impl Connector for LdapConnector {
             }
             _ => return Err(result_error(&res)),
         }
-        if !a.emails.is_empty() {
-            self.modify(&dn, mail_mods(&a.emails), &[]).await?;
+        if !a.emails.is_empty()
+            && let Err(e) = self.modify(&dn, mail_mods(&a.emails), &[]).await
+        {
+            // A create is whole or not at all: the entry made a moment ago goes again, so
+            // that a refused email (mail is IA5 text only) does not leave an account
+            // behind the error. Should that fail too, the next pass finds the entry by its
+            // mark and carries on from there.
+            let _ = self
+                .ldap()
+                .await?
+                .with_timeout(OP_TIMEOUT)
+                .delete(&dn)
+                .await;
+            return Err(e);
         }
         Ok(username.to_owned())
     }
@@ -320,6 +354,7 @@ impl Connector for LdapConnector {
         account: &ObservedAccount,
         attributes: &AccountAttributes,
     ) -> Result<(), ConnectorError> {
+        holdable(attributes)?;
         let located = self
             .locate(&account.id)
             .await?
