@@ -254,27 +254,36 @@ fn log(r: &audit::Record) {
         audit::ReadBack::Unread { reason } => Some(reason.as_str()),
         _ => None,
     };
-    tracing::info!(
-        target: "roster::audit",
-        time = %r.time,
-        connector = %r.connector,
-        identity = r.identity.as_deref().map(tracing::field::display),
-        account = %r.account,
-        change = %execute::describe(&r.change),
-        action = execute::verb(&r.change),
-        entitlement = audit::entitlement(&r.change),
-        cause = r.cause.kind(),
-        granted_by,
-        state,
-        approved_at = r.approval.as_ref().map(|a| tracing::field::display(a.at)),
-        approved_by = r.approval.as_ref().and_then(|a| a.by.as_deref()),
-        outcome,
-        reason,
-        error,
-        read_back = r.read_back.name(),
-        read_back_error,
-        "downstream change"
-    );
+    // Failures at WARN, as before: what filters warnings still sees them.
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "roster::audit",
+                time = %r.time,
+                connector = %r.connector,
+                identity = r.identity.as_deref().map(tracing::field::display),
+                account = %r.account,
+                change = %execute::describe(&r.change),
+                action = execute::verb(&r.change),
+                entitlement = audit::entitlement(&r.change),
+                cause = r.cause.kind(),
+                granted_by,
+                state,
+                approved_at = r.approval.as_ref().map(|a| tracing::field::display(a.at)),
+                approved_by = r.approval.as_ref().and_then(|a| a.by.as_deref()),
+                outcome,
+                reason,
+                error,
+                read_back = r.read_back.name(),
+                read_back_error,
+                "downstream change"
+            )
+        };
+    }
+    match &r.outcome {
+        Outcome::Applied => line!(info),
+        Outcome::Failed { .. } => line!(warn),
+    }
 }
 
 /// The record in words, for its Event.
