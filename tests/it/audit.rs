@@ -62,22 +62,8 @@ async fn every_change_leaves_one_record_with_its_cause_and_read_back() {
     }
     let op = Operator::start_with(&cp.kubeconfig, "info", &[("ROSTER_LOG_FORMAT", "json")]);
     let groups_of_ada = || async {
-        let user = direct.find_user("au.ada").await?;
-        let groups = direct.get("/Groups").await;
-        let id = user["id"].clone();
-        let mut held: Vec<String> = groups["Resources"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|g| {
-                g["members"]
-                    .as_array()
-                    .is_some_and(|m| m.iter().any(|m| m["value"] == id))
-            })
-            .filter_map(|g| g["displayName"].as_str().map(str::to_owned))
-            .collect();
-        held.sort();
-        Some((user["active"] == true, held))
+        let (user, groups) = direct.user_with_groups("au.ada").await?;
+        Some((user["active"] == true, groups))
     };
 
     // Joiner: created, then granted staff and eng, each by its own binding.

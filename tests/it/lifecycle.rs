@@ -204,22 +204,7 @@ impl Scenario {
 
     /// The SCIM user `name` and the names of the groups holding it.
     pub async fn scim_user(&self, name: &str) -> Option<(Value, Vec<String>)> {
-        let user = self.scim.find_user(name).await?;
-        let id = user["id"].as_str()?.to_owned();
-        let groups = self.scim.get("/Groups").await;
-        let mut names: Vec<String> = groups["Resources"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|g| {
-                g["members"]
-                    .as_array()
-                    .is_some_and(|m| m.iter().any(|v| v["value"] == id.as_str()))
-            })
-            .filter_map(|g| g["displayName"].as_str().map(str::to_owned))
-            .collect();
-        names.sort();
-        Some((user, names))
+        self.scim.user_with_groups(name).await
     }
 
     pub async fn groups(&self, names: &[&str]) {

@@ -199,6 +199,26 @@ impl Direct {
             .and_then(|r| r.first().cloned())
     }
 
+    /// The user named `name` and the names of the groups holding it, sorted.
+    pub async fn user_with_groups(&self, name: &str) -> Option<(serde_json::Value, Vec<String>)> {
+        let user = self.find_user(name).await?;
+        let id = user["id"].as_str()?.to_owned();
+        let groups = self.get("/Groups").await;
+        let mut names: Vec<String> = groups["Resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|g| {
+                g["members"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|v| v["value"] == id.as_str()))
+            })
+            .filter_map(|g| g["displayName"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        Some((user, names))
+    }
+
     /// How many groups hold the user with SCIM id `id`; `None` if the server's answer is
     /// not a list (so a refused filter never reads as "in no group").
     #[allow(dead_code)] // the benchmark's
