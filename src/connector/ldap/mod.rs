@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 
 pub use self::session::Settings;
 use self::session::{OP_TIMEOUT, first, result_error, values};
-use super::{Capabilities, Connector, ConnectorError, EntitlementMembers, Page};
+use super::{Capabilities, Connector, ConnectorError, EntitlementMembers, Page, truncate_body};
 use crate::lifecycle::{AccountAttributes, DesiredAccount, NameCase, ObservedAccount};
 
 /// Prefix of Roster's ownership mark in a `description` value.
@@ -267,7 +267,8 @@ impl Connector for LdapConnector {
         let username = desired.username.as_str();
         if username.is_empty() || username.contains('\0') {
             return Err(ConnectorError::Config(format!(
-                "{username:?} cannot be an LDAP uid"
+                "{:?} cannot be an LDAP uid: it is empty or holds a NUL",
+                truncate_body(username)
             )));
         }
         holdable(&desired.attributes)?;
@@ -315,6 +316,16 @@ impl Connector for LdapConnector {
             68 => {
                 return Err(ConnectorError::Conflict(format!(
                     "an entry {dn:?} appeared while Roster was creating it"
+                )));
+            }
+            // slapd answers a DN longer than it can store or index with a bare "other":
+            // say what is the likely cause, since the limit is the server's own.
+            80 if res.text.trim().is_empty() => {
+                return Err(ConnectorError::Rejected(format!(
+                    "other (80) adding an entry whose DN is {} bytes: directories refuse DNs \
+                     longer than they can store or index (slapd's back-mdb about 270 bytes); \
+                     use a shorter username",
+                    dn.len()
                 )));
             }
             _ => return Err(result_error(&res)),

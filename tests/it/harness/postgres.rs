@@ -26,6 +26,7 @@ pub struct Server {
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
+static SOLE: OnceLock<Server> = OnceLock::new();
 
 fn bin() -> PathBuf {
     let dir = std::env::var_os("ROSTER_POSTGRES_BIN")
@@ -70,73 +71,126 @@ fn run(mut cmd: Command, what: &str) {
 
 /// The shared server.
 pub fn server() -> &'static Server {
-    SERVER.get_or_init(|| {
-        let bin = bin();
-        let dir = process::temp_dir("roster-postgres-");
-        // A certificate for 127.0.0.1 from a fresh CA, so TLS can be tested too; the
-        // server wants its key private to its owner.
-        let ca_pem = certs::loopback_server(&dir);
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600))
-                .expect("key permissions");
-        }
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            run(
-                {
-                    let mut c = Command::new("chown");
-                    c.args(["-R", "postgres:postgres"]).arg(&dir);
-                    c
-                },
-                "chown the data directory",
-            );
-        }
-        let data = dir.join("data");
-        let data_s = data.display().to_string();
-        let dir_s = dir.display().to_string();
+    SERVER.get_or_init(start)
+}
+
+/// A second server, for the one test that reads every role there is: no other test
+/// makes roles on it while it compares.
+pub fn sole() -> &'static Server {
+    SOLE.get_or_init(start)
+}
+
+fn start() -> Server {
+    let bin = bin();
+    let dir = process::temp_dir("roster-postgres-");
+    // A certificate for 127.0.0.1 from a fresh CA, so TLS can be tested too; the
+    // server wants its key private to its owner.
+    let ca_pem = certs::loopback_server(&dir);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("key permissions");
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
         run(
-            as_postgres(&bin.join("initdb"), &["-D", &data_s, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"]),
-            "initdb",
+            {
+                let mut c = Command::new("chown");
+                c.args(["-R", "postgres:postgres"]).arg(&dir);
+                c
+            },
+            "chown the data directory",
         );
-        let port = process::free_port();
-        let log = dir.join("postgres.log");
-        let pid = process::spawn(
-            as_postgres(
-                &bin.join("postgres"),
-                &[
-                    "-D", &data_s, "-c", "listen_addresses=127.0.0.1", "-p", &port.to_string(), "-k", &dir_s,
-                    "-c", "fsync=off", "-c", "ssl=on",
-                    "-c", &format!("ssl_cert_file={dir_s}/server.crt"),
-                    "-c", &format!("ssl_key_file={dir_s}/server.key"),
-                ],
-            ),
-            &log,
-        );
-        process::on_exit(as_postgres(&bin.join("pg_ctl"), &["stop", "-D", &data_s, "-m", "immediate"]));
-        let psql_bin = if bin.join("psql").is_file() { bin.join("psql") } else { PathBuf::from("psql") };
-        let port_s = port.to_string();
-        let psql = |sql: &str| {
-            as_postgres(
-                &psql_bin,
-                &["-h", &dir_s, "-p", &port_s, "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql],
-            )
-        };
-        process::wait_until("postgres", Duration::from_secs(30), &log, pid, || {
-            psql("SELECT 1").output().is_ok_and(|o| o.status.success())
-        });
-        run(
-            psql(&format!(
-                "CREATE ROLE {ADMIN} LOGIN CREATEROLE PASSWORD '{PASSWORD}'; GRANT pg_signal_backend TO {ADMIN}"
-            )),
-            "create the roster role",
-        );
-        Server {
-            port,
-            socket_dir: dir,
-            ca_pem,
-        }
-    })
+    }
+    let data = dir.join("data");
+    let data_s = data.display().to_string();
+    let dir_s = dir.display().to_string();
+    run(
+        as_postgres(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                &data_s,
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ],
+        ),
+        "initdb",
+    );
+    let port = process::free_port();
+    let log = dir.join("postgres.log");
+    let pid = process::spawn(
+        as_postgres(
+            &bin.join("postgres"),
+            &[
+                "-D",
+                &data_s,
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-k",
+                &dir_s,
+                "-c",
+                "fsync=off",
+                "-c",
+                "ssl=on",
+                "-c",
+                &format!("ssl_cert_file={dir_s}/server.crt"),
+                "-c",
+                &format!("ssl_key_file={dir_s}/server.key"),
+            ],
+        ),
+        &log,
+    );
+    process::on_exit(as_postgres(
+        &bin.join("pg_ctl"),
+        &["stop", "-D", &data_s, "-m", "immediate"],
+    ));
+    let psql_bin = if bin.join("psql").is_file() {
+        bin.join("psql")
+    } else {
+        PathBuf::from("psql")
+    };
+    let port_s = port.to_string();
+    let psql = |sql: &str| {
+        as_postgres(
+            &psql_bin,
+            &[
+                "-h",
+                &dir_s,
+                "-p",
+                &port_s,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qc",
+                sql,
+            ],
+        )
+    };
+    process::wait_until("postgres", Duration::from_secs(30), &log, pid, || {
+        psql("SELECT 1").output().is_ok_and(|o| o.status.success())
+    });
+    run(
+        psql(&format!(
+            "CREATE ROLE {ADMIN} LOGIN CREATEROLE PASSWORD '{PASSWORD}'; GRANT pg_signal_backend TO {ADMIN}"
+        )),
+        "create the roster role",
+    );
+    Server {
+        port,
+        socket_dir: dir,
+        ca_pem,
+    }
 }
 
 impl Server {
