@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job, locally: a real kube-apiserver + etcd on loopback, Roster's CRDs, the
-# examples, and the operator — left running in the background.
+# The main job, locally: a real kube-apiserver, kube-controller-manager and etcd on
+# loopback, Roster's CRDs, the examples, and the operator — left running in the
+# background.
 #
 #   hack/run.sh          bring everything up (stops an earlier run first)
 #   hack/run.sh down     stop everything this script started
@@ -9,7 +10,8 @@
 # State (certificates, kubeconfig, logs, etcd data) lives in $ROSTER_CACHE/local
 # (default ~/.cache/roster/local); PostgreSQL's data directory lives in /tmp when run as
 # root (its server refuses to run as root and cannot enter /root). Ports: apiserver
-# 16443, etcd 12379/12380, operator probes 18081, and the example Connectors' apps:
+# 16443, etcd 12379/12380, kube-controller-manager 18257, operator probes 18081, and the
+# example Connectors' apps:
 # scim2-server 18080, slapd 18389, PostgreSQL 18432.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,11 @@ STATE="$CACHE/local"
 APISERVER_PORT=${APISERVER_PORT:-16443}
 ETCD_PORT=${ETCD_PORT:-12379}
 ETCD_PEER_PORT=${ETCD_PEER_PORT:-12380}
+KCM_PORT=${KCM_PORT:-18257}
+# What makes the built-in edit, view and admin ClusterRoles hold rules (aggregation),
+# namespaces finish deleting, owned objects go with their owners, and ServiceAccounts and
+# Deployments work; node, volume and cloud controllers have nothing to do here.
+CONTROLLERS=clusterrole-aggregation-controller,namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,deployment-controller,replicaset-controller
 PROBE_ADDR=${PROBE_ADDR:-127.0.0.1:18081}
 NAMESPACE=${NAMESPACE:-roster-demo}
 SCIM_PORT=18080
@@ -43,7 +50,7 @@ stop_all() {
     fi
     rm -rf "$pg_dir" "$STATE/pg.dir"
   fi
-  for name in roster slapd scim2-server kube-apiserver etcd; do
+  for name in roster slapd scim2-server kube-controller-manager kube-apiserver etcd; do
     pidfile="$STATE/$name.pid"
     [[ -f $pidfile ]] || continue
     pid=$(cat "$pidfile")
@@ -63,7 +70,7 @@ status() {
   else
     echo "postgres: stopped"
   fi
-  for name in etcd kube-apiserver scim2-server slapd roster; do
+  for name in etcd kube-apiserver kube-controller-manager scim2-server slapd roster; do
     pidfile="$STATE/$name.pid"
     if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
       echo "$name: running (pid $(cat "$pidfile"))"
@@ -158,7 +165,7 @@ up() {
   command -v go >/dev/null || die "Go is required to build the local control plane (https://go.dev/dl)"
   command -v curl >/dev/null || { log "installing curl"; apt-get install -y curl >/dev/null; }
   stop_all
-  for p in "$APISERVER_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" "${PROBE_ADDR##*:}" "$SCIM_PORT" "$LDAP_PORT" "$PG_PORT"; do
+  for p in "$APISERVER_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" "$KCM_PORT" "${PROBE_ADDR##*:}" "$SCIM_PORT" "$LDAP_PORT" "$PG_PORT"; do
     port_free "$p" || die "port $p on 127.0.0.1 is in use; free it or set the *_PORT/PROBE_ADDR variables"
   done
 
@@ -222,6 +229,16 @@ current-context: roster-local
 KUBECONFIG
   chmod 600 "$KUBECONFIG_FILE"
   kubectl() { "$bin/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
+
+  log "starting kube-controller-manager on 127.0.0.1:$KCM_PORT"
+  "$bin/kube-controller-manager" --kubeconfig "$KUBECONFIG_FILE" \
+    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --cert-dir "$STATE/kcm" \
+    --leader-elect=false --controllers "$CONTROLLERS" --use-service-account-credentials=false \
+    --root-ca-file "$STATE/pki/ca.crt" --service-account-private-key-file "$STATE/pki/sa.key" \
+    >"$STATE/kube-controller-manager.log" 2>&1 &
+  echo $! >"$STATE/kube-controller-manager.pid"
+  aggregated() { [[ -n $(kubectl get clusterrole edit -o jsonpath='{.rules[*].verbs}') ]]; }
+  wait_for "ClusterRole aggregation (the built-in edit role's rules)" 60 aggregated
 
   log "starting scim2-server on 127.0.0.1:$SCIM_PORT (the example SCIM app)"
   "$scim_bin" --hostname 127.0.0.1 --port "$SCIM_PORT" --bearer-token "$SCIM_TOKEN" \
@@ -293,6 +310,15 @@ for u in json.load(urllib.request.urlopen(req))["Resources"]:
   echo "Roster's bindings in the cluster:"
   kubectl get clusterrolebindings,rolebindings -A -l app.kubernetes.io/managed-by=roster \
     -o custom-columns='BINDING:.metadata.name,NAMESPACE:.metadata.namespace,ROLE:.roleRef.name,SUBJECTS:.subjects[*].name'
+  echo
+  echo "What that access is, asked of the cluster's own authorizer (kubectl auth can-i --as):"
+  for who in ada grace; do
+    for verb in "create deployments" "get pods" "delete secrets"; do
+      # shellcheck disable=SC2086 # the verb and resource are two words on purpose
+      printf '  %-6s %-19s in %s: %s\n' "$who" "$verb" "$NAMESPACE" \
+        "$(kubectl auth can-i $verb -n "$NAMESPACE" --as "$who" 2>/dev/null || true)"
+    done
+  done
   cat <<EOF_MSG
 
 Roster is running against a local control plane.
@@ -307,7 +333,8 @@ Roster is running against a local control plane.
   kubectl get rolebindings -n $NAMESPACE -l app.kubernetes.io/managed-by=roster -o wide            # cluster access
   $roster report                                                                                  # the governance numbers
   curl -s http://$PROBE_ADDR/metrics | grep roster_
-Logs: $STATE/{roster,scim2-server,slapd,kube-apiserver,etcd}.log and PostgreSQL's in $(cat "$STATE/pg.dir")
+  kubectl auth can-i create deployments -n $NAMESPACE --as ada                                    # real access
+Logs: $STATE/{roster,scim2-server,slapd,kube-apiserver,kube-controller-manager,etcd}.log and PostgreSQL's in $(cat "$STATE/pg.dir")
 Stop: hack/run.sh down
 EOF_MSG
 }

@@ -1,7 +1,8 @@
 //! The Kubernetes RBAC connector against the real test apiserver: the conformance suite,
 //! access confirmed with SubjectAccessReviews before a grant, with it, while disabled and
-//! after the revocation, ServiceAccounts for Service identities, and bindings Roster did
-//! not make left alone.
+//! after the revocation — for roles of the test's own and for the built-in, aggregated
+//! `edit` and `view` — ServiceAccounts for Service identities, and bindings Roster did not
+//! make left alone.
 
 use k8s_openapi::api::{
     authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
@@ -88,16 +89,27 @@ pub(crate) fn desired(username: &str, kind: IdentityKind) -> DesiredAccount {
     }
 }
 
-/// Whether `user` may get pods in `namespace`, as the apiserver's authorizer decides.
-pub(crate) async fn may_get_pods(client: &Client, user: &str, namespace: &str) -> bool {
+/// An action on a resource: verb, API group, resource.
+type Action = (&'static str, &'static str, &'static str);
+
+const GET_PODS: Action = ("get", "", "pods");
+
+/// Whether `user` may do `action` in `namespace`, as the apiserver's authorizer decides.
+async fn may(
+    client: &Client,
+    user: &str,
+    namespace: &str,
+    (verb, group, resource): Action,
+) -> bool {
     let review = SubjectAccessReview {
         metadata: ObjectMeta::default(),
         spec: SubjectAccessReviewSpec {
             user: Some(user.to_owned()),
             resource_attributes: Some(ResourceAttributes {
                 namespace: Some(namespace.to_owned()),
-                verb: Some("get".into()),
-                resource: Some("pods".into()),
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
                 ..ResourceAttributes::default()
             }),
             ..SubjectAccessReviewSpec::default()
@@ -112,16 +124,65 @@ pub(crate) async fn may_get_pods(client: &Client, user: &str, namespace: &str) -
         .is_some_and(|s| s.allowed)
 }
 
-/// Waits (up to 5 s) for the authorizer to reach `expected`: the apiserver's RBAC
-/// authorizer reads bindings from an informer, so a change shows a moment later.
-pub(crate) async fn expect_access(client: &Client, user: &str, namespace: &str, expected: bool) {
+/// Whether `user` may get pods in `namespace`.
+pub(crate) async fn may_get_pods(client: &Client, user: &str, namespace: &str) -> bool {
+    may(client, user, namespace, GET_PODS).await
+}
+
+/// Waits (up to 5 s) for the authorizer to reach `expected` on `action`: the apiserver's
+/// RBAC authorizer reads bindings from an informer, so a change shows a moment later.
+async fn expect_may(client: &Client, user: &str, namespace: &str, action: Action, expected: bool) {
     for _ in 0..100 {
-        if may_get_pods(client, user, namespace).await == expected {
+        if may(client, user, namespace, action).await == expected {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("{user} may get pods in {namespace}: expected {expected}");
+    panic!("{user} may {action:?} in {namespace}: expected {expected}");
+}
+
+/// [`expect_may`] for getting pods.
+pub(crate) async fn expect_access(client: &Client, user: &str, namespace: &str, expected: bool) {
+    expect_may(client, user, namespace, GET_PODS, expected).await;
+}
+
+#[tokio::test]
+async fn the_built_in_edit_and_view_give_real_access() {
+    // The built-in roles hold no rules of their own: the controller manager's aggregation
+    // fills them in. A grant of `edit` that gave nothing would pass every other test.
+    const CREATE_DEPLOYMENTS: Action = ("create", "apps", "deployments");
+    let (client, ns, c) = setup("k8sbuiltin").await;
+    let elsewhere = control_plane().namespace(&client, "k8sbuiltin-other").await;
+    let user = "builtin-ada@example.com";
+    c.create("builtin-ada", &desired(user, IdentityKind::Person), true)
+        .await
+        .expect("create");
+    let (view, edit) = (
+        format!("ClusterRole/{ns}/view"),
+        format!("ClusterRole/{ns}/edit"),
+    );
+    expect_may(&client, user, &ns, GET_PODS, false).await;
+
+    c.grant(user, &view).await.expect("grant view");
+    expect_may(&client, user, &ns, GET_PODS, true).await;
+    expect_may(&client, user, &ns, CREATE_DEPLOYMENTS, false).await;
+
+    c.grant(user, &edit).await.expect("grant edit");
+    expect_may(&client, user, &ns, CREATE_DEPLOYMENTS, true).await;
+    assert!(
+        !may(&client, user, &elsewhere, CREATE_DEPLOYMENTS).await,
+        "only in its namespace"
+    );
+
+    // A mover loses edit and keeps view.
+    c.revoke(user, &edit).await.expect("revoke edit");
+    expect_may(&client, user, &ns, CREATE_DEPLOYMENTS, false).await;
+    expect_may(&client, user, &ns, GET_PODS, true).await;
+
+    // A leaver loses the rest.
+    let seen = c.observe(user).await.expect("observe").expect("exists");
+    c.set_active(&seen, false).await.expect("disable");
+    expect_may(&client, user, &ns, GET_PODS, false).await;
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
-//! Starting the control plane's processes — etcd and kube-apiserver — and stopping or
-//! restarting one in place: the same command, ports, certificates and data, as a
-//! restarted static pod would come back.
+//! Starting the control plane's processes — etcd, kube-apiserver and, for the shared
+//! cluster, kube-controller-manager — and stopping or restarting one in place: the same
+//! command, ports, certificates and data, as a restarted static pod would come back.
 
 use std::{
     hash::{BuildHasher, Hasher},
@@ -87,7 +87,12 @@ pub(super) fn bin_dir() -> PathBuf {
              (the README's test command, hack/test.sh, does this)"
         )
     });
-    for b in ["etcd", "kube-apiserver", "kubectl"] {
+    for b in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kubectl",
+    ] {
         assert!(
             dir.join(b).is_file(),
             "{b} is missing from ROSTER_CONTROL_PLANE_BIN={}",
@@ -166,12 +171,82 @@ fn start_etcd(bin: &Path) -> (Server, String) {
     (server, url)
 }
 
+/// What a control plane runs beside its apiserver.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Extras {
+    /// The apiserver alone.
+    None,
+    /// Roster's CRDs and admission policies.
+    Crds,
+    /// The CRDs and policies, and a kube-controller-manager.
+    CrdsAndControllers,
+}
+
+/// The controllers a test cluster runs: what makes ClusterRole aggregation (`edit`,
+/// `view`, `admin`), namespace deletion, garbage collection, ServiceAccounts and their
+/// token Secrets, and Deployments work as in a real cluster. Node, volume and cloud
+/// controllers have nothing to do without kubelets.
+const CONTROLLERS: &str = "clusterrole-aggregation-controller,namespace-controller,\
+garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,\
+root-ca-certificate-publisher-controller,deployment-controller,replicaset-controller";
+
+/// A kube-controller-manager for the apiserver that `kubeconfig` reaches, ready once the
+/// aggregation controller has filled in the built-in `edit` ClusterRole.
+fn start_controller_manager(
+    dir: &Path,
+    kubeconfig: &Path,
+    pki: &certs::Pki,
+    server: &str,
+    token: &str,
+) -> Server {
+    let p = |path: &Path| path.display().to_string();
+    let args = vec![
+        format!("--kubeconfig={}", p(kubeconfig)),
+        "--bind-address=127.0.0.1".into(),
+        format!("--secure-port={}", process::free_port()),
+        format!("--cert-dir={}", p(&dir.join("kcm"))),
+        "--leader-elect=false".into(),
+        format!("--controllers={CONTROLLERS}"),
+        format!("--root-ca-file={}", p(&pki.ca_cert)),
+        format!("--service-account-private-key-file={}", p(&pki.sa_key)),
+        "--use-service-account-credentials=false".into(),
+    ];
+    let program = bin_dir().join("kube-controller-manager");
+    let command = move || {
+        let mut cmd = Command::new(&program);
+        cmd.args(&args);
+        cmd
+    };
+    let http = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).expect("CA"))
+        .build()
+        .expect("https client");
+    let (edit, token) = (
+        format!("{server}/apis/rbac.authorization.k8s.io/v1/clusterroles/edit"),
+        token.to_owned(),
+    );
+    let ready = move || {
+        http.get(&edit)
+            .bearer_auth(&token)
+            .send()
+            .and_then(|r| r.json::<serde_json::Value>())
+            .is_ok_and(|role| role["rules"].as_array().is_some_and(|r| !r.is_empty()))
+    };
+    Server::start(
+        "kube-controller-manager",
+        Box::new(command),
+        Box::new(ready),
+        dir.join("kube-controller-manager.log"),
+        Duration::from_secs(120),
+    )
+}
+
 /// An apiserver on `etcd_url` under the prefix `/registry-{name}`, with its server (to
-/// stop or restart) and, when asked, Roster's CRDs.
+/// stop or restart) and what `extras` asks for beside it.
 pub(super) fn start_apiserver(
     name: &str,
     etcd_url: &str,
-    install_crds: bool,
+    extras: Extras,
 ) -> (ControlPlane, Server) {
     let started = std::time::Instant::now();
     let bin = bin_dir();
@@ -236,13 +311,18 @@ pub(super) fn start_apiserver(
     let kubeconfig = write_kubeconfig(&dir, "admin", &server, &pki.ca_cert, &admin_token);
     let limited_kubeconfig =
         write_kubeconfig(&dir, "limited", &server, &pki.ca_cert, &limited_token);
+    let controllers = extras == Extras::CrdsAndControllers;
+    if controllers {
+        start_controller_manager(&dir, &kubeconfig, &pki, &server, &admin_token);
+    }
     let cp = ControlPlane {
         bin,
         kubeconfig,
         limited_kubeconfig,
         server,
+        controllers,
     };
-    if install_crds {
+    if extras != Extras::None {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -265,7 +345,7 @@ pub(super) fn start_apiserver(
 pub(super) fn start_own(name: &str) -> OwnControlPlane {
     let bin = bin_dir();
     let (etcd, url) = start_etcd(&bin);
-    let (cp, apiserver) = start_apiserver(name, &url, true);
+    let (cp, apiserver) = start_apiserver(name, &url, Extras::Crds);
     OwnControlPlane {
         cp,
         etcd: etcd.into(),

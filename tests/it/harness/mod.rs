@@ -25,6 +25,7 @@ use std::{
         OnceLock,
         atomic::{AtomicU32, Ordering},
     },
+    time::Duration,
 };
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -110,14 +111,17 @@ pub struct ControlPlane {
     pub limited_kubeconfig: PathBuf,
     /// The apiserver's URL.
     pub server: String,
+    /// Whether a kube-controller-manager runs beside it (the shared control plane).
+    pub controllers: bool,
 }
 
 static MAIN: OnceLock<ControlPlane> = OnceLock::new();
 static BARE: OnceLock<ControlPlane> = OnceLock::new();
 
-/// The shared control plane, with Roster's CRDs installed and Established.
+/// The shared control plane, with Roster's CRDs installed and Established, and a
+/// kube-controller-manager: a cluster as users run one, less its nodes.
 pub fn control_plane() -> &'static ControlPlane {
-    MAIN.get_or_init(|| on_plain_thread(|| start("main", true)))
+    MAIN.get_or_init(|| on_plain_thread(|| start("main", Extras::CrdsAndControllers)))
 }
 
 /// An apiserver of its own, with the CRDs, on the same etcd under its own prefix: for a
@@ -130,7 +134,8 @@ pub fn isolated_control_plane(name: &'static str) -> &'static ControlPlane {
     if let Some(cp) = planes.get(name) {
         return cp;
     }
-    let cp: &'static ControlPlane = Box::leak(Box::new(on_plain_thread(move || start(name, true))));
+    let cp: &'static ControlPlane =
+        Box::leak(Box::new(on_plain_thread(move || start(name, Extras::Crds))));
     planes.insert(name, cp);
     cp
 }
@@ -138,7 +143,7 @@ pub fn isolated_control_plane(name: &'static str) -> &'static ControlPlane {
 /// A second apiserver on the same etcd under another prefix: an empty cluster without
 /// Roster's CRDs.
 pub fn bare_control_plane() -> &'static ControlPlane {
-    BARE.get_or_init(|| on_plain_thread(|| start("bare", false)))
+    BARE.get_or_init(|| on_plain_thread(|| start("bare", Extras::None)))
 }
 
 /// Runs `f` on a thread outside any async runtime: start-up blocks, and reqwest's
@@ -165,11 +170,12 @@ pub async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'stat
 }
 
 /// A shared or isolated control plane: an apiserver of its own on the shared etcd.
-fn start(name: &str, install_crds: bool) -> ControlPlane {
+fn start(name: &str, extras: Extras) -> ControlPlane {
     let etcd = control_plane::shared_etcd(&control_plane::bin_dir());
-    control_plane::start_apiserver(name, etcd, install_crds).0
+    control_plane::start_apiserver(name, etcd, extras).0
 }
 
+use control_plane::Extras;
 pub use control_plane::OwnControlPlane;
 
 /// A control plane with its own etcd and apiserver, for a test that stops and restarts
@@ -205,6 +211,9 @@ impl ControlPlane {
             .create(&PostParams::default(), &ns)
             .await
             .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+        if self.controllers {
+            settled(client, &name).await;
+        }
         name
     }
 
@@ -217,6 +226,26 @@ impl ControlPlane {
             .output()
             .expect("run kubectl")
     }
+}
+
+/// Waits until the controllers have given namespace `ns` what every namespace gets — its
+/// `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap — so that a test that
+/// reads the namespace whole does not see them arrive midway.
+async fn settled(client: &Client, ns: &str) {
+    use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+    let (sas, cms) = (
+        Api::<ServiceAccount>::namespaced(client.clone(), ns),
+        Api::<ConfigMap>::namespaced(client.clone(), ns),
+    );
+    for _ in 0..600 {
+        let sa = sas.get_opt("default").await.ok().flatten();
+        let cm = cms.get_opt("kube-root-ca.crt").await.ok().flatten();
+        if sa.is_some() && cm.is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("namespace {ns} got no default ServiceAccount and root CA within 30s");
 }
 
 async fn client_from(path: &Path) -> Client {
