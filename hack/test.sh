@@ -2,8 +2,17 @@
 # Runs every check CI runs: formatting, clippy, unit tests and the integration tests
 # against a real kube-apiserver + etcd (built once into ~/.cache/roster, see
 # hack/control-plane-bins.sh). Needs cargo and Go; installs the rest itself.
+#
+#   hack/test.sh          what CI runs
+#   hack/test.sh --soak   the same with the long soak: 1,000 people instead of 250
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+case "${1:-}" in
+  "") ;;
+  --soak) export ROSTER_SOAK_PEOPLE=${ROSTER_SOAK_PEOPLE:-1000} ;;
+  *) echo "usage: hack/test.sh [--soak]" >&2; exit 2 ;;
+esac
 
 need() { command -v "$1" >/dev/null || { echo "test.sh: $1 is required: $2" >&2; exit 1; }; }
 need cargo "install Rust with rustup (https://rustup.rs)"
@@ -24,6 +33,10 @@ cargo fmt --all -- --check
 
 section "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+
+section "the operator image, without a daemon (hack/image.sh)"
+ROSTER_IMAGE=$(hack/image.sh)
+export ROSTER_IMAGE
 
 section "cargo test (unit and integration)"
 cargo test --locked --all-targets

@@ -81,28 +81,35 @@ pub fn crds_yaml() -> Result<String, RenderError> {
 mod tests {
     use super::*;
 
-    /// `crds/` is what users and the Helm chart install; it must be what the types say.
-    #[test]
-    fn checked_in_crds_are_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/roster.dev.yaml");
-        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
-        let generated = crds_yaml().expect("render CRDs");
-        assert!(
-            on_disk == generated,
-            "crds/roster.dev.yaml is stale; regenerate it with: cargo run -- crds > crds/roster.dev.yaml"
-        );
+    /// Fails unless every file in `paths` (from the repository root) holds `generated`,
+    /// naming the command that writes it.
+    fn assert_current(paths: &[&str], generated: &str, command: &str) {
+        for path in paths {
+            let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
+            let on_disk = std::fs::read_to_string(&full).unwrap_or_default();
+            assert!(
+                on_disk == generated,
+                "{path} is stale; regenerate it with: cargo run -- {command} > {path}"
+            );
+        }
     }
 
-    /// `crds/admission.yaml` is installed beside the CRDs; it must be what the code says.
+    /// `crds/` is what users install, and the chart's copy what Helm installs; both must
+    /// be what the types say.
+    #[test]
+    fn checked_in_crds_are_current() {
+        let generated = crds_yaml().expect("render CRDs");
+        let paths = ["crds/roster.dev.yaml", "charts/roster/crds/roster.dev.yaml"];
+        assert_current(&paths, &generated, "crds");
+    }
+
+    /// The admission policies are installed beside the CRDs, and by the chart; both
+    /// copies must be what the code says.
     #[test]
     fn checked_in_admission_policy_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/admission.yaml");
-        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
         let generated = admission::admission_yaml().expect("render the policies");
-        assert!(
-            on_disk == generated,
-            "crds/admission.yaml is stale; regenerate it with: cargo run -- admission-policy > crds/admission.yaml"
-        );
+        let paths = ["crds/admission.yaml", "charts/roster/files/admission.yaml"];
+        assert_current(&paths, &generated, "admission-policy");
     }
 
     #[test]

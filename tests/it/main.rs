@@ -6,6 +6,7 @@ mod audit;
 mod bounds;
 mod brownfield;
 mod canaries;
+mod chart;
 mod conformance;
 mod connector_faults;
 mod crash_points;

@@ -171,15 +171,13 @@ fn start_etcd(bin: &Path) -> (Server, String) {
     (server, url)
 }
 
-/// What a control plane runs beside its apiserver.
+/// What a control plane has beside its apiserver.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Extras {
-    /// The apiserver alone.
-    None,
-    /// Roster's CRDs and admission policies.
-    Crds,
-    /// The CRDs and policies, and a kube-controller-manager.
-    CrdsAndControllers,
+pub(super) struct Extras {
+    /// Roster's CRDs and admission policies, installed and Established.
+    pub crds: bool,
+    /// A kube-controller-manager.
+    pub controllers: bool,
 }
 
 /// The controllers a test cluster runs: what makes ClusterRole aggregation (`edit`,
@@ -311,7 +309,7 @@ pub(super) fn start_apiserver(
     let kubeconfig = write_kubeconfig(&dir, "admin", &server, &pki.ca_cert, &admin_token);
     let limited_kubeconfig =
         write_kubeconfig(&dir, "limited", &server, &pki.ca_cert, &limited_token);
-    let controllers = extras == Extras::CrdsAndControllers;
+    let controllers = extras.controllers;
     if controllers {
         start_controller_manager(&dir, &kubeconfig, &pki, &server, &admin_token);
     }
@@ -322,7 +320,7 @@ pub(super) fn start_apiserver(
         server,
         controllers,
     };
-    if extras != Extras::None {
+    if extras.crds {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -345,7 +343,11 @@ pub(super) fn start_apiserver(
 pub(super) fn start_own(name: &str) -> OwnControlPlane {
     let bin = bin_dir();
     let (etcd, url) = start_etcd(&bin);
-    let (cp, apiserver) = start_apiserver(name, &url, Extras::Crds);
+    let extras = Extras {
+        crds: true,
+        controllers: false,
+    };
+    let (cp, apiserver) = start_apiserver(name, &url, extras);
     OwnControlPlane {
         cp,
         etcd: etcd.into(),

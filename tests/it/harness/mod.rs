@@ -121,7 +121,22 @@ static BARE: OnceLock<ControlPlane> = OnceLock::new();
 /// The shared control plane, with Roster's CRDs installed and Established, and a
 /// kube-controller-manager: a cluster as users run one, less its nodes.
 pub fn control_plane() -> &'static ControlPlane {
-    MAIN.get_or_init(|| on_plain_thread(|| start("main", Extras::CrdsAndControllers)))
+    let extras = Extras {
+        crds: true,
+        controllers: true,
+    };
+    MAIN.get_or_init(|| on_plain_thread(move || start("main", extras)))
+}
+
+/// An empty cluster with a kube-controller-manager: where the Helm chart installs
+/// Roster's CRDs and policies itself, and its Deployment's pods are made.
+pub fn chart_control_plane() -> &'static ControlPlane {
+    static CHART: OnceLock<ControlPlane> = OnceLock::new();
+    let extras = Extras {
+        crds: false,
+        controllers: true,
+    };
+    CHART.get_or_init(|| on_plain_thread(move || start("chart", extras)))
 }
 
 /// An apiserver of its own, with the CRDs, on the same etcd under its own prefix: for a
@@ -134,8 +149,13 @@ pub fn isolated_control_plane(name: &'static str) -> &'static ControlPlane {
     if let Some(cp) = planes.get(name) {
         return cp;
     }
-    let cp: &'static ControlPlane =
-        Box::leak(Box::new(on_plain_thread(move || start(name, Extras::Crds))));
+    let cp: &'static ControlPlane = Box::leak(Box::new(on_plain_thread(move || {
+        let extras = Extras {
+            crds: true,
+            controllers: false,
+        };
+        start(name, extras)
+    })));
     planes.insert(name, cp);
     cp
 }
@@ -143,7 +163,11 @@ pub fn isolated_control_plane(name: &'static str) -> &'static ControlPlane {
 /// A second apiserver on the same etcd under another prefix: an empty cluster without
 /// Roster's CRDs.
 pub fn bare_control_plane() -> &'static ControlPlane {
-    BARE.get_or_init(|| on_plain_thread(|| start("bare", Extras::None)))
+    let extras = Extras {
+        crds: false,
+        controllers: false,
+    };
+    BARE.get_or_init(|| on_plain_thread(move || start("bare", extras)))
 }
 
 /// Runs `f` on a thread outside any async runtime: start-up blocks, and reqwest's

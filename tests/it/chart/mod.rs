@@ -1,0 +1,83 @@
+//! The Helm chart (`charts/roster`) with a real helm and the real test apiserver: lint and
+//! template for the default values and the two sets in `charts/roster/ci`, values its
+//! schema refuses, and an install whose objects are all created and whose pods pass
+//! admission under `restricted` Pod Security.
+
+mod image;
+mod install;
+mod render;
+
+use std::{
+    path::PathBuf,
+    process::{Command, Output},
+};
+
+use serde_yaml_ng::Value;
+
+/// The helm binary hack/go-tools.sh built.
+fn helm_bin() -> PathBuf {
+    let dir = std::env::var_os("ROSTER_GO_TOOLS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!(
+                "ROSTER_GO_TOOLS_BIN is not set. Build helm and umoci and point at them:\n  \
+             export ROSTER_GO_TOOLS_BIN=$(hack/go-tools.sh)\n\
+             (the README's test command, hack/test.sh, does this)"
+            )
+        });
+    let helm = dir.join("helm");
+    assert!(
+        helm.is_file(),
+        "no helm in ROSTER_GO_TOOLS_BIN={}",
+        dir.display()
+    );
+    helm
+}
+
+/// The chart's directory.
+fn chart() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/roster")
+}
+
+/// `helm ARGS…`, with a home of its own so that no user configuration or cache leaks in.
+fn helm(args: &[&str]) -> Output {
+    let home = std::env::temp_dir().join("roster-it-helm");
+    Command::new(helm_bin())
+        .args(args)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .expect("run helm")
+}
+
+/// `helm ARGS…`, which must succeed; its standard output.
+fn helm_ok(args: &[&str]) -> String {
+    let out = helm(args);
+    assert!(
+        out.status.success(),
+        "helm {}:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The YAML documents in `text`, but empty ones.
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|d| serde::Deserialize::deserialize(d).expect("YAML"))
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// `kind/name` (or `kind/namespace/name`) of an object.
+fn id(obj: &Value) -> String {
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    match obj["metadata"]["namespace"].as_str() {
+        Some(ns) => format!("{kind}/{ns}/{name}"),
+        None => format!("{kind}/{name}"),
+    }
+}
