@@ -21,9 +21,6 @@ use crate::{
     postgres_connector::role_state,
 };
 
-const USER: &str = "four.ada";
-const IDENTITY: &str = "four-ada";
-
 /// What each app shows for a person: enabled or not, and the entitlements held (names
 /// as each app spells them, mapped back to their short name, `four-eng` → `eng`).
 /// `None`: no account.
@@ -124,22 +121,44 @@ pub fn expect(active: bool, held: &[&str]) -> Seen {
     }
 }
 
-async fn person(s: &Scenario, department: &str, state: &str) {
+/// The person the scenario takes through: `{stem}.ada`, Identity `{stem}-ada`.
+struct Person<'a> {
+    stem: &'a str,
+}
+
+impl Person<'_> {
+    fn user(&self) -> String {
+        format!("{}.ada", self.stem)
+    }
+
+    fn identity(&self) -> String {
+        format!("{}-ada", self.stem)
+    }
+}
+
+async fn person(s: &Scenario, p: &Person<'_>, department: &str, state: &str) {
     s.identity(
-        IDENTITY,
-        json!({"username": USER, "displayName": "Ada Lovelace", "givenName": "Ada",
-        "familyName": "Lovelace", "emails": ["four.ada@example.com"],
+        &p.identity(),
+        json!({"username": p.user(), "displayName": "Ada Lovelace", "givenName": "Ada",
+        "familyName": "Lovelace", "emails": [format!("{}@example.com", p.user())],
         "attributes": {"department": department}, "state": state}),
     )
     .await;
 }
 
-async fn converge(s: &Scenario, pg: &tokio_postgres::Client, what: &str, want: Seen) {
+async fn converge(
+    s: &Scenario,
+    pg: &tokio_postgres::Client,
+    p: &Person<'_>,
+    what: &str,
+    want: Seen,
+) {
     // Each new state is printed, so a failure shows how far each app got.
     let last = std::sync::Mutex::new(String::new());
+    let user = p.user();
     let took = s
         .eventually(what, || async {
-            let seen = look(s, pg, USER).await;
+            let seen = look(s, pg, &user).await;
             let shown = format!("{seen:?}");
             let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
             if *last != shown {
@@ -166,33 +185,50 @@ pub async fn the_other_three(s: &Scenario, extra: &Value) {
 
 #[tokio::test]
 async fn one_person_across_scim_ldap_postgres_and_kubernetes() {
+    let s = Scenario::new("four", json!({})).await;
+    joiner_mover_leaver(&s, "four").await;
+}
+
+/// The ClusterRoles the scenario with `stem` grants through its `k8s` Connector.
+pub fn cluster_roles(stem: &str) -> [String; 2] {
+    ["eng", "fin"].map(|r| format!("{stem}-{r}-reader"))
+}
+
+/// One person, `{stem}.ada`, joins engineering, moves to finance and leaves, through
+/// Roles that span all four apps; each step converges on every app, read from each
+/// server directly, and the leaver's receipt verifies all four. `stem` (no `-` or `_`)
+/// keeps the groups and roles of the shared LDAP and PostgreSQL servers apart.
+pub async fn joiner_mover_leaver(s: &Scenario, stem: &str) {
     // Downstream groups and roles, made as each app's admin would.
     let server = postgres::server();
     let pg = server.superuser().await;
-    pg.batch_execute("CREATE ROLE four_eng NOLOGIN; CREATE ROLE four_fin NOLOGIN")
-        .await
-        .expect("PostgreSQL group roles");
-    ldap::make_group("four-eng").await;
-    ldap::make_group("four-fin").await;
-    let s = Scenario::new("four", json!({})).await;
-    s.groups(&["four-eng", "four-fin"]).await;
-    make_cluster_role(&s.client, "four-eng-reader").await;
-    make_cluster_role(&s.client, "four-fin-reader").await;
+    pg.batch_execute(&format!(
+        "CREATE ROLE {stem}_eng NOLOGIN; CREATE ROLE {stem}_fin NOLOGIN"
+    ))
+    .await
+    .expect("PostgreSQL group roles");
+    ldap::make_group(&format!("{stem}-eng")).await;
+    ldap::make_group(&format!("{stem}-fin")).await;
+    s.groups(&[&format!("{stem}-eng"), &format!("{stem}-fin")])
+        .await;
+    for role in cluster_roles(stem) {
+        make_cluster_role(&s.client, &role).await;
+    }
 
-    the_other_three(&s, &json!({})).await;
+    the_other_three(s, &json!({})).await;
 
     for (role, dept) in [("eng", "engineering"), ("fin", "finance")] {
         let entitlements = json!([
-            {"connector": "scim", "name": format!("four-{role}")},
-            {"connector": "ldap", "name": format!("four-{role}")},
-            {"connector": "pg", "name": format!("four_{role}")},
-            {"connector": "k8s", "name": format!("ClusterRole/four-{role}-reader")},
+            {"connector": "scim", "name": format!("{stem}-{role}")},
+            {"connector": "ldap", "name": format!("{stem}-{role}")},
+            {"connector": "pg", "name": format!("{stem}_{role}")},
+            {"connector": "k8s", "name": format!("ClusterRole/{stem}-{role}-reader")},
         ]);
         s.apply::<Role>(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role",
             "metadata": {"name": role}, "spec": {"entitlements": entitlements}}))
             .await;
         let expr = format!(
-            "identity.username.startsWith(\"four.\") && has(identity.attributes.department) && identity.attributes.department == \"{dept}\""
+            "identity.username.startsWith(\"{stem}.\") && has(identity.attributes.department) && identity.attributes.department == \"{dept}\""
         );
         s.binding(
             role,
@@ -201,10 +237,11 @@ async fn one_person_across_scim_ldap_postgres_and_kubernetes() {
         .await;
     }
 
-    person(&s, "engineering", "Active").await;
-    converge(&s, &pg, "joiner", expect(true, &["eng"])).await;
+    let p = Person { stem };
+    person(s, &p, "engineering", "Active").await;
+    converge(s, &pg, &p, "joiner", expect(true, &["eng"])).await;
     s.eventually("the identity Synced on four connectors", || async {
-        let i: Identity = s.get(IDENTITY).await;
+        let i: Identity = s.get(&p.identity()).await;
         i.status.is_some_and(|st| {
             st.accounts.len() == 4
                 && conditions::find(&st.conditions, conditions::SYNCED)
@@ -213,15 +250,15 @@ async fn one_person_across_scim_ldap_postgres_and_kubernetes() {
     })
     .await;
 
-    person(&s, "finance", "Active").await;
-    converge(&s, &pg, "mover", expect(true, &["fin"])).await;
+    person(s, &p, "finance", "Active").await;
+    converge(s, &pg, &p, "mover", expect(true, &["fin"])).await;
 
-    person(&s, "finance", "Terminated").await;
-    converge(&s, &pg, "leaver", expect(false, &[])).await;
+    person(s, &p, "finance", "Terminated").await;
+    converge(s, &pg, &p, "leaver", expect(false, &[])).await;
     s.eventually(
         "the receipt lists all four connectors, verified",
         || async {
-            let i = s.get(IDENTITY).await;
+            let i = s.get(&p.identity()).await;
             let Some(receipt) = i.status.and_then(|st| st.deprovisioning) else {
                 return false;
             };

@@ -14,28 +14,31 @@ use roster::api::{
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use crate::harness::{
-    apps, control_plane,
-    operator::{self, SharedOperator},
-    scim,
-};
+use crate::harness::{ControlPlane, apps, control_plane, operator, scim};
 
 const LIMIT: Duration = Duration::from_secs(30);
+
+/// Where an operator's log is read from.
+pub type LogSource = Box<dyn Fn() -> String + Send + Sync>;
 
 pub struct Scenario {
     pub client: Client,
     pub ns: String,
     pub scim: scim::Direct,
-    op: &'static SharedOperator,
+    log: LogSource,
 }
 
 impl Scenario {
     /// A namespace with a SCIM Connector `scim` (spec fields from `extra` merged in),
-    /// its token Secret, and the shared operator running; waits for the Connector to be
-    /// Ready unless `expect_ready` is false.
+    /// its token Secret, and the shared operator running.
     pub async fn new(prefix: &str, extra: Value) -> Self {
-        let cp = control_plane();
         let op = operator::shared();
+        Self::on(control_plane(), Box::new(|| op.log()), prefix, extra).await
+    }
+
+    /// [`Scenario::new`] on the control plane `cp`, whose operator the caller runs and
+    /// whose log `log` reads.
+    pub async fn on(cp: &ControlPlane, log: LogSource, prefix: &str, extra: Value) -> Self {
         let client = cp.client().await;
         let ns = cp.namespace(&client, prefix).await;
         let base = scim::tenant(prefix);
@@ -43,7 +46,7 @@ impl Scenario {
             client,
             ns,
             scim: scim::Direct::new(&base),
-            op,
+            log,
         };
         let [secret, connector] = apps::scim_connector(&base, &extra);
         s.apply::<Secret>(secret).await;
@@ -136,9 +139,9 @@ impl Scenario {
         me
     }
 
-    /// The shared operator's log so far.
+    /// The operator's log so far.
     pub fn log(&self) -> String {
-        self.op.log()
+        (self.log)()
     }
 
     pub fn identities(&self) -> Api<Identity> {
@@ -185,7 +188,7 @@ impl Scenario {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let log = self.op.log();
+        let log = self.log();
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
         // The shared operator serves every test: its tail may be someone else's.
         let ours: Vec<&str> = log

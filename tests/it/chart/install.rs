@@ -4,14 +4,14 @@
 //! image, run as that pod would run it, becomes ready and leads with the chart's
 //! ServiceAccount token alone.
 
-use std::time::Duration;
+use std::{sync::OnceLock, time::Duration};
 
 use super::{chart, documents, helm_ok, image};
 use crate::harness::{ControlPlane, chart_control_plane, process};
 
 const NAMESPACE: &str = "roster-system";
 
-fn kubectl_ok(cp: &ControlPlane, args: &[&str]) -> String {
+pub fn kubectl_ok(cp: &ControlPlane, args: &[&str]) -> String {
     let out = cp.kubectl(args);
     assert!(
         out.status.success(),
@@ -40,51 +40,57 @@ fn wait_for_a_pod(cp: &ControlPlane) -> String {
     panic!("no pod of the Deployment within 60 s; events:\n{events}");
 }
 
-#[test]
-fn the_chart_installs_every_object_and_its_pods_pass_restricted_pod_security() {
+/// The chart's cluster with the release `roster` installed in `roster-system` (which
+/// enforces restricted Pod Security) once for the test binary, its CRDs Established, and
+/// the tenant namespace `team-a`, whose Secrets it may read. Blocks: call it off the
+/// async runtime.
+pub fn installed() -> &'static ControlPlane {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
     let cp = chart_control_plane();
-    // A tenant namespace, whose Secrets the release may read, exists before it.
-    kubectl_ok(cp, &["create", "namespace", NAMESPACE]);
-    kubectl_ok(cp, &["create", "namespace", "team-a"]);
-    kubectl_ok(
-        cp,
-        &[
-            "label",
-            "namespace",
+    INSTALLED.get_or_init(|| {
+        kubectl_ok(cp, &["create", "namespace", NAMESPACE]);
+        kubectl_ok(cp, &["create", "namespace", "team-a"]);
+        let restricted = "pod-security.kubernetes.io/enforce=restricted";
+        kubectl_ok(cp, &["label", "namespace", NAMESPACE, restricted]);
+        let kubeconfig = cp.kubeconfig.display().to_string();
+        let chart_s = chart().display().to_string();
+        let secrets = "rbac.secrets.namespaces={team-a}";
+        helm_ok(&[
+            "install",
+            "roster",
+            &chart_s,
+            "--namespace",
             NAMESPACE,
-            "pod-security.kubernetes.io/enforce=restricted",
-        ],
-    );
-    let kubeconfig = cp.kubeconfig.display().to_string();
-    let chart_s = chart().display().to_string();
-    helm_ok(&[
-        "install",
-        "roster",
-        &chart_s,
-        "--namespace",
-        NAMESPACE,
-        "--kubeconfig",
-        &kubeconfig,
-        "--set",
-        "rbac.secrets.namespaces={team-a}",
-    ]);
-
-    // The CRDs from the chart's crds/, Established.
-    kubectl_ok(
-        cp,
-        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "--set",
+            secrets,
+        ]);
+        // The CRDs from the chart's crds/, Established.
+        let crds = [
+            "identities.roster.dev",
+            "roles.roster.dev",
+            "rolebindings.roster.dev",
+            "connectors.roster.dev",
+        ];
+        let mut wait = vec![
             "wait",
             "--for",
             "condition=Established",
             "--timeout",
             "60s",
             "crd",
-            "identities.roster.dev",
-            "roles.roster.dev",
-            "rolebindings.roster.dev",
-            "connectors.roster.dev",
-        ],
-    );
+        ];
+        wait.extend(crds);
+        kubectl_ok(cp, &wait);
+    });
+    cp
+}
+
+#[test]
+fn the_chart_installs_every_object_and_its_pods_pass_restricted_pod_security() {
+    let cp = installed();
+    let kubeconfig = cp.kubeconfig.display().to_string();
     // Every object of the release exists.
     let manifest = helm_ok(&[
         "get",

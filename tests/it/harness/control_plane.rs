@@ -318,6 +318,7 @@ pub(super) fn start_apiserver(
         kubeconfig,
         limited_kubeconfig,
         server,
+        ca_cert: pki.ca_cert.clone(),
         controllers,
     };
     if extras.crds {
@@ -355,7 +356,13 @@ pub(super) fn start_own(name: &str) -> OwnControlPlane {
     }
 }
 
-fn write_kubeconfig(dir: &Path, user: &str, server: &str, ca: &Path, token: &str) -> PathBuf {
+pub(super) fn write_kubeconfig(
+    dir: &Path,
+    user: &str,
+    server: &str,
+    ca: &Path,
+    token: &str,
+) -> PathBuf {
     let path = dir.join(format!("{user}.kubeconfig"));
     let yaml = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: roster-it\n  cluster:\n    server: {server}\n    \

@@ -111,6 +111,8 @@ pub struct ControlPlane {
     pub limited_kubeconfig: PathBuf,
     /// The apiserver's URL.
     pub server: String,
+    /// The CA that signed the apiserver's serving certificate.
+    pub ca_cert: PathBuf,
     /// Whether a kube-controller-manager runs beside it (the shared control plane).
     pub controllers: bool,
 }
@@ -239,6 +241,12 @@ impl ControlPlane {
             settled(client, &name).await;
         }
         name
+    }
+
+    /// A kubeconfig that authenticates as `user` with `token` (a ServiceAccount's, say).
+    pub fn kubeconfig_for(&self, user: &str, token: &str) -> PathBuf {
+        let dir = process::temp_dir("roster-kubeconfig-");
+        control_plane::write_kubeconfig(&dir, user, &self.server, &self.ca_cert, token)
     }
 
     /// Runs kubectl as the admin.
