@@ -1,16 +1,23 @@
-//! The chart's RBAC is enough: the operator, run with nothing but the token of a
-//! ServiceAccount the chart made, takes a person through joiner, mover and leaver on all
-//! four apps — SCIM, LDAP, PostgreSQL and this cluster's own RBAC — and is refused
-//! nothing on the way.
+//! The chart's RBAC is enough and no more: the operator, run with nothing but the token
+//! of a ServiceAccount the chart made, takes a person through joiner, mover and leaver on
+//! all four apps — SCIM, LDAP, PostgreSQL and this cluster's own RBAC — and is refused
+//! nothing on the way; then, with each rule of the release's roles taken away in turn, a
+//! fresh operator meets a refusal it says plainly while another person joins, rather
+//! than stalling in silence.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
-use serde_json::json;
+use kube::{Api, api::ListParams};
+use roster::api::Connector;
+use serde_json::{Value, json};
 
-use super::{chart, helm_ok, install};
+use super::{chart, documents, helm_ok, install};
 use crate::{
     four_connectors::{cluster_roles, joiner_mover_leaver},
-    harness::{off_runtime, operator::Operator},
+    harness::{ControlPlane, off_runtime, operator::Operator},
     lifecycle::Scenario,
 };
 
@@ -81,13 +88,205 @@ async fn the_operator_with_only_the_charts_token_takes_a_person_through_four_app
     joiner_mover_leaver(&s, "chart").await;
 
     let log = s.log();
-    let refused: Vec<&str> = log
-        .lines()
-        .filter(|l| l.to_lowercase().contains("forbidden"))
-        .collect();
+    let refused: Vec<&str> = log.lines().filter(|l| refusal(l)).collect();
     assert!(
         refused.is_empty(),
         "the chart's RBAC refused the operator:\n{}",
         refused.join("\n")
     );
+
+    let rules = off_runtime(move || release_rules(cp)).await;
+    assert!(rules.len() >= 10, "{} rules", rules.len());
+    let restart = || {
+        let mut op = operator.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut old) = op.take() {
+            old.terminate();
+        }
+        let env = [
+            ("POD_NAMESPACE", RELEASE),
+            ("ROSTER_LEADER_ELECT_LEASE", RELEASE),
+        ];
+        *op = Some(Operator::start_with(&kubeconfig, "info", &env));
+    };
+    for (n, rule) in rules.iter().enumerate() {
+        let (taken, r) = (rule.clone(), rule.clone());
+        off_runtime(move || taken.take_away(cp)).await;
+        restart();
+        let probe = format!("chart-min{n}");
+        let user = format!("chart.min{n}");
+        s.identity(
+            &probe,
+            json!({"username": user, "emails": [format!("{user}@example.com")],
+                "attributes": {"department": "engineering"}}),
+        )
+        .await;
+        let said = said_plainly(&s, &probe, Duration::from_secs(60)).await;
+        let said = said.unwrap_or_else(|| {
+            let lease = cp.kubectl(&["get", "lease", RELEASE, "-n", RELEASE, "-o", "yaml"]);
+            panic!(
+                "without {r}, nothing said within 60 s: a silent stall\n{}\n{}",
+                s.log(),
+                String::from_utf8_lossy(&lease.stdout)
+            )
+        });
+        eprintln!("without {r}: {said}");
+        off_runtime(move || r.give_back(cp)).await;
+        // A fresh operator with every rule again: what the last one wrote in the
+        // Connectors' statuses is overwritten before the next rule goes.
+        restart();
+        s.eventually("the Connectors say nothing of a refusal again", || async {
+            refused_in_status(&s, "").await.is_none()
+        })
+        .await;
+    }
+}
+
+/// Whether a log line says the operator was refused.
+fn refusal(line: &str) -> bool {
+    refusal_at(line).is_some()
+}
+
+/// Where in `text` (as a count of chars) a refusal is said.
+fn refusal_at(text: &str) -> Option<usize> {
+    let lower: Vec<char> = text.to_lowercase().chars().collect();
+    ["forbidden", "may not"]
+        .iter()
+        .filter_map(|w| {
+            let w: Vec<char> = w.chars().collect();
+            lower.windows(w.len()).position(|x| x == w.as_slice())
+        })
+        .min()
+}
+
+/// The words around the refusal in `text`.
+fn around_refusal(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let at = refusal_at(text).unwrap_or(0).min(chars.len());
+    chars[at.saturating_sub(160)..(at + 140).min(chars.len())]
+        .iter()
+        .collect()
+}
+
+/// Where the operator says it was refused, once it does: a line of its log, or the
+/// status of a Connector of the Scenario or of the Identity `probe`.
+async fn said_plainly(s: &Scenario, probe: &str, limit: Duration) -> Option<String> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(line) = s.log().lines().find(|l| refusal(l)) {
+            return Some(format!("log: …{}…", around_refusal(line)));
+        }
+        if let Some(said) = refused_in_status(s, probe).await {
+            return Some(said);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
+/// A refusal in the status of a Connector of the Scenario, or of the Identity `probe`
+/// (none when empty).
+async fn refused_in_status(s: &Scenario, probe: &str) -> Option<String> {
+    let connectors = Api::<Connector>::namespaced(s.client.clone(), &s.ns)
+        .list(&ListParams::default())
+        .await
+        .map(|l| json!(l.items))
+        .unwrap_or_default();
+    let identity = match probe {
+        "" => Value::Null,
+        name => json!(s.get(name).await),
+    };
+    let objects = connectors.as_array().cloned().unwrap_or_default();
+    objects.into_iter().chain([identity]).find_map(|obj| {
+        let text = obj["status"].to_string();
+        refusal(&text).then(|| {
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            let kind = obj["kind"].as_str().unwrap_or("Connector");
+            format!("{kind} {name} status: …{}…", around_refusal(&text))
+        })
+    })
+}
+
+/// One rule of one of the release's ClusterRoles or Roles.
+#[derive(Clone)]
+struct Rule {
+    /// `clusterrole` or `role`.
+    kind: &'static str,
+    name: String,
+    namespace: Option<String>,
+    index: usize,
+    rule: Value,
+    /// Every rule of its role, as the release made them.
+    all: Value,
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (verbs, resources) = (&self.rule["verbs"], &self.rule["resources"]);
+        write!(
+            f,
+            "{} {} rule {} ({verbs} {resources})",
+            self.kind, self.name, self.index
+        )
+    }
+}
+
+impl Rule {
+    fn kubectl_patch(&self, cp: &ControlPlane, patch: &Value) {
+        let target = format!("{}/{}", self.kind, self.name);
+        let patch = patch.to_string();
+        let mut args = vec!["patch", &target, "--type", "json", "-p", &patch];
+        if let Some(ns) = &self.namespace {
+            args.extend(["-n", ns]);
+        }
+        install::kubectl_ok(cp, &args);
+    }
+
+    fn take_away(&self, cp: &ControlPlane) {
+        let path = format!("/rules/{}", self.index);
+        self.kubectl_patch(cp, &json!([{"op": "remove", "path": path}]));
+    }
+
+    /// Puts every rule back as it was (`add` on `/rules` replaces the list, and works
+    /// when taking the last rule away left none).
+    fn give_back(&self, cp: &ControlPlane) {
+        let all = json!([{"op": "add", "path": "/rules", "value": self.all}]);
+        self.kubectl_patch(cp, &all);
+    }
+}
+
+/// Every rule of every ClusterRole and Role the release made.
+fn release_rules(cp: &ControlPlane) -> Vec<Rule> {
+    let kubeconfig = cp.kubeconfig.display().to_string();
+    let manifest = helm_ok(&[
+        "get",
+        "manifest",
+        "rbac",
+        "--namespace",
+        RELEASE,
+        "--kubeconfig",
+        &kubeconfig,
+    ]);
+    let mut out = Vec::new();
+    for doc in documents(&manifest) {
+        let kind = match doc["kind"].as_str() {
+            Some("ClusterRole") => "clusterrole",
+            Some("Role") => "role",
+            _ => continue,
+        };
+        let json: Value = serde_json::to_value(&doc).expect("JSON");
+        for (index, rule) in json["rules"].as_array().into_iter().flatten().enumerate() {
+            out.push(Rule {
+                kind,
+                name: json["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                namespace: json["metadata"]["namespace"].as_str().map(str::to_owned),
+                index,
+                rule: rule.clone(),
+                all: json["rules"].clone(),
+            });
+        }
+    }
+    out
 }
