@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Builds the pinned Go tools the tests and the image use — helm and umoci — from the Go
-# module proxy into a cache outside the repository, each once per version.
+# Builds the pinned Go tools the tests and the image use — helm, umoci, and lua-health
+# (hack/lua-health, on gopher-lua: Argo CD's Lua runtime) — from the Go module proxy into
+# a cache outside the repository, each once per version.
 #
 # Usage: hack/go-tools.sh        (prints the bin directory on its last line)
 # Env:   ROSTER_CACHE   cache root     (default: ~/.cache/roster)
 #        HELM_VERSION   helm.sh/helm   (default: v4.3.1)
 #        UMOCI_VERSION  umoci          (default: v0.6.0)
+#        LUA_VERSION    gopher-lua     (default: v1.1.2)
 set -euo pipefail
 
 HELM_VERSION=${HELM_VERSION:-v4.3.1}
 UMOCI_VERSION=${UMOCI_VERSION:-v0.6.0}
+LUA_VERSION=${LUA_VERSION:-v1.1.2}
 CACHE=${ROSTER_CACHE:-$HOME/.cache/roster}
-BIN="$CACHE/go-tools/helm-$HELM_VERSION-umoci-$UMOCI_VERSION/bin"
+BIN="$CACHE/go-tools/helm-$HELM_VERSION-umoci-$UMOCI_VERSION-lua-$LUA_VERSION/bin"
+here=$(cd "$(dirname "$0")" && pwd)
 export GOMODCACHE=${GOMODCACHE:-$(go env GOMODCACHE)}
 export GOCACHE=${GOCACHE:-$(go env GOCACHE)}
 export GOFLAGS=-buildvcs=false
@@ -60,4 +64,16 @@ mkdir -p "$BIN"
 tool helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
   "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
 wrapped umoci github.com/opencontainers/umoci github.com/opencontainers/umoci/cmd/umoci "$UMOCI_VERSION"
+
+# lua-health is this repository's own main; it is rebuilt when its source changes.
+lua_sum=$(sha256sum "$here/lua-health/main.go" | cut -c1-12)
+if [[ ! -x "$BIN/lua-health-$lua_sum" ]]; then
+  log "building lua-health on gopher-lua $LUA_VERSION"
+  dir=$(mktemp -d)
+  printf 'module roster.dev/tools/lua-health\n\ngo 1.22\n\nrequire github.com/yuin/gopher-lua %s\n' "$LUA_VERSION" >"$dir/go.mod"
+  cp "$here/lua-health/main.go" "$dir/"
+  (cd "$dir" && go mod tidy >/dev/null 2>&1 && go build -trimpath -ldflags "-s -w" -o "$BIN/lua-health-$lua_sum" .)
+  rm -rf "$dir"
+fi
+ln -sf "lua-health-$lua_sum" "$BIN/lua-health"
 echo "$BIN"

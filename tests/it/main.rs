@@ -2,6 +2,7 @@
 //! binary by [`harness`].
 
 mod approval;
+mod argocd;
 mod audit;
 mod bounds;
 mod brownfield;

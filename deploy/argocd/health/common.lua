@@ -1,0 +1,26 @@
+-- Shared by the four health checks (each file below is this text plus its own); Argo CD
+-- runs each as the body of a function with the object in `obj`.
+local function condition(obj, type_)
+  if obj.status == nil or obj.status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(obj.status.conditions) do
+    if c.type == type_ then
+      return c
+    end
+  end
+  return nil
+end
+
+-- Progressing until Roster has reconciled this generation of the object.
+local function unobserved(obj)
+  if obj.status == nil then
+    return "waiting for Roster to reconcile it"
+  end
+  local generation = obj.metadata.generation
+  local observed = obj.status.observedGeneration
+  if generation ~= nil and (observed == nil or observed < generation) then
+    return "waiting for Roster to reconcile generation " .. tostring(generation)
+  end
+  return nil
+end
