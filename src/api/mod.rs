@@ -12,6 +12,7 @@ mod common;
 mod connector;
 #[allow(clippy::duplicated_attributes)]
 mod identity;
+mod prose;
 #[allow(clippy::duplicated_attributes)]
 mod role;
 #[allow(clippy::duplicated_attributes)]
@@ -41,14 +42,28 @@ pub const VERSION: &str = "v1alpha1";
 /// The category that `kubectl get roster` lists.
 pub const CATEGORY: &str = "roster";
 
-/// Every Roster CRD, in a stable order (the order `roster crds` prints them in).
+/// Every Roster CRD, in a stable order (the order `roster crds` prints them in), its
+/// descriptions reflowed as prose for `kubectl explain`.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    [
         Identity::crd(),
         Role::crd(),
         RoleBinding::crd(),
         Connector::crd(),
     ]
+    .into_iter()
+    .map(as_prose)
+    .collect()
+}
+
+/// `crd` with every description reflowed. A CRD always round-trips through JSON; were
+/// it ever not to, it is returned as generated rather than lost.
+fn as_prose(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let Ok(mut json) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    prose::reflow_descriptions(&mut json);
+    serde_json::from_value(json).unwrap_or(crd)
 }
 
 /// Errors while rendering the CRDs.
@@ -110,6 +125,42 @@ mod tests {
         let generated = admission::admission_yaml().expect("render the policies");
         let paths = ["crds/admission.yaml", "charts/roster/files/admission.yaml"];
         assert_current(&paths, &generated, "admission-policy");
+    }
+
+    /// `kubectl explain` reads as prose: no description breaks a line inside a
+    /// paragraph (rustdoc's source wrapping), but for list items.
+    #[test]
+    fn crd_descriptions_break_lines_only_between_paragraphs() {
+        fn walk(v: &serde_json::Value, path: &str, bad: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        if let (true, Some(text)) = (k == "description", v.as_str()) {
+                            let lines: Vec<&str> =
+                                text.split("\n\n").flat_map(str::lines).collect();
+                            let paragraphs = text.split("\n\n").count();
+                            let listed = lines.iter().filter(|l| l.starts_with("- ")).count();
+                            if lines.len() > paragraphs + listed {
+                                bad.push(format!("{path}: {text:?}"));
+                            }
+                        }
+                        walk(v, &format!("{path}.{k}"), bad);
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, path, bad)),
+                _ => {}
+            }
+        }
+        let mut bad = Vec::new();
+        for crd in crds() {
+            let json = serde_json::to_value(&crd).expect("JSON");
+            walk(
+                &json,
+                crd.metadata.name.as_deref().unwrap_or_default(),
+                &mut bad,
+            );
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
     }
 
     #[test]
