@@ -6,6 +6,7 @@
 //! than stalling in silence.
 
 use std::{
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -26,6 +27,61 @@ use crate::{
 /// first release has them).
 const RELEASE: &str = "roster-rbac";
 
+/// The operator under test, started again at will with the release's token.
+struct Run {
+    operator: Arc<Mutex<Option<Operator>>>,
+    kubeconfig: PathBuf,
+}
+
+impl Run {
+    /// Stops the operator (SIGTERM: it frees the Lease) and starts a fresh one.
+    fn restart(&self) {
+        let mut op = self.operator.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut old) = op.take() {
+            old.terminate();
+        }
+        let env = [
+            ("POD_NAMESPACE", RELEASE),
+            ("ROSTER_LEADER_ELECT_LEASE", RELEASE),
+        ];
+        *op = Some(Operator::start_with(&self.kubeconfig, "info", &env));
+    }
+}
+
+/// Installs the second release, allowed the Secrets of `tenant` and to bind the
+/// Scenario's ClusterRoles; returns a token of its ServiceAccount (TokenRequest).
+fn install_release(cp: &ControlPlane, tenant: &str) -> String {
+    let kubeconfig = cp.kubeconfig.display().to_string();
+    let chart_s = chart().display().to_string();
+    let sets = [
+        format!("fullnameOverride={RELEASE}"),
+        format!("leaderElection.leaseName={RELEASE}"),
+        "admissionPolicy.enabled=false".to_owned(),
+        format!("rbac.secrets.namespaces={{{tenant}}}"),
+        format!(
+            "rbac.kubernetesConnector.bindableClusterRoles={{{}}}",
+            cluster_roles("chart").join(",")
+        ),
+    ];
+    let mut args = vec![
+        "install",
+        "rbac",
+        &chart_s,
+        "--namespace",
+        RELEASE,
+        "--create-namespace",
+        "--kubeconfig",
+        &kubeconfig,
+        "--skip-crds",
+    ];
+    for set in &sets {
+        args.extend(["--set", set]);
+    }
+    helm_ok(&args);
+    let token = ["create", "token", RELEASE, "-n", RELEASE, "--duration=2h"];
+    install::kubectl_ok(cp, &token).trim().to_owned()
+}
+
 #[tokio::test]
 async fn the_operator_with_only_the_charts_token_takes_a_person_through_four_apps() {
     let cp = off_runtime(install::installed).await;
@@ -36,57 +92,15 @@ async fn the_operator_with_only_the_charts_token_takes_a_person_through_four_app
         op.as_ref().map(Operator::log).unwrap_or_default()
     });
     let s = Scenario::on(cp, log, "chartrbac", json!({})).await;
-
-    // The tenant namespace the Scenario made is the one whose Secrets it may read, and
-    // the ClusterRoles its Roles grant the ones it may bind.
     let ns = s.ns.clone();
-    let token = off_runtime(move || {
-        let kubeconfig = cp.kubeconfig.display().to_string();
-        let chart_s = chart().display().to_string();
-        let secrets = format!("rbac.secrets.namespaces={{{ns}}}");
-        let bindable = format!(
-            "rbac.kubernetesConnector.bindableClusterRoles={{{}}}",
-            cluster_roles("chart").join(",")
-        );
-        helm_ok(&[
-            "install",
-            "rbac",
-            &chart_s,
-            "--namespace",
-            RELEASE,
-            "--create-namespace",
-            "--kubeconfig",
-            &kubeconfig,
-            "--skip-crds",
-            "--set",
-            &format!("fullnameOverride={RELEASE}"),
-            "--set",
-            &format!("leaderElection.leaseName={RELEASE}"),
-            "--set",
-            "admissionPolicy.enabled=false",
-            "--set",
-            &secrets,
-            "--set",
-            &bindable,
-        ]);
-        install::kubectl_ok(
-            cp,
-            &["create", "token", RELEASE, "-n", RELEASE, "--duration=2h"],
-        )
-    })
-    .await;
-    let kubeconfig = cp.kubeconfig_for(RELEASE, token.trim());
-    *operator.lock().unwrap_or_else(|p| p.into_inner()) = Some(Operator::start_with(
-        &kubeconfig,
-        "info",
-        &[
-            ("POD_NAMESPACE", RELEASE),
-            ("ROSTER_LEADER_ELECT_LEASE", RELEASE),
-        ],
-    ));
+    let token = off_runtime(move || install_release(cp, &ns)).await;
+    let run = Run {
+        operator,
+        kubeconfig: cp.kubeconfig_for(RELEASE, &token),
+    };
+    run.restart();
 
     joiner_mover_leaver(&s, "chart").await;
-
     let log = s.log();
     let refused: Vec<&str> = log.lines().filter(|l| refusal(l)).collect();
     assert!(
@@ -97,48 +111,42 @@ async fn the_operator_with_only_the_charts_token_takes_a_person_through_four_app
 
     let rules = off_runtime(move || release_rules(cp)).await;
     assert!(rules.len() >= 10, "{} rules", rules.len());
-    let restart = || {
-        let mut op = operator.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut old) = op.take() {
-            old.terminate();
-        }
-        let env = [
-            ("POD_NAMESPACE", RELEASE),
-            ("ROSTER_LEADER_ELECT_LEASE", RELEASE),
-        ];
-        *op = Some(Operator::start_with(&kubeconfig, "info", &env));
-    };
-    for (n, rule) in rules.iter().enumerate() {
-        let (taken, r) = (rule.clone(), rule.clone());
-        off_runtime(move || taken.take_away(cp)).await;
-        restart();
-        let probe = format!("chart-min{n}");
-        let user = format!("chart.min{n}");
-        s.identity(
-            &probe,
-            json!({"username": user, "emails": [format!("{user}@example.com")],
-                "attributes": {"department": "engineering"}}),
-        )
-        .await;
-        let said = said_plainly(&s, &probe, Duration::from_secs(60)).await;
-        let said = said.unwrap_or_else(|| {
-            let lease = cp.kubectl(&["get", "lease", RELEASE, "-n", RELEASE, "-o", "yaml"]);
-            panic!(
-                "without {r}, nothing said within 60 s: a silent stall\n{}\n{}",
-                s.log(),
-                String::from_utf8_lossy(&lease.stdout)
-            )
-        });
-        eprintln!("without {r}: {said}");
-        off_runtime(move || r.give_back(cp)).await;
-        // A fresh operator with every rule again: what the last one wrote in the
-        // Connectors' statuses is overwritten before the next rule goes.
-        restart();
-        s.eventually("the Connectors say nothing of a refusal again", || async {
-            refused_in_status(&s, "").await.is_none()
-        })
-        .await;
+    for (n, rule) in rules.into_iter().enumerate() {
+        without(cp, &s, &run, rule, n).await;
     }
+}
+
+/// With `rule` taken away, a fresh operator must say plainly that it was refused while
+/// the `n`th extra person joins; then the rule goes back and the Connectors recover.
+async fn without(cp: &'static ControlPlane, s: &Scenario, run: &Run, rule: Rule, n: usize) {
+    let taken = rule.clone();
+    off_runtime(move || taken.take_away(cp)).await;
+    run.restart();
+    let (probe, user) = (format!("chart-min{n}"), format!("chart.min{n}"));
+    s.identity(
+        &probe,
+        json!({"username": user, "emails": [format!("{user}@example.com")],
+            "attributes": {"department": "engineering"}}),
+    )
+    .await;
+    let said = said_plainly(s, &probe, Duration::from_secs(60)).await;
+    let said = said.unwrap_or_else(|| {
+        let lease = cp.kubectl(&["get", "lease", RELEASE, "-n", RELEASE, "-o", "yaml"]);
+        panic!(
+            "without {rule}, nothing said within 60 s: a silent stall\n{}\n{}",
+            s.log(),
+            String::from_utf8_lossy(&lease.stdout)
+        )
+    });
+    eprintln!("without {rule}: {said}");
+    off_runtime(move || rule.give_back(cp)).await;
+    // A fresh operator with every rule again: what the last one wrote in the
+    // Connectors' statuses is overwritten before the next rule goes.
+    run.restart();
+    s.eventually("the Connectors say nothing of a refusal again", || async {
+        refused_in_status(s, "").await.is_none()
+    })
+    .await;
 }
 
 /// Whether a log line says the operator was refused.
