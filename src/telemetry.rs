@@ -85,7 +85,15 @@ struct ExceptionLabels {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabels {
+    connector: String,
+    operation: &'static str,
+    outcome: &'static str,
+}
+
 type HistogramFamily = Family<KindLabels, Histogram, fn() -> Histogram>;
+type ConnectorHistograms = Family<ConnectorLabels, Histogram, fn() -> Histogram>;
 type Ratio = Gauge<f64, AtomicU64>;
 
 /// The governance numbers as gauges, set from a [`Figures`] at each scrape.
@@ -106,6 +114,8 @@ pub struct Metrics {
     status_writes: Family<KindLabels, Counter>,
     leaver_waves: Family<ConnectorLabels, Counter>,
     breaker_trips: Family<BreakerLabels, Counter>,
+    downstream_changes: Family<ChangeLabels, Counter>,
+    leaver_verified_seconds: ConnectorHistograms,
     governance: GovernanceGauges,
 }
 
@@ -156,6 +166,21 @@ impl Metrics {
             "Times a connector's budget tripped and started holding removals, by budget",
             breaker_trips.clone(),
         );
+        let downstream_changes = Family::<ChangeLabels, Counter>::default();
+        registry.register(
+            "downstream_changes",
+            "Changes written to downstream apps, by connector, operation and outcome",
+            downstream_changes.clone(),
+        );
+        // From half a second to about a day: a leaver's access on one app, from Roster's
+        // first sight of the leaver to reading it back gone.
+        let leaver_verified_seconds: ConnectorHistograms =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.5, 2.0, 18)));
+        registry.register(
+            "leaver_verified_seconds",
+            "From a leaver first seen to its access on a connector read back gone",
+            leaver_verified_seconds.clone(),
+        );
         let governance = GovernanceGauges {
             accuracy: Family::default(),
             accounts: Family::default(),
@@ -201,6 +226,8 @@ impl Metrics {
             status_writes,
             leaver_waves,
             breaker_trips,
+            downstream_changes,
+            leaver_verified_seconds,
             governance,
         }
     }
@@ -283,6 +310,27 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one change written to `connector`'s app: its `operation` (the audit verb,
+    /// e.g. `Revoked`) and whether it was applied.
+    pub fn observe_downstream_change(&self, connector: &str, operation: &'static str, ok: bool) {
+        self.downstream_changes
+            .get_or_create(&ChangeLabels {
+                connector: connector.to_owned(),
+                operation,
+                outcome: if ok { "applied" } else { "failed" },
+            })
+            .inc();
+    }
+
+    /// Records how long a leaver's access on `connector` took to be read back gone.
+    pub fn observe_leaver_verified(&self, connector: &str, seconds: f64) {
+        self.leaver_verified_seconds
+            .get_or_create(&ConnectorLabels {
+                connector: connector.to_owned(),
+            })
+            .observe(seconds);
+    }
+
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
@@ -333,6 +381,25 @@ mod tests {
             text.contains("roster_deprovisioning_completion_ratio 1.0"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn downstream_changes_and_leaver_latency_are_exposed() {
+        let m = Metrics::new();
+        m.observe_downstream_change("ns/pg", "Revoked", true);
+        m.observe_downstream_change("ns/pg", "Revoked", true);
+        m.observe_downstream_change("ns/pg", "Disabled", false);
+        m.observe_leaver_verified("ns/pg", 3.0);
+        let text = m.encode().unwrap();
+        for line in [
+            r#"roster_downstream_changes_total{connector="ns/pg",operation="Revoked",outcome="applied"} 2"#,
+            r#"roster_downstream_changes_total{connector="ns/pg",operation="Disabled",outcome="failed"} 1"#,
+            r#"roster_leaver_verified_seconds_count{connector="ns/pg"} 1"#,
+            r#"roster_leaver_verified_seconds_bucket{le="4.0",connector="ns/pg"} 1"#,
+            r#"roster_leaver_verified_seconds_bucket{le="2.0",connector="ns/pg"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 
     #[test]

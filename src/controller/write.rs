@@ -212,6 +212,9 @@ pub async fn record(
     };
     for r in audit::records(&facts) {
         log(&r);
+        let applied = matches!(r.outcome, Outcome::Applied);
+        ctx.metrics
+            .observe_downstream_change(&connector, execute::verb(&r.change), applied);
         let (type_, reason) = match &r.outcome {
             Outcome::Applied if r.identity.is_none() => (EventType::Normal, "RevokedStray"),
             Outcome::Applied => (EventType::Normal, execute::verb(&r.change)),

@@ -239,6 +239,13 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
             &desired,
         )
         .await?;
+        let verified = report::newly_verified(
+            previous.deprovisioning.as_ref(),
+            desired.deprovisioning.as_ref(),
+        );
+        for (connector, seconds) in verified {
+            ctx.metrics.observe_leaver_verified(&connector, seconds);
+        }
         // Read your own write: the next pass starts from the cache, and a cache that
         // has not seen this status yet would plan from the old ledger — under Additive
         // membership a leaver right after a grant would keep the group, and the new

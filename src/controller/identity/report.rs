@@ -93,6 +93,38 @@ pub fn conditions(references: Desired, reports: &[AccountReport]) -> Vec<Desired
     vec![ready, synced, drift]
 }
 
+/// The connectors `after` verifies that `before` did not, each with the seconds from
+/// the receipt's `requestedAt` (Roster's first sight of the leaver) to its `verifiedAt`:
+/// what the leaver-latency histogram observes, once per connector. Pure.
+pub fn newly_verified(
+    before: Option<&DeprovisioningReceipt>,
+    after: Option<&DeprovisioningReceipt>,
+) -> Vec<(String, f64)> {
+    let Some(after) = after else {
+        return Vec::new();
+    };
+    let Some(requested) = &after.requested_at else {
+        return Vec::new();
+    };
+    let was_verified = |connector: &str| {
+        before.is_some_and(|b| {
+            b.connectors
+                .iter()
+                .any(|c| c.connector == connector && c.verified_at.is_some())
+        })
+    };
+    after
+        .connectors
+        .iter()
+        .filter(|c| !was_verified(&c.connector))
+        .filter_map(|c| {
+            let verified = c.verified_at.as_ref()?;
+            let took = verified.0.duration_since(requested.0).as_secs_f64();
+            Some((c.connector.clone(), took.max(0.0)))
+        })
+        .collect()
+}
+
 /// The receipt after this pass. `leaving` is whether the identity is deprovisioned
 /// (Terminated, expired, or being deleted); a returning identity loses its receipt.
 /// Timestamps are kept once set: they record when each thing first happened.
@@ -218,6 +250,31 @@ mod tests {
 
     fn at(s: i64) -> Time {
         Time(Timestamp::from_second(s).unwrap())
+    }
+
+    #[test]
+    fn newly_verified_connectors_are_reported_once_with_their_latency() {
+        let entry = |c: &str, verified: Option<i64>| ConnectorReceipt {
+            connector: c.into(),
+            verified_at: verified.map(at),
+            ..Default::default()
+        };
+        let receipt = |entries: Vec<ConnectorReceipt>| DeprovisioningReceipt {
+            requested_at: Some(at(10)),
+            connectors: entries,
+        };
+        let first = receipt(vec![entry("ns/scim", Some(12)), entry("ns/ldap", None)]);
+        assert_eq!(
+            newly_verified(None, Some(&first)),
+            vec![("ns/scim".to_owned(), 2.0)]
+        );
+        let second = receipt(vec![entry("ns/scim", Some(12)), entry("ns/ldap", Some(40))]);
+        assert_eq!(
+            newly_verified(Some(&first), Some(&second)),
+            vec![("ns/ldap".to_owned(), 30.0)]
+        );
+        assert!(newly_verified(Some(&second), Some(&second)).is_empty());
+        assert!(newly_verified(Some(&second), None).is_empty());
     }
 
     #[test]

@@ -101,6 +101,7 @@ async fn the_operator_with_only_the_charts_token_takes_a_person_through_four_app
     run.restart();
 
     joiner_mover_leaver(&s, "chart").await;
+    leaver_metrics(&run, &s.ns).await;
     let log = s.log();
     let refused: Vec<&str> = log.lines().filter(|l| refusal(l)).collect();
     assert!(
@@ -114,6 +115,33 @@ async fn the_operator_with_only_the_charts_token_takes_a_person_through_four_app
     for (n, rule) in rules.into_iter().enumerate() {
         without(cp, &s, &run, rule, n).await;
     }
+}
+
+/// The leaver's latency per connector and the changes the scenario wrote, as the
+/// operator's /metrics shows them.
+async fn leaver_metrics(run: &Run, ns: &str) {
+    let probe = run
+        .operator
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|op| op.probe.clone())
+        .expect("an operator");
+    let text = reqwest::get(format!("{probe}/metrics"))
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("/metrics")
+        .text()
+        .await
+        .expect("/metrics text");
+    for c in ["scim", "ldap", "pg", "k8s"] {
+        let count = format!(r#"roster_leaver_verified_seconds_count{{connector="{ns}/{c}"}} 1"#);
+        assert!(text.contains(&count), "{count} missing from\n{text}");
+    }
+    let revoked = format!(
+        r#"roster_downstream_changes_total{{connector="{ns}/scim",operation="Revoked",outcome="applied"}}"#
+    );
+    assert!(text.contains(&revoked), "{revoked} missing from\n{text}");
 }
 
 /// With `rule` taken away, a fresh operator must say plainly that it was refused while
