@@ -106,14 +106,22 @@ async fn an_emptied_namespace_is_held_before_any_write() {
         || async { census(&s, &people).await == (0, 0, 0) },
     )
     .await;
+    // The record is written after the read-back that follows the write, so the app can
+    // show the last disable a moment before the log does.
     let connector = format!("connector={}/scim", s.ns);
-    let released: Vec<String> = s
-        .log()
-        .lines()
-        .filter(|l| l.contains("roster::audit") && l.contains(&connector))
-        .filter(|l| l.contains("action=\"Disabled\""))
-        .map(str::to_owned)
-        .collect();
+    let disabled = || -> Vec<String> {
+        s.log()
+            .lines()
+            .filter(|l| l.contains("roster::audit") && l.contains(&connector))
+            .filter(|l| l.contains("action=\"Disabled\""))
+            .map(str::to_owned)
+            .collect()
+    };
+    s.eventually("one audit record per disable", || async {
+        disabled().len() >= 5
+    })
+    .await;
+    let released = disabled();
     assert_eq!(released.len(), 5, "one record per disable: {released:#?}");
     for line in &released {
         assert!(
