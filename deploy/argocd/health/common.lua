@@ -24,3 +24,18 @@ local function unobserved(obj)
   end
   return nil
 end
+
+local function health(status, message)
+  return {status = status, message = message}
+end
+
+-- Healthy when Ready, Degraded when not, Progressing before the first check.
+local function by_ready(obj)
+  local ready = condition(obj, "Ready")
+  if ready == nil then
+    return health("Progressing", "not checked yet")
+  elseif ready.status == "True" then
+    return health("Healthy", ready.message)
+  end
+  return health("Degraded", ready.message or ready.reason)
+end
