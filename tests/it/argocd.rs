@@ -29,26 +29,13 @@ fn check(script: &str) -> String {
     format!("{}\n{}", read("common.lua"), read(script))
 }
 
-fn lua_health() -> PathBuf {
-    let dir = std::env::var_os("ROSTER_GO_TOOLS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!(
-                "ROSTER_GO_TOOLS_BIN is not set. Build lua-health and point at it:\n  \
-             export ROSTER_GO_TOOLS_BIN=$(hack/go-tools.sh)\n\
-             (the README's test command, hack/test.sh, does this)"
-            )
-        });
-    dir.join("lua-health")
-}
-
 /// What the check of `kind` says of `obj`: (status, message).
 fn health(kind: &str, obj: &Value) -> (String, String) {
     let script = KINDS.iter().find(|(k, _)| *k == kind).expect("a kind").1;
-    let file = crate::harness::process::temp_dir("roster-lua-").join("check.lua");
-    std::fs::write(&file, check(script)).expect("write the check");
-    let mut child = Command::new(lua_health())
-        .arg(&file)
+    // The runner joins its scripts as `check` does.
+    let health = dir().join("health");
+    let mut child = Command::new(crate::harness::go_tool("lua-health"))
+        .args([health.join("common.lua"), health.join(script)])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::Command, time::Duration};
 
 use serde_json::Value;
 
-use crate::harness::{ControlPlane, process};
+use crate::harness::{ControlPlane, go_tool, process};
 
 /// The OCI image reference hack/image.sh printed: `oci:LAYOUT:TAG`.
 fn image() -> (String, String) {
@@ -22,18 +22,11 @@ fn image() -> (String, String) {
     (layout.to_owned(), tag.to_owned())
 }
 
-fn umoci() -> PathBuf {
-    let dir = std::env::var_os("ROSTER_GO_TOOLS_BIN")
-        .map(PathBuf::from)
-        .expect("ROSTER_GO_TOOLS_BIN is not set (export ROSTER_GO_TOOLS_BIN=$(hack/go-tools.sh))");
-    dir.join("umoci")
-}
-
 /// The image unpacked as a runtime bundle: its root filesystem and OCI runtime config.
 fn unpack() -> (PathBuf, Value) {
     let (layout, tag) = image();
     let bundle = process::temp_dir("roster-image-").join("bundle");
-    let out = Command::new(umoci())
+    let out = Command::new(go_tool("umoci"))
         .args(["unpack", "--image", &format!("{layout}:{tag}")])
         .arg(&bundle)
         .output()

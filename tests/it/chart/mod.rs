@@ -17,25 +17,7 @@ use std::{
 
 use serde_yaml_ng::Value;
 
-/// The helm binary hack/go-tools.sh built.
-fn helm_bin() -> PathBuf {
-    let dir = std::env::var_os("ROSTER_GO_TOOLS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!(
-                "ROSTER_GO_TOOLS_BIN is not set. Build helm and umoci and point at them:\n  \
-             export ROSTER_GO_TOOLS_BIN=$(hack/go-tools.sh)\n\
-             (the README's test command, hack/test.sh, does this)"
-            )
-        });
-    let helm = dir.join("helm");
-    assert!(
-        helm.is_file(),
-        "no helm in ROSTER_GO_TOOLS_BIN={}",
-        dir.display()
-    );
-    helm
-}
+use crate::harness::go_tool;
 
 /// The chart's directory.
 fn chart() -> PathBuf {
@@ -45,7 +27,7 @@ fn chart() -> PathBuf {
 /// `helm ARGS…`, with a home of its own so that no user configuration or cache leaks in.
 fn helm(args: &[&str]) -> Output {
     let home = std::env::temp_dir().join("roster-it-helm");
-    Command::new(helm_bin())
+    Command::new(go_tool("helm"))
         .args(args)
         .env("HELM_CACHE_HOME", home.join("cache"))
         .env("HELM_CONFIG_HOME", home.join("config"))

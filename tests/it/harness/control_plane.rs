@@ -188,6 +188,14 @@ const CONTROLLERS: &str = "clusterrole-aggregation-controller,namespace-controll
 garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,\
 root-ca-certificate-publisher-controller,deployment-controller,replicaset-controller";
 
+/// An HTTPS client that trusts the control plane's CA.
+fn trusting(pki: &certs::Pki) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).expect("CA"))
+        .build()
+        .expect("https client")
+}
+
 /// A kube-controller-manager for the apiserver that `kubeconfig` reaches, ready once the
 /// aggregation controller has filled in the built-in `edit` ClusterRole.
 fn start_controller_manager(
@@ -215,10 +223,7 @@ fn start_controller_manager(
         cmd.args(&args);
         cmd
     };
-    let http = reqwest::blocking::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).expect("CA"))
-        .build()
-        .expect("https client");
+    let http = trusting(pki);
     let (edit, token) = (
         format!("{server}/apis/rbac.authorization.k8s.io/v1/clusterroles/edit"),
         token.to_owned(),
@@ -286,10 +291,7 @@ pub(super) fn start_apiserver(
         cmd.args(&args);
         cmd
     };
-    let http = reqwest::blocking::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).expect("CA"))
-        .build()
-        .expect("https client");
+    let http = trusting(&pki);
     let (readyz, token) = (format!("{server}/readyz"), admin_token.clone());
     let ready = move || {
         http.get(&readyz)
