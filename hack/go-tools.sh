@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Builds the pinned Go tools the tests and the image use — helm, umoci, and lua-health
-# (hack/lua-health, on gopher-lua: Argo CD's Lua runtime) — from the Go module proxy into
-# a cache outside the repository, each once per version.
+# Builds the pinned Go tools the tests and the image use — helm, umoci, promtool, and
+# lua-health (hack/lua-health, on gopher-lua: Argo CD's Lua runtime) — from the Go module
+# proxy into a cache outside the repository, each once per version.
 #
 # Usage: hack/go-tools.sh        (prints the bin directory on its last line)
 # Env:   ROSTER_CACHE   cache root     (default: ~/.cache/roster)
 #        HELM_VERSION   helm.sh/helm   (default: v4.3.1)
 #        UMOCI_VERSION  umoci          (default: v0.6.0)
 #        LUA_VERSION    gopher-lua     (default: v1.1.2)
+#        PROMETHEUS_VERSION  promtool  (default: v0.316.0, Prometheus 3.16)
 set -euo pipefail
 
 HELM_VERSION=${HELM_VERSION:-v4.3.1}
 UMOCI_VERSION=${UMOCI_VERSION:-v0.6.0}
 LUA_VERSION=${LUA_VERSION:-v1.1.2}
+PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-v0.316.0}
 CACHE=${ROSTER_CACHE:-$HOME/.cache/roster}
-BIN="$CACHE/go-tools/helm-$HELM_VERSION-umoci-$UMOCI_VERSION-lua-$LUA_VERSION/bin"
+BIN="$CACHE/go-tools/helm-$HELM_VERSION-umoci-$UMOCI_VERSION-lua-$LUA_VERSION-prom-$PROMETHEUS_VERSION/bin"
 here=$(cd "$(dirname "$0")" && pwd)
 export GOMODCACHE=${GOMODCACHE:-$(go env GOMODCACHE)}
 export GOCACHE=${GOCACHE:-$(go env GOCACHE)}
@@ -64,6 +66,9 @@ mkdir -p "$BIN"
 tool helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
   "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
 wrapped umoci github.com/opencontainers/umoci github.com/opencontainers/umoci/cmd/umoci "$UMOCI_VERSION"
+# promtool checks and unit-tests the chart's alert rules; its module is large (several
+# minutes cold), so it is built once per version like the others.
+tool promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"
 
 # lua-health is this repository's own main; it is rebuilt when its source changes.
 lua_sum=$(sha256sum "$here/lua-health/main.go" | cut -c1-12)
