@@ -93,6 +93,19 @@ pub struct Figures {
     pub held: Vec<Held>,
     /// Held removals beyond those listed: a Connector's status lists the first 64.
     pub held_unlisted: u64,
+    /// Every Connector (`namespace/name`) and whether it works.
+    pub connectors: BTreeMap<String, ConnectorHealth>,
+}
+
+/// Whether a Connector works, from its conditions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorHealth {
+    /// Its Ready condition is True for the current generation: reachable, credentials
+    /// accepted, spec valid. False before the first check.
+    pub ready: bool,
+    /// Its removals stopped at the deletion budget.
+    pub quarantined: bool,
 }
 
 /// One removal a Connector's breakers hold.
@@ -185,14 +198,19 @@ pub fn measure<'a>(
         }
     }
     for connector in connectors {
+        let key = format!(
+            "{}/{}",
+            connector.metadata.namespace.as_deref().unwrap_or_default(),
+            connector.metadata.name.as_deref().unwrap_or_default()
+        );
+        let health = health(connector);
+        if health.quarantined {
+            count("quarantined-connector", 1);
+        }
+        f.connectors.insert(key.clone(), health);
         let Some(status) = &connector.status else {
             continue;
         };
-        if conditions::find(&status.conditions, conditions::QUARANTINED)
-            .is_some_and(|c| c.status == "True")
-        {
-            count("quarantined-connector", 1);
-        }
         if let Some(inventory) = &status.inventory {
             count(
                 "orphaned-account",
@@ -213,11 +231,6 @@ pub fn measure<'a>(
                 .filter(|h| h.cause == "ExplicitLeaver")
                 .count();
             count("held-leaver", u64::try_from(leavers).unwrap_or(0));
-            let key = format!(
-                "{}/{}",
-                connector.metadata.namespace.as_deref().unwrap_or_default(),
-                connector.metadata.name.as_deref().unwrap_or_default()
-            );
             f.held.extend(q.held.iter().map(|h| Held {
                 connector: key.clone(),
                 removal: h.clone(),
@@ -232,6 +245,25 @@ pub fn measure<'a>(
     f.accuracy = accuracy;
     f.deprovisioning = deprovisioning;
     f
+}
+
+/// A Connector's health from its conditions. A Ready condition of an older generation
+/// does not count, as the Argo CD health check does not count it either.
+fn health(connector: &Connector) -> ConnectorHealth {
+    let Some(status) = &connector.status else {
+        return ConnectorHealth::default();
+    };
+    let is_true =
+        |kind: &str| conditions::find(&status.conditions, kind).is_some_and(|c| c.status == "True");
+    let current = match (connector.metadata.generation, status.observed_generation) {
+        (Some(generation), Some(observed)) => observed >= generation,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    ConnectorHealth {
+        ready: current && is_true(conditions::READY),
+        quarantined: is_true(conditions::QUARANTINED),
+    }
 }
 
 /// The figures as a short text report.
@@ -255,6 +287,7 @@ pub fn render(f: &Figures) -> String {
     if f.accuracy.is_empty() {
         out.push_str("  (no managed accounts)\n");
     }
+    render_connectors(f, &mut out);
     let d = &f.deprovisioning;
     out.push_str(&format!(
         "\nDeprovisioning completion: {} ({} verified, {} pending",
@@ -273,6 +306,28 @@ pub fn render(f: &Figures) -> String {
     }
     render_held(f, &mut out);
     out
+}
+
+/// How many Connectors there are, and which do not work.
+fn render_connectors(f: &Figures, out: &mut String) {
+    let named = |pick: fn(&ConnectorHealth) -> bool| {
+        let names: Vec<&str> = f
+            .connectors
+            .iter()
+            .filter(|(_, h)| pick(h))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        match names.len() {
+            0 => "0".to_owned(),
+            n => format!("{n}: {}", names.join(", ")),
+        }
+    };
+    out.push_str(&format!(
+        "\nConnectors: {} (not ready {}; quarantined {})\n",
+        f.connectors.len(),
+        named(|h| !h.ready),
+        named(|h| h.quarantined)
+    ));
 }
 
 /// Who the breakers hold, and how to release them.

@@ -172,6 +172,75 @@ fn exceptions_needing_a_person_are_counted_by_kind() {
 }
 
 #[test]
+fn every_connector_reports_whether_it_is_ready_and_whether_it_is_quarantined() {
+    let condition = |kind: &str, status: &str| {
+        json!({"type": kind, "status": status, "reason": "R", "message": "",
+               "lastTransitionTime": "2026-11-23T11:00:00Z"})
+    };
+    let at = |generation: i64, mut c: Connector| {
+        c.metadata.generation = Some(generation);
+        c
+    };
+    let conns = [
+        at(
+            2,
+            connector(
+                "ok",
+                json!({"observedGeneration": 2, "conditions": [condition("Ready", "True")]}),
+            ),
+        ),
+        at(
+            3,
+            connector(
+                "edited",
+                json!({"observedGeneration": 2, "conditions": [condition("Ready", "True")]}),
+            ),
+        ),
+        at(
+            1,
+            connector(
+                "down",
+                json!({"observedGeneration": 1, "conditions": [condition("Ready", "False")]}),
+            ),
+        ),
+        at(1, connector("new", Value::Null)),
+        at(
+            1,
+            connector(
+                "held",
+                json!({"observedGeneration": 1,
+            "conditions": [condition("Ready", "True"), condition("Quarantined", "True")]}),
+            ),
+        ),
+    ];
+    let f = measure(&[], &conns, now());
+    let got: Vec<(&str, bool, bool)> = f
+        .connectors
+        .iter()
+        .map(|(k, h)| (k.as_str(), h.ready, h.quarantined))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("ns/down", false, false),
+            ("ns/edited", false, false),
+            ("ns/held", true, true),
+            ("ns/new", false, false),
+            ("ns/ok", true, false),
+        ],
+        "a Ready of an older generation, or none at all, is not ready"
+    );
+    assert_eq!(f.exceptions["quarantined-connector"], 1);
+    let text = render(&f);
+    assert!(
+        text.contains(
+            "Connectors: 5 (not ready 3: ns/down, ns/edited, ns/new; quarantined 1: ns/held)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn the_report_shows_every_number() {
     let ids = [identity(
         "ada",

@@ -17,9 +17,13 @@
 use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::jiff::Timestamp;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::api::{Identity, LifecycleState};
+use crate::{
+    api::{Identity, LifecycleState},
+    telemetry::{LaneGauges, Metrics},
+};
 
 /// Reconciles of identities that are not leaving, at once.
 pub const GENERAL: usize = 32;
@@ -29,10 +33,59 @@ pub const LEAVERS: usize = 8;
 /// started leaving.
 pub const RECHECK: Duration = Duration::from_millis(250);
 
+/// One lane: its permits, and how many wait for one and hold one.
+struct Lane {
+    permits: Arc<Semaphore>,
+    gauges: LaneGauges,
+}
+
+impl Lane {
+    fn new(permits: usize, gauges: LaneGauges) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(permits.max(1))),
+            gauges,
+        }
+    }
+
+    /// Waits for a permit, counted as waiting until it has one (or gives up).
+    async fn take(&self) -> Option<Turn> {
+        let waiting = Counted::on(&self.gauges.waiting);
+        // The semaphores are never closed, so acquiring fails only at shutdown.
+        let permit = self.permits.clone().acquire_owned().await.ok()?;
+        drop(waiting);
+        Some(Turn {
+            _permit: permit,
+            _running: Counted::on(&self.gauges.running),
+        })
+    }
+}
+
+/// A gauge raised for as long as this lives: dropped futures count down too.
+struct Counted(Gauge);
+
+impl Counted {
+    fn on(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// A turn in a lane; it lasts as long as this value.
+pub struct Turn {
+    _permit: OwnedSemaphorePermit,
+    _running: Counted,
+}
+
 /// The two lanes.
 pub struct Lanes {
-    general: Arc<Semaphore>,
-    leavers: Arc<Semaphore>,
+    general: Lane,
+    leavers: Lane,
 }
 
 impl Default for Lanes {
@@ -54,33 +107,46 @@ pub fn leaving(identity: &Identity, now: Timestamp) -> bool {
 }
 
 impl Lanes {
-    /// Lanes with `general` and `leavers` permits.
+    /// Lanes with `general` and `leavers` permits, counted on gauges of their own.
     pub fn new(general: usize, leavers: usize) -> Self {
         Self {
-            general: Arc::new(Semaphore::new(general.max(1))),
-            leavers: Arc::new(Semaphore::new(leavers.max(1))),
+            general: Lane::new(general, LaneGauges::default()),
+            leavers: Lane::new(leavers, LaneGauges::default()),
+        }
+    }
+
+    /// The default lanes, counted on `metrics`' queue-depth and running gauges.
+    pub fn metered(metrics: &Metrics) -> Self {
+        Self {
+            general: Lane::new(GENERAL, metrics.lane("general")),
+            leavers: Lane::new(LEAVERS, metrics.lane("leavers")),
         }
     }
 
     /// Waits for a turn: in the leavers' lane while `leaving_now` says so, else in the
-    /// general lane until it does. The turn lasts as long as the permit.
-    pub async fn turn(&self, leaving_now: impl Fn() -> bool) -> Option<OwnedSemaphorePermit> {
-        // The semaphores are never closed, so acquiring fails only at shutdown.
+    /// general lane until it does.
+    pub async fn turn(&self, leaving_now: impl Fn() -> bool) -> Option<Turn> {
         if leaving_now() {
-            return self.leavers.clone().acquire_owned().await.ok();
+            return self.leavers.take().await;
         }
-        let general = self.general.clone().acquire_owned();
-        tokio::pin!(general);
-        loop {
-            tokio::select! {
-                permit = &mut general => return permit.ok(),
-                () = tokio::time::sleep(RECHECK) => {
-                    if leaving_now() {
-                        return self.leavers.clone().acquire_owned().await.ok();
+        {
+            let general = self.general.take();
+            tokio::pin!(general);
+            loop {
+                tokio::select! {
+                    turn = &mut general => return turn,
+                    () = tokio::time::sleep(RECHECK) => {
+                        if leaving_now() {
+                            break;
+                        }
                     }
                 }
             }
+            // The general request ends here, before the wait for a leaver's turn: tokio
+            // hands a freed permit to the first queued request whether or not it is
+            // polled, so a request kept alive would take a general turn and sit on it.
         }
+        self.leavers.take().await
     }
 }
 
@@ -141,6 +207,74 @@ mod tests {
             turn.is_ok_and(|t| t.is_ok_and(|p| p.is_some())),
             "once leaving, it takes the leavers' lane"
         );
+    }
+
+    #[tokio::test]
+    async fn someone_who_changed_lanes_leaves_the_general_turn_to_the_next() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let lanes = Arc::new(Lanes::new(1, 1));
+        let busy_general = lanes.turn(|| false).await;
+        let _busy_leavers = lanes.turn(|| true).await;
+        let left = Arc::new(AtomicBool::new(false));
+        let mover = {
+            let (lanes, left) = (lanes.clone(), left.clone());
+            tokio::spawn(async move { lanes.turn(|| left.load(Ordering::Relaxed)).await })
+        };
+        tokio::time::sleep(RECHECK * 2).await;
+        left.store(true, Ordering::Relaxed);
+        // Now waiting in the leavers' lane, which stays busy.
+        tokio::time::sleep(RECHECK * 2).await;
+        let joiner = {
+            let lanes = lanes.clone();
+            tokio::spawn(async move { lanes.turn(|| false).await })
+        };
+        tokio::time::sleep(RECHECK).await;
+        drop(busy_general);
+        let turn = tokio::time::timeout(RECHECK * 4, joiner).await;
+        assert!(
+            turn.is_ok_and(|t| t.is_ok_and(|p| p.is_some())),
+            "the freed general turn goes to the joiner, not to the mover who left that lane"
+        );
+        assert!(!mover.is_finished(), "the mover waits for a leaver's turn");
+    }
+
+    #[tokio::test]
+    async fn the_queue_depth_and_running_turns_are_gauged() {
+        let metrics = Metrics::new();
+        let lanes = Arc::new(Lanes::metered(&metrics));
+        let mut held = Vec::new();
+        for _ in 0..GENERAL {
+            held.push(lanes.turn(|| false).await);
+        }
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let lanes = lanes.clone();
+                tokio::spawn(async move { lanes.turn(|| false).await.is_some() })
+            })
+            .collect();
+        let leaver = lanes.turn(|| true).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let text = metrics.encode().unwrap();
+        for line in [
+            r#"roster_identity_queue_depth{lane="general"} 3"#,
+            r#"roster_identity_queue_depth{lane="leavers"} 0"#,
+            r#"roster_identity_reconciles_running{lane="general"} 32"#,
+            r#"roster_identity_reconciles_running{lane="leavers"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        drop((held, leaver));
+        for w in waiters {
+            assert!(w.await.unwrap());
+        }
+        let text = metrics.encode().unwrap();
+        for line in [
+            r#"roster_identity_queue_depth{lane="general"} 0"#,
+            r#"roster_identity_reconciles_running{lane="general"} 0"#,
+            r#"roster_identity_reconciles_running{lane="leavers"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 
     #[test]

@@ -11,10 +11,11 @@ use std::{
 
 use kube::{Client, ResourceExt};
 
-use super::{ProvisionError, build};
+use super::{ProvisionError, build, metered::Metered};
 use crate::{
     api::Connector,
     connector::{self, limit::RateLimited, target::TargetPolicy},
+    telemetry::Metrics,
 };
 
 /// How long a built backend is used before its Secrets are read again.
@@ -31,18 +32,22 @@ struct Entry {
 pub struct Backends {
     entries: Mutex<HashMap<String, Entry>>,
     policy: TargetPolicy,
+    metrics: Arc<Metrics>,
 }
 
 impl Backends {
-    /// An empty cache whose backends reach only what `policy` allows.
-    pub fn new(policy: TargetPolicy) -> Self {
+    /// An empty cache whose backends reach only what `policy` allows and count their
+    /// requests on `metrics`.
+    pub fn new(policy: TargetPolicy, metrics: Arc<Metrics>) -> Self {
         Self {
             entries: Mutex::default(),
             policy,
+            metrics,
         }
     }
 
-    /// The backend for `connector`, built (with its rate limit) if there is no fresh one.
+    /// The backend for `connector`, built (metered, under its rate limit) if there is no
+    /// fresh one.
     pub async fn get(
         &self,
         client: &Client,
@@ -61,8 +66,13 @@ impl Backends {
         {
             return Ok(e.backend.clone());
         }
-        let backend: Arc<dyn connector::Connector> = Arc::new(RateLimited::new(
+        let metered = Metered::new(
             build(client, connector, &self.policy).await?,
+            key.clone(),
+            self.metrics.clone(),
+        );
+        let backend: Arc<dyn connector::Connector> = Arc::new(RateLimited::new(
+            Arc::new(metered),
             &connector.spec.rate_limit,
         ));
         if let Ok(mut entries) = self.entries.lock() {

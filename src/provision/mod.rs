@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod cache;
 pub mod execute;
+pub mod metered;
 pub mod secrets;
 
 pub use backend::{ProvisionError, build};

@@ -1,7 +1,6 @@
-//! Logging set-up and the Prometheus metrics the operator serves on `/metrics`.
+//! The Prometheus metrics the operator serves on `/metrics`.
 
 use std::{
-    io::IsTerminal,
     sync::atomic::{AtomicI64, AtomicU64},
     time::Duration,
 };
@@ -16,42 +15,8 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::governance::Figures;
-
-/// How log lines are written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line, for log pipelines.
-    Json,
-}
-
-/// Installs the global subscriber. The level comes from `RUST_LOG` (default `info`).
-pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
-    match format {
-        LogFormat::Text => {
-            // Colour only for a person at a terminal, never in files or log pipelines.
-            let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            registry
-                .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
-                .init()
-        }
-        LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_writer(std::io::stderr),
-            )
-            .init(),
-    }
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -86,6 +51,24 @@ struct ExceptionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    connector: String,
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    connector: String,
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaneLabels {
+    lane: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChangeLabels {
     connector: String,
     operation: &'static str,
@@ -94,6 +77,7 @@ struct ChangeLabels {
 
 type HistogramFamily = Family<KindLabels, Histogram, fn() -> Histogram>;
 type ConnectorHistograms = Family<ConnectorLabels, Histogram, fn() -> Histogram>;
+type OperationHistograms = Family<OperationLabels, Histogram, fn() -> Histogram>;
 type Ratio = Gauge<f64, AtomicU64>;
 
 /// The governance numbers as gauges, set from a [`Figures`] at each scrape.
@@ -104,6 +88,18 @@ struct GovernanceGauges {
     completion: Ratio,
     oldest_pending: Gauge<i64, AtomicI64>,
     exceptions: Family<ExceptionLabels, Gauge<i64, AtomicI64>>,
+    connector_ready: Family<ConnectorLabels, Gauge<i64, AtomicI64>>,
+    connector_quarantined: Family<ConnectorLabels, Gauge<i64, AtomicI64>>,
+}
+
+/// One lane's occupancy ([`crate::controller::lanes`]): reconciles waiting for a turn and
+/// reconciles holding one. Clones share the same gauges.
+#[derive(Clone, Debug, Default)]
+pub struct LaneGauges {
+    /// Reconciles waiting for a turn: the queue depth.
+    pub waiting: Gauge,
+    /// Reconciles holding a turn.
+    pub running: Gauge,
 }
 
 /// The operator's metrics.
@@ -115,6 +111,10 @@ pub struct Metrics {
     leaver_waves: Family<ConnectorLabels, Counter>,
     breaker_trips: Family<BreakerLabels, Counter>,
     downstream_changes: Family<ChangeLabels, Counter>,
+    downstream_requests: Family<RequestLabels, Counter>,
+    downstream_seconds: OperationHistograms,
+    lane_waiting: Family<LaneLabels, Gauge>,
+    lane_running: Family<LaneLabels, Gauge>,
     leaver_verified_seconds: ConnectorHistograms,
     governance: GovernanceGauges,
 }
@@ -174,6 +174,31 @@ impl Metrics {
         );
         // From half a second to about a day: a leaver's access on one app, from Roster's
         // first sight of the leaver to reading it back gone.
+        let downstream_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "downstream_requests",
+            "Requests to downstream apps, reads included, by connector, operation and outcome (ok, or the error's reason)",
+            downstream_requests.clone(),
+        );
+        let downstream_seconds: OperationHistograms =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
+        registry.register(
+            "downstream_request_duration_seconds",
+            "How long a downstream app took to answer, by connector and operation",
+            downstream_seconds.clone(),
+        );
+        let lane_waiting = Family::<LaneLabels, Gauge>::default();
+        registry.register(
+            "identity_queue_depth",
+            "Identity reconciles waiting for a turn, by lane (general, leavers)",
+            lane_waiting.clone(),
+        );
+        let lane_running = Family::<LaneLabels, Gauge>::default();
+        registry.register(
+            "identity_reconciles_running",
+            "Identity reconciles holding a turn, by lane (general, leavers)",
+            lane_running.clone(),
+        );
         let leaver_verified_seconds: ConnectorHistograms =
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.5, 2.0, 18)));
         registry.register(
@@ -188,6 +213,8 @@ impl Metrics {
             completion: Ratio::default(),
             oldest_pending: Gauge::default(),
             exceptions: Family::default(),
+            connector_ready: Family::default(),
+            connector_quarantined: Family::default(),
         };
         registry.register(
             "entitlement_accuracy_ratio",
@@ -219,6 +246,16 @@ impl Metrics {
             "Situations Roster cannot resolve by itself and a person must, by kind",
             governance.exceptions.clone(),
         );
+        registry.register(
+            "connector_ready",
+            "1 while a Connector's Ready condition is True, else 0 (not checked yet, unreachable, misconfigured)",
+            governance.connector_ready.clone(),
+        );
+        registry.register(
+            "connector_quarantined",
+            "1 while a Connector's removals are stopped at its deletion budget, else 0",
+            governance.connector_quarantined.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -227,6 +264,10 @@ impl Metrics {
             leaver_waves,
             breaker_trips,
             downstream_changes,
+            downstream_requests,
+            downstream_seconds,
+            lane_waiting,
+            lane_running,
             leaver_verified_seconds,
             governance,
         }
@@ -273,6 +314,52 @@ impl Metrics {
                 .get_or_create(&ExceptionLabels { kind: kind.clone() })
                 .set(saturating(n.to_owned()));
         }
+        g.connector_ready.clear();
+        g.connector_quarantined.clear();
+        for (connector, h) in &f.connectors {
+            let labels = ConnectorLabels {
+                connector: connector.clone(),
+            };
+            g.connector_ready
+                .get_or_create(&labels)
+                .set(i64::from(h.ready));
+            g.connector_quarantined
+                .get_or_create(&labels)
+                .set(i64::from(h.quarantined));
+        }
+    }
+
+    /// The gauges of the Identity lane `lane` (`general` or `leavers`).
+    pub fn lane(&self, lane: &'static str) -> LaneGauges {
+        let labels = LaneLabels { lane };
+        LaneGauges {
+            waiting: self.lane_waiting.get_or_create(&labels).clone(),
+            running: self.lane_running.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// Counts one request to `connector`'s app and records how long it took. `outcome`
+    /// is `ok`, or the reason of the error it ended in.
+    pub fn observe_downstream_request(
+        &self,
+        connector: &str,
+        operation: &'static str,
+        outcome: &'static str,
+        took: Duration,
+    ) {
+        self.downstream_requests
+            .get_or_create(&RequestLabels {
+                connector: connector.to_owned(),
+                operation,
+                outcome,
+            })
+            .inc();
+        self.downstream_seconds
+            .get_or_create(&OperationLabels {
+                connector: connector.to_owned(),
+                operation,
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// Counts one reconcile of `kind` and records how long it took.
@@ -344,82 +431,5 @@ fn saturating(n: u64) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn governance_figures_become_gauges_and_stale_connectors_disappear() {
-        let m = Metrics::new();
-        let mut f = Figures::default();
-        f.accuracy.insert(
-            "ns/scim".into(),
-            crate::governance::Accuracy {
-                in_sync: 3,
-                drifted: 1,
-                failing: 0,
-            },
-        );
-        f.exceptions.insert("conflict".into(), 2);
-        f.deprovisioning.pending = 1;
-        f.deprovisioning.oldest_pending_seconds = Some(42);
-        m.set_governance(&f);
-        let text = m.encode().unwrap();
-        for line in [
-            r#"roster_entitlement_accuracy_ratio{connector="ns/scim"} 0.75"#,
-            r#"roster_managed_accounts{connector="ns/scim",standing="drifted"} 1"#,
-            r#"roster_leavers{state="pending"} 1"#,
-            "roster_deprovisioning_completion_ratio 0.0",
-            "roster_leaver_oldest_pending_seconds 42",
-            r#"roster_exceptions{kind="conflict"} 2"#,
-        ] {
-            assert!(text.contains(line), "{line} missing from\n{text}");
-        }
-        m.set_governance(&Figures::default());
-        let text = m.encode().unwrap();
-        assert!(!text.contains("ns/scim"), "{text}");
-        assert!(
-            text.contains("roster_deprovisioning_completion_ratio 1.0"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn downstream_changes_and_leaver_latency_are_exposed() {
-        let m = Metrics::new();
-        m.observe_downstream_change("ns/pg", "Revoked", true);
-        m.observe_downstream_change("ns/pg", "Revoked", true);
-        m.observe_downstream_change("ns/pg", "Disabled", false);
-        m.observe_leaver_verified("ns/pg", 3.0);
-        let text = m.encode().unwrap();
-        for line in [
-            r#"roster_downstream_changes_total{connector="ns/pg",operation="Revoked",outcome="applied"} 2"#,
-            r#"roster_downstream_changes_total{connector="ns/pg",operation="Disabled",outcome="failed"} 1"#,
-            r#"roster_leaver_verified_seconds_count{connector="ns/pg"} 1"#,
-            r#"roster_leaver_verified_seconds_bucket{le="4.0",connector="ns/pg"} 1"#,
-            r#"roster_leaver_verified_seconds_bucket{le="2.0",connector="ns/pg"} 0"#,
-        ] {
-            assert!(text.contains(line), "{line} missing from\n{text}");
-        }
-    }
-
-    #[test]
-    fn reconciles_are_counted_by_kind_and_outcome() {
-        let m = Metrics::new();
-        m.observe_reconcile("Role", Duration::from_millis(3), true);
-        m.observe_reconcile("Role", Duration::from_millis(3), false);
-        m.observe_reconcile("Role", Duration::from_millis(3), true);
-        let text = m.encode().unwrap();
-        assert!(
-            text.contains(r#"roster_reconciliations_total{kind="Role",outcome="ok"} 2"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"roster_reconciliations_total{kind="Role",outcome="error"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains("roster_reconcile_duration_seconds_count{kind=\"Role\"} 3"),
-            "{text}"
-        );
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;
