@@ -1,12 +1,13 @@
 //! The Helm chart (`charts/roster`) with a real helm and the real test apiserver: lint and
 //! template for the default values and the two sets in `charts/roster/ci`, values its
 //! schema refuses, an install whose objects are all created and whose pods pass
-//! admission under `restricted` Pod Security, the operator image run as that pod, and
-//! the operator with only the chart's ServiceAccount token taking a person through four
-//! apps.
+//! admission under `restricted` Pod Security, the operator image run as that pod, the
+//! operator with only the chart's ServiceAccount token taking a person through four
+//! apps, and the alert rules and dashboard checked by promtool.
 
 mod image;
 mod install;
+mod monitoring;
 mod rbac;
 mod render;
 

@@ -156,10 +156,24 @@ fn the_wide_values_render_replicas_monitoring_and_a_network_policy() {
     for wanted in [
         "ClusterRoleBinding/roster-secrets",
         "ServiceMonitor/roster-system/roster",
+        "PrometheusRule/roster-system/roster",
         "NetworkPolicy/roster-system/roster",
     ] {
         find(&docs, wanted);
     }
+    let dashboard = find(&docs, "ConfigMap/monitoring/roster-dashboard");
+    let carried: serde_json::Value = serde_json::from_str(
+        dashboard["data"]["roster.json"]
+            .as_str()
+            .expect("JSON text"),
+    )
+    .expect("the dashboard is JSON");
+    let file = std::fs::read_to_string(super::chart().join("files/dashboard.json")).expect("file");
+    assert_eq!(
+        carried,
+        serde_json::from_str::<serde_json::Value>(&file).expect("JSON"),
+        "the ConfigMap carries files/dashboard.json as it is"
+    );
     let rules = find(&docs, "ClusterRole/roster-kubernetes-connector")["rules"].clone();
     let text = serde_yaml_ng::to_string(&rules).expect("yaml");
     assert!(
@@ -182,6 +196,8 @@ fn the_narrow_values_render_secrets_per_namespace_and_nothing_optional() {
         "Service/roster-system/roster-metrics",
         "ValidatingAdmissionPolicy/roster.dev-bind",
         "ClusterRoleBinding/roster-secrets",
+        "PrometheusRule/roster-system/roster",
+        "ConfigMap/roster-system/roster-dashboard",
     ] {
         assert!(
             !all.iter().any(|i| i == absent),

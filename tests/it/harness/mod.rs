@@ -69,13 +69,13 @@ pub async fn apply(client: &Client, ns: &str, obj: serde_json::Value) {
     .unwrap_or_else(|e| panic!("apply {name}: {e}"));
 }
 
-/// The Go tool `name` (helm, umoci, lua-health) that hack/go-tools.sh built.
+/// The Go tool `name` (helm, umoci, promtool, lua-health) that hack/go-tools.sh built.
 pub fn go_tool(name: &str) -> PathBuf {
     let dir = std::env::var_os("ROSTER_GO_TOOLS_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             panic!(
-                "ROSTER_GO_TOOLS_BIN is not set. Build helm, umoci and lua-health and point at them:\n  \
+                "ROSTER_GO_TOOLS_BIN is not set. Build helm, umoci, promtool and lua-health and point at them:\n  \
                  export ROSTER_GO_TOOLS_BIN=$(hack/go-tools.sh)\n\
                  (the README's test command, hack/test.sh, does this)"
             )
