@@ -110,7 +110,8 @@ async fn governance_numbers_in_the_report_and_on_metrics() {
                        "unowned-member": 0, "leaver-wave": 0, "held-leaver": 0,
                        "leaver-unowned-access": 0},
         "held": [],
-        "heldUnlisted": 0
+        "heldUnlisted": 0,
+        "connectors": {scim_key.clone(): {"ready": true, "quarantined": false}}
     });
     let mut last = Value::Null;
     op.eventually("the report's figures", limit, || {
@@ -131,6 +132,12 @@ async fn governance_numbers_in_the_report_and_on_metrics() {
         "roster_leavers{state=\"verified\"} 1".to_owned(),
         "roster_deprovisioning_completion_ratio 1.0".to_owned(),
         "roster_exceptions{kind=\"conflict\"} 1".to_owned(),
+        format!("roster_connector_ready{{connector=\"{scim_key}\"}} 1"),
+        format!("roster_connector_quarantined{{connector=\"{scim_key}\"}} 0"),
+        format!(
+            "roster_downstream_requests_total{{connector=\"{scim_key}\",operation=\"observe\",outcome=\"ok\"}}"
+        ),
+        "roster_identity_queue_depth{lane=\"general\"}".to_owned(),
     ];
     op.eventually("the figures on /metrics", limit, || async {
         let body = reqwest::get(&metrics)

@@ -117,8 +117,8 @@ async fn the_operator_with_only_the_charts_token_takes_a_person_through_four_app
     }
 }
 
-/// The leaver's latency per connector and the changes the scenario wrote, as the
-/// operator's /metrics shows them.
+/// The leaver's latency per connector, the changes the scenario wrote and the reads it
+/// made, as the operator's /metrics shows them.
 async fn leaver_metrics(run: &Run, ns: &str) {
     let probe = run
         .operator
@@ -137,6 +137,11 @@ async fn leaver_metrics(run: &Run, ns: &str) {
     for c in ["scim", "ldap", "pg", "k8s"] {
         let count = format!(r#"roster_leaver_verified_seconds_count{{connector="{ns}/{c}"}} 1"#);
         assert!(text.contains(&count), "{count} missing from\n{text}");
+        // Each app was read (the leaver's read-back at least) and answered.
+        let reads = format!(
+            r#"roster_downstream_requests_total{{connector="{ns}/{c}",operation="observe",outcome="ok"}}"#
+        );
+        assert!(text.contains(&reads), "{reads} missing from\n{text}");
     }
     let revoked = format!(
         r#"roster_downstream_changes_total{{connector="{ns}/scim",operation="Revoked",outcome="applied"}}"#
