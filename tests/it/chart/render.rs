@@ -231,6 +231,10 @@ fn values_the_schema_refuses_are_refused_with_the_field_named() {
             vec!["operator.allowTargetNetworks={not-a-cidr}"],
             "allowTargetNetworks",
         ),
+        (
+            vec!["metrics.prometheusRule.exceptionsFor=soon"],
+            "exceptionsFor",
+        ),
         (vec!["no.such.value=1"], "no"),
     ] {
         let mut args = vec!["template", "roster", chart_s.as_str()];
