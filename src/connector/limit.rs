@@ -207,76 +207,16 @@ mod tests {
 
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Does nothing; with a gate, `observe` counts itself in and waits to be released.
-    #[derive(Default)]
-    struct Nothing {
-        gate: Option<Arc<(AtomicUsize, Semaphore)>>,
-    }
-
-    #[async_trait]
-    impl Connector for Nothing {
-        async fn check(&self) -> Result<Capabilities, ConnectorError> {
-            Ok(Capabilities::default())
-        }
-        async fn observe(&self, _: &str) -> Result<Option<ObservedAccount>, ConnectorError> {
-            if let Some(gate) = &self.gate {
-                gate.0.fetch_add(1, Ordering::SeqCst);
-                gate.1.acquire().await.map(|p| p.forget()).ok();
-            }
-            Ok(None)
-        }
-        async fn list_accounts(
-            &self,
-            _: Option<&str>,
-        ) -> Result<Page<ObservedAccount>, ConnectorError> {
-            Ok(Page {
-                items: Vec::new(),
-                next: None,
-            })
-        }
-        async fn list_entitlements(
-            &self,
-            _: Option<&str>,
-        ) -> Result<Page<EntitlementMembers>, ConnectorError> {
-            Ok(Page::default())
-        }
-        async fn create(
-            &self,
-            _: &str,
-            _: &DesiredAccount,
-            _: bool,
-        ) -> Result<String, ConnectorError> {
-            Ok(String::new())
-        }
-        async fn adopt(&self, _: &ObservedAccount, _: &str) -> Result<(), ConnectorError> {
-            Ok(())
-        }
-        async fn update(
-            &self,
-            _: &ObservedAccount,
-            _: &AccountAttributes,
-        ) -> Result<(), ConnectorError> {
-            Ok(())
-        }
-        async fn set_active(&self, _: &ObservedAccount, _: bool) -> Result<(), ConnectorError> {
-            Ok(())
-        }
-        async fn delete(&self, _: &ObservedAccount) -> Result<(), ConnectorError> {
-            Ok(())
-        }
-        async fn grant(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
-            Ok(())
-        }
-        async fn revoke(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
-            Ok(())
-        }
-    }
+    use crate::connector::testing::Nothing;
 
     #[tokio::test]
     async fn an_operation_that_never_answers_fails_at_its_deadline() {
         let stuck = Arc::new((AtomicUsize::new(0), Semaphore::new(0)));
         let limited = RateLimited::new(
-            Arc::new(Nothing { gate: Some(stuck) }),
+            Arc::new(Nothing {
+                gate: Some(stuck),
+                ..Nothing::default()
+            }),
             &RateLimit {
                 requests_per_second: 100,
                 burst: 100,
@@ -319,6 +259,7 @@ mod tests {
         let limited = Arc::new(RateLimited::new(
             Arc::new(Nothing {
                 gate: Some(gate.clone()),
+                ..Nothing::default()
             }),
             &RateLimit {
                 requests_per_second: 10_000,

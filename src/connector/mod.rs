@@ -8,6 +8,8 @@ pub mod limit;
 pub mod postgres;
 pub mod scim;
 pub mod target;
+#[cfg(test)]
+pub mod testing;
 pub mod tls;
 pub mod transport;
 

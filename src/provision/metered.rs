@@ -149,97 +149,40 @@ impl Connector for Metered {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::{sync::atomic::AtomicUsize, time::Duration};
+
+    use tokio::sync::Semaphore;
 
     use super::*;
-
-    /// Answers `observe` with nothing, `check` with an error, and never answers `delete`.
-    struct Scripted;
-
-    #[async_trait]
-    impl Connector for Scripted {
-        async fn check(&self) -> Result<Capabilities, ConnectorError> {
-            Err(ConnectorError::Unreachable {
-                target: "the app".into(),
-                reason: "refused".into(),
-            })
-        }
-        async fn observe(&self, _: &str) -> Result<Option<ObservedAccount>, ConnectorError> {
-            Ok(None)
-        }
-        async fn list_accounts(
-            &self,
-            _: Option<&str>,
-        ) -> Result<Page<ObservedAccount>, ConnectorError> {
-            Ok(Page {
-                items: Vec::new(),
-                next: None,
-            })
-        }
-        async fn list_entitlements(
-            &self,
-            _: Option<&str>,
-        ) -> Result<Page<EntitlementMembers>, ConnectorError> {
-            Ok(Page::default())
-        }
-        async fn create(
-            &self,
-            _: &str,
-            _: &DesiredAccount,
-            _: bool,
-        ) -> Result<String, ConnectorError> {
-            Ok("1".into())
-        }
-        async fn adopt(&self, _: &ObservedAccount, _: &str) -> Result<(), ConnectorError> {
-            Ok(())
-        }
-        async fn update(
-            &self,
-            _: &ObservedAccount,
-            _: &AccountAttributes,
-        ) -> Result<(), ConnectorError> {
-            Ok(())
-        }
-        async fn set_active(&self, _: &ObservedAccount, _: bool) -> Result<(), ConnectorError> {
-            Ok(())
-        }
-        async fn delete(&self, _: &ObservedAccount) -> Result<(), ConnectorError> {
-            std::future::pending().await
-        }
-        async fn grant(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
-            Ok(())
-        }
-        async fn revoke(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
-            Ok(())
-        }
-    }
+    use crate::connector::testing::Nothing;
 
     #[tokio::test]
     async fn reads_writes_failures_and_abandoned_requests_are_all_counted() {
         let metrics = Arc::new(Metrics::new());
-        let m = Metered::new(Arc::new(Scripted), "ns/app".into(), metrics.clone());
+        let app = Nothing {
+            refuse_check: true,
+            ..Nothing::default()
+        };
+        let m = Metered::new(Arc::new(app), "ns/app".into(), metrics.clone());
         m.observe("ada").await.unwrap();
         m.observe("bob").await.unwrap();
         m.grant("1", "admins").await.unwrap();
         m.check().await.unwrap_err();
-        let account = ObservedAccount {
-            id: "1".into(),
-            username: "ada".into(),
-            owner: None,
-            active: true,
-            attributes: AccountAttributes::default(),
-            entitlements: Default::default(),
-            version: None,
+        // An app that never answers: its gate is never opened.
+        let stuck = Nothing {
+            gate: Some(Arc::new((AtomicUsize::new(0), Semaphore::new(0)))),
+            ..Nothing::default()
         };
-        let abandoned = tokio::time::timeout(Duration::from_millis(10), m.delete(&account)).await;
+        let hung = Metered::new(Arc::new(stuck), "ns/app".into(), metrics.clone());
+        let abandoned = tokio::time::timeout(Duration::from_millis(10), hung.observe("cy")).await;
         assert!(abandoned.is_err());
         let text = metrics.encode().unwrap();
         for line in [
             r#"roster_downstream_requests_total{connector="ns/app",operation="observe",outcome="ok"} 2"#,
             r#"roster_downstream_requests_total{connector="ns/app",operation="grant",outcome="ok"} 1"#,
             r#"roster_downstream_requests_total{connector="ns/app",operation="check",outcome="Unreachable"} 1"#,
-            r#"roster_downstream_requests_total{connector="ns/app",operation="delete",outcome="Cancelled"} 1"#,
-            r#"roster_downstream_request_duration_seconds_count{connector="ns/app",operation="observe"} 2"#,
+            r#"roster_downstream_requests_total{connector="ns/app",operation="observe",outcome="Cancelled"} 1"#,
+            r#"roster_downstream_request_duration_seconds_count{connector="ns/app",operation="observe"} 3"#,
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
