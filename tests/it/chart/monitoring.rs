@@ -9,26 +9,17 @@ use std::{collections::BTreeSet, path::PathBuf, process::Command, time::Duration
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 
-use super::{chart, documents, helm_ok};
+use super::{chart, render::render};
 use crate::harness::{go_tool, process};
 
 /// The one object `template` renders with `values` (`--set-json`: `--set` makes 0.9 a
 /// string) into roster-system.
 fn rendered(template: &str, values: &[&str]) -> Value {
-    let chart_s = chart().display().to_string();
-    let mut args = vec![
-        "template",
-        "roster",
-        chart_s.as_str(),
-        "--namespace",
-        "roster-system",
-        "--show-only",
-        template,
-    ];
+    let mut args = vec!["--show-only", template];
     for v in values {
         args.extend(["--set-json", v]);
     }
-    let mut docs = documents(&helm_ok(&args));
+    let mut docs = render(None, &args);
     assert_eq!(docs.len(), 1, "{template} renders one object");
     docs.remove(0)
 }

@@ -12,7 +12,7 @@ const VALUE_SETS: [Option<&str>; 3] = [
 ];
 
 /// `helm template` of the chart into namespace `roster-system` with `values`.
-fn render(values: Option<&str>, extra: &[&str]) -> Vec<Value> {
+pub(super) fn render(values: Option<&str>, extra: &[&str]) -> Vec<Value> {
     let chart = chart();
     let chart_s = chart.display().to_string();
     let file = values.map(|v| chart.join(v).display().to_string());
