@@ -82,10 +82,51 @@ pub struct Turn {
     _running: Counted,
 }
 
-/// The two lanes.
+/// The two lanes, and who waits in them.
 pub struct Lanes {
     general: Lane,
     leavers: Lane,
+    waiting: Arc<Waiting>,
+}
+
+/// The identities waiting for a turn, by name (with how many of their requests wait:
+/// kube runs one per object, so at most one in practice).
+#[derive(Default)]
+struct Waiting(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+impl Waiting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, usize>> {
+        // Each update is one insert or removal: a panic elsewhere cannot tear it.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Counts one identity as waiting for as long as this lives.
+struct Queued {
+    waiting: Arc<Waiting>,
+    who: String,
+}
+
+impl Queued {
+    fn on(waiting: &Arc<Waiting>, who: &str) -> Self {
+        *waiting.lock().entry(who.to_owned()).or_default() += 1;
+        Self {
+            waiting: waiting.clone(),
+            who: who.to_owned(),
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        let mut all = self.waiting.lock();
+        if let Some(n) = all.get_mut(&self.who) {
+            *n -= 1;
+            if *n == 0 {
+                all.remove(&self.who);
+            }
+        }
+    }
 }
 
 impl Default for Lanes {
@@ -112,6 +153,7 @@ impl Lanes {
         Self {
             general: Lane::new(general, LaneGauges::default()),
             leavers: Lane::new(leavers, LaneGauges::default()),
+            waiting: Arc::default(),
         }
     }
 
@@ -120,12 +162,20 @@ impl Lanes {
         Self {
             general: Lane::new(GENERAL, metrics.lane("general")),
             leavers: Lane::new(LEAVERS, metrics.lane("leavers")),
+            waiting: Arc::default(),
         }
     }
 
-    /// Waits for a turn: in the leavers' lane while `leaving_now` says so, else in the
-    /// general lane until it does.
-    pub async fn turn(&self, leaving_now: impl Fn() -> bool) -> Option<Turn> {
+    /// Whether the identity named `who` waits for a turn: a reconcile of it is coming,
+    /// so asking for another is no use (the inventory scan asks this).
+    pub fn is_waiting(&self, who: &str) -> bool {
+        self.waiting.lock().contains_key(who)
+    }
+
+    /// Waits for a turn for the identity named `who`: in the leavers' lane while
+    /// `leaving_now` says so, else in the general lane until it does.
+    pub async fn turn(&self, who: &str, leaving_now: impl Fn() -> bool) -> Option<Turn> {
+        let _queued = Queued::on(&self.waiting, who);
         if leaving_now() {
             return self.leavers.take().await;
         }
@@ -159,13 +209,13 @@ mod tests {
     #[tokio::test]
     async fn turns_are_first_come_first_served() {
         let lanes = Arc::new(Lanes::new(1, 1));
-        let first = lanes.turn(|| false).await;
+        let first = lanes.turn("x", || false).await;
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut waiting = Vec::new();
         for i in 0..20 {
             let (lanes, order) = (lanes.clone(), order.clone());
             waiting.push(tokio::spawn(async move {
-                let _turn = lanes.turn(|| false).await;
+                let _turn = lanes.turn("x", || false).await;
                 order.lock().unwrap().push(i);
             }));
             // Each waiter queues before the next one starts.
@@ -179,10 +229,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn who_waits_is_known_until_their_turn_comes_or_they_give_up() {
+        let lanes = Arc::new(Lanes::new(1, 1));
+        let busy = lanes.turn("ada", || false).await;
+        assert!(
+            !lanes.is_waiting("ada"),
+            "ada has her turn: she waits no more"
+        );
+        let bob = {
+            let lanes = lanes.clone();
+            tokio::spawn(async move { lanes.turn("bob", || false).await.is_some() })
+        };
+        let carol = {
+            let lanes = lanes.clone();
+            tokio::spawn(async move { lanes.turn("carol", || false).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(lanes.is_waiting("bob") && lanes.is_waiting("carol"));
+        carol.abort();
+        let _ = carol.await;
+        assert!(
+            !lanes.is_waiting("carol"),
+            "a dropped request waits no more"
+        );
+        drop(busy);
+        assert!(bob.await.unwrap());
+        assert!(!lanes.is_waiting("bob"));
+    }
+
+    #[tokio::test]
     async fn a_leaver_does_not_wait_behind_joiners() {
         let lanes = Lanes::new(1, 1);
-        let _busy = lanes.turn(|| false).await;
-        let leaver = tokio::time::timeout(Duration::from_secs(1), lanes.turn(|| true)).await;
+        let _busy = lanes.turn("x", || false).await;
+        let leaver = tokio::time::timeout(Duration::from_secs(1), lanes.turn("x", || true)).await;
         assert!(leaver.is_ok(), "the leaver lane is free while joiners wait");
     }
 
@@ -190,11 +269,11 @@ mod tests {
     async fn someone_who_starts_leaving_while_waiting_changes_lanes() {
         use std::sync::atomic::{AtomicBool, Ordering};
         let lanes = Arc::new(Lanes::new(1, 1));
-        let _busy = lanes.turn(|| false).await;
+        let _busy = lanes.turn("x", || false).await;
         let left = Arc::new(AtomicBool::new(false));
         let waiting = {
             let (lanes, left) = (lanes.clone(), left.clone());
-            tokio::spawn(async move { lanes.turn(|| left.load(Ordering::Relaxed)).await })
+            tokio::spawn(async move { lanes.turn("x", || left.load(Ordering::Relaxed)).await })
         };
         tokio::time::sleep(RECHECK * 2).await;
         assert!(
@@ -213,12 +292,12 @@ mod tests {
     async fn someone_who_changed_lanes_leaves_the_general_turn_to_the_next() {
         use std::sync::atomic::{AtomicBool, Ordering};
         let lanes = Arc::new(Lanes::new(1, 1));
-        let busy_general = lanes.turn(|| false).await;
-        let _busy_leavers = lanes.turn(|| true).await;
+        let busy_general = lanes.turn("x", || false).await;
+        let _busy_leavers = lanes.turn("x", || true).await;
         let left = Arc::new(AtomicBool::new(false));
         let mover = {
             let (lanes, left) = (lanes.clone(), left.clone());
-            tokio::spawn(async move { lanes.turn(|| left.load(Ordering::Relaxed)).await })
+            tokio::spawn(async move { lanes.turn("x", || left.load(Ordering::Relaxed)).await })
         };
         tokio::time::sleep(RECHECK * 2).await;
         left.store(true, Ordering::Relaxed);
@@ -226,7 +305,7 @@ mod tests {
         tokio::time::sleep(RECHECK * 2).await;
         let joiner = {
             let lanes = lanes.clone();
-            tokio::spawn(async move { lanes.turn(|| false).await })
+            tokio::spawn(async move { lanes.turn("x", || false).await })
         };
         tokio::time::sleep(RECHECK).await;
         drop(busy_general);
@@ -244,15 +323,15 @@ mod tests {
         let lanes = Arc::new(Lanes::metered(&metrics));
         let mut held = Vec::new();
         for _ in 0..GENERAL {
-            held.push(lanes.turn(|| false).await);
+            held.push(lanes.turn("x", || false).await);
         }
         let waiters: Vec<_> = (0..3)
             .map(|_| {
                 let lanes = lanes.clone();
-                tokio::spawn(async move { lanes.turn(|| false).await.is_some() })
+                tokio::spawn(async move { lanes.turn("x", || false).await.is_some() })
             })
             .collect();
-        let leaver = lanes.turn(|| true).await;
+        let leaver = lanes.turn("x", || true).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         let text = metrics.encode().unwrap();
         for line in [
@@ -360,7 +439,7 @@ mod starvation {
                 Box::pin(async move {
                     let (tx, seen, lanes) = &*ctx;
                     let _turn = match lanes {
-                        Some(l) => l.turn(|| false).await,
+                        Some(l) => l.turn("x", || false).await,
                         None => None,
                     };
                     tokio::time::sleep(Duration::from_millis(1)).await;

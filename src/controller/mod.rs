@@ -4,6 +4,7 @@
 //! logs one line per reconcile outcome.
 
 pub mod budget;
+pub mod catalog;
 pub mod connector;
 pub mod hold;
 pub mod identity;
@@ -71,6 +72,8 @@ pub struct Stores {
     pub bindings: Store<RoleBinding>,
     /// All Connectors.
     pub connectors: Store<Connector>,
+    /// The catalog built from the three policy caches, shared until their specs change.
+    pub catalog: Arc<catalog::SharedCatalog>,
 }
 
 impl Stores {
@@ -81,6 +84,15 @@ impl Stores {
         ready(&self.roles, "Role").await?;
         ready(&self.bindings, "RoleBinding").await?;
         ready(&self.connectors, "Connector").await
+    }
+
+    /// What resolve reads besides the identity, for the caches as they are now.
+    pub fn catalog(&self) -> Arc<crate::lifecycle::resolve::Catalog> {
+        self.catalog.get(
+            &self.roles.state(),
+            &self.bindings.state(),
+            &self.connectors.state(),
+        )
     }
 }
 

@@ -39,6 +39,7 @@ fn unsynced() -> (Arc<Context>, Writer<RoleBinding>) {
         roles,
         bindings,
         connectors,
+        catalog: Default::default(),
     });
     (Arc::new(ctx), bw)
 }

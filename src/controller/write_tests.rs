@@ -111,6 +111,7 @@ fn context() -> Context {
         roles: reflector::store::<Role>().0,
         bindings: reflector::store::<RoleBinding>().0,
         connectors: reflector::store::<Connector>().0,
+        catalog: Default::default(),
     })
 }
 

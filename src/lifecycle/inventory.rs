@@ -41,6 +41,8 @@ pub struct Assessment {
     /// Identities whose account differs from what they should have (or is missing):
     /// their fast path must look again. Identity name → first difference.
     pub drifted: BTreeMap<String, String>,
+    /// Those of `drifted` whose account does not exist at all.
+    pub absent: BTreeSet<String>,
     /// Usernames of marked accounts no identity claims.
     pub orphaned: Vec<String>,
     /// Accounts without Roster's mark.
@@ -218,6 +220,7 @@ impl<'a> Assessor<'a> {
                 self.out
                     .drifted
                     .insert(claim.identity.to_owned(), "account does not exist".into());
+                self.out.absent.insert(claim.identity.to_owned());
             }
         }
         self.out.orphaned.sort();
@@ -381,6 +384,7 @@ mod tests {
             a.drifted.get("bob").map(String::as_str),
             Some("account does not exist")
         );
+        assert_eq!(a.absent, set(&["bob"]), "only bob's account is missing");
         assert_eq!(a.orphaned, ["ghost"]);
         assert_eq!(a.unmanaged, 2);
         assert_eq!(

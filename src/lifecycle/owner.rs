@@ -40,6 +40,14 @@ impl Standing {
             Standing::Grace { since, .. } | Standing::Lapsed { since, .. } => Some(*since),
         }
     }
+
+    /// When the grace period ends, while it runs: the moment to look again.
+    pub fn until(&self) -> Option<Timestamp> {
+        match self {
+            Standing::Grace { until, .. } => Some(*until),
+            Standing::Answered | Standing::Lapsed { .. } => None,
+        }
+    }
 }
 
 /// How `spec`'s identity stands with its owner at `now`. `owner` is the owner's Identity

@@ -8,11 +8,15 @@
 //! would wait for the next resync.) The mapping — CEL expressions evaluated for every
 //! identity — runs in [`FanOut`], so a watch task only ever reads its watch.
 
-use std::{collections::HashMap, fmt::Debug};
+use std::{
+    collections::HashMap,
+    fmt::Debug,
+    sync::{Arc, Mutex},
+};
 
 use futures::{Stream, StreamExt};
 use kube::{
-    Api, Client, Resource, ResourceExt,
+    Api, Client, Resource,
     runtime::{
         Controller, WatchStreamExt, controller,
         reflector::{self, ObjectRef},
@@ -33,6 +37,14 @@ use crate::{
 };
 
 type Triggers<K> = mpsc::UnboundedSender<ObjectRef<K>>;
+
+/// The last version of each binding the cache took.
+type Versions = HashMap<ObjectRef<RoleBinding>, RoleBinding>;
+
+fn lock(versions: &Mutex<Versions>) -> std::sync::MutexGuard<'_, Versions> {
+    // Each use is one insert or removal: a panic elsewhere cannot tear the map.
+    versions.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// kube's own bound on Identity reconciles at once: none. The bound lives in
 /// `controller::lanes`, which is fair where kube's is not; kube still never runs one
@@ -83,28 +95,19 @@ fn send_all<K: Resource>(tx: &Triggers<K>, refs: impl IntoIterator<Item = Object
     }
 }
 
-/// The identities a change in namespace `ns` affects (`changed`: a binding that changed
-/// or went, whose subjects count even when the cache no longer holds it).
-fn affected(stores: &Stores, ns: &str, changed: Option<&RoleBinding>) -> Vec<ObjectRef<Identity>> {
-    identity::affected::in_namespace(
-        ns,
-        changed,
-        &stores.bindings.state(),
-        &stores.identities.state(),
-    )
-}
-
 /// Drives the watch of `K` into its cache; forwards objects to `own` once the cache holds
 /// them and calls `on_change` for every change after the first listing (that listing
 /// reconciles everything anyway), including what a re-list finds changed or gone. Writes
 /// to status alone go to neither: a status is the record of the pass that wrote it, and
-/// nothing needs reconciling because one changed.
+/// nothing needs reconciling because one changed. `remember` sees every version the
+/// cache takes, the first listing's included, after `on_change` saw it.
 fn watch<K>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
     reader: reflector::Store<K>,
     own: mpsc::UnboundedSender<Result<K, watcher::Error>>,
     on_change: impl Fn(&K) + Send + 'static,
+    remember: impl Fn(&K) + Send + 'static,
 ) -> JoinHandle<()>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -141,6 +144,7 @@ where
                         }
                     }
                     Step::Reconcile(obj) => {
+                        remember(&obj);
                         if own_change.changed(&obj, true) && own.send(Ok(obj)).is_err() {
                             return; // the controller is gone: shutting down
                         }
@@ -162,6 +166,7 @@ pub fn wire(client: &Client) -> Wiring {
         roles: role_reader,
         bindings: binding_reader,
         connectors: connector_reader,
+        catalog: Default::default(),
     };
 
     let (identity_own, identity_own_rx) = mpsc::unbounded_channel();
@@ -192,8 +197,9 @@ pub fn wire(client: &Client) -> Wiring {
                 fan.run(move || send_all(&tx, identity::owned_services(&owner, &all.state())));
             }
         },
+        |_| {},
     ));
-    // A Role's change re-checks its bindings and the identities of its namespace.
+    // A Role's change re-checks its bindings and their subjects.
     tasks.push(watch(
         Api::all(client.clone()),
         role_writer,
@@ -205,15 +211,20 @@ pub fn wire(client: &Client) -> Wiring {
             move |r: &Role| {
                 let (r, s, to_b, to_i) = (r.clone(), s.clone(), to_b.clone(), to_i.clone());
                 fan.run(move || {
-                    send_all(&to_b, role_binding::bindings_of(&r, &s.bindings.state()));
-                    let ns = r.namespace().unwrap_or_default();
-                    send_all(&to_i, affected(&s, &ns, None));
+                    let bindings = s.bindings.state();
+                    send_all(&to_b, role_binding::bindings_of(&r, &bindings));
+                    let refs = identity::affected::of_role(&r, &bindings, &s.identities.state());
+                    send_all(&to_i, refs);
                 });
             }
         },
+        |_| {},
     ));
-    // A binding's change re-checks the identities it matched or matches: the version
-    // before the change is kept to know whom it matched.
+    // A binding's change re-checks the identities it matched or matches: every version
+    // the cache takes is kept to know whom it matched before a change, from the first
+    // listing on (without it, a binding's first change after a start could only re-check
+    // everyone).
+    let before: Arc<Mutex<Versions>> = Arc::default();
     tasks.push(watch(
         Api::all(client.clone()),
         binding_writer,
@@ -221,30 +232,28 @@ pub fn wire(client: &Client) -> Wiring {
         binding_own,
         {
             let (fan, s, to_i) = (fan.clone(), stores.clone(), to_identities.clone());
-            let before = std::sync::Mutex::new(HashMap::new());
+            let before = before.clone();
             move |b: &RoleBinding| {
                 let key = ObjectRef::from_obj(b);
-                let mut seen = before.lock().unwrap_or_else(|p| p.into_inner());
                 let old = if s.bindings.get(&key).is_some() {
-                    seen.insert(key, b.clone())
+                    lock(&before).insert(key, b.clone())
                 } else {
-                    seen.remove(&key)
+                    lock(&before).remove(&key)
                 };
-                drop(seen);
                 let (b, s, to_i) = (b.clone(), s.clone(), to_i.clone());
                 fan.run(move || {
-                    let refs = identity::affected::of_binding(
-                        old.as_ref(),
-                        &b,
-                        &s.bindings.state(),
-                        &s.identities.state(),
-                    );
+                    let refs =
+                        identity::affected::of_binding(old.as_ref(), &b, &s.identities.state());
                     send_all(&to_i, refs);
                 });
             }
         },
+        move |b: &RoleBinding| {
+            lock(&before).insert(ObjectRef::from_obj(b), b.clone());
+        },
     ));
-    // A Connector's change re-checks the Roles naming it and the identities of its namespace.
+    // A Connector's change re-checks the Roles naming it, the subjects of their bindings and
+    // its account holders.
     tasks.push(watch(
         Api::all(client.clone()),
         connector_writer,
@@ -256,12 +265,19 @@ pub fn wire(client: &Client) -> Wiring {
             move |c: &Connector| {
                 let (c, s, to_r, to_i) = (c.clone(), s.clone(), to_r.clone(), to_i.clone());
                 fan.run(move || {
-                    send_all(&to_r, role::roles_naming(&c, &s.roles.state()));
-                    let ns = c.namespace().unwrap_or_default();
-                    send_all(&to_i, affected(&s, &ns, None));
+                    let roles = s.roles.state();
+                    send_all(&to_r, role::roles_naming(&c, &roles));
+                    let refs = identity::affected::of_connector(
+                        &c,
+                        &roles,
+                        &s.bindings.state(),
+                        &s.identities.state(),
+                    );
+                    send_all(&to_i, refs);
                 });
             }
         },
+        |_| {},
     ));
 
     let controllers = Controllers {

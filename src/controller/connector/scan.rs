@@ -21,7 +21,7 @@ use crate::{
         budget::{Cause, Feeds},
         inventory::{self, Assessment, Assessor, Claim, Held},
         plan::{Change, Ledger, Policy},
-        resolve::{Catalog, resolve},
+        resolve::resolve,
     },
 };
 
@@ -87,11 +87,7 @@ pub async fn scan(
     .await?;
 
     let now = Timestamp::now();
-    let catalog = Catalog::new(
-        &ctx.stores.roles.state(),
-        &ctx.stores.bindings.state(),
-        &ctx.stores.connectors.state(),
-    );
+    let catalog = ctx.stores.catalog();
     let identities = ctx.stores.identities.state();
     let resolutions: Vec<_> = identities
         .iter()
@@ -140,8 +136,19 @@ pub async fn scan(
     let assessment = assessor.finish();
 
     // The fast path fixes (Enforce) or reports (Observe) each drifted identity.
-    for identity in assessment.drifted.keys() {
-        let _ = ctx.identity_triggers.send(ObjectRef::new(identity));
+    let provisioned: std::collections::HashSet<&str> = identities
+        .iter()
+        .zip(&names)
+        .filter(|(i, _)| holds_account(i, &key))
+        .map(|(_, name)| name.as_str())
+        .collect();
+    let looks = to_look_at(
+        &assessment,
+        |n| provisioned.contains(n),
+        |n| ctx.lanes.is_waiting(n),
+    );
+    for name in looks {
+        let _ = ctx.identity_triggers.send(ObjectRef::new(name));
     }
     let failed_strays = if connector.spec.mode == ConnectorMode::Enforce {
         // With no Identity claiming an account here, every member of an authoritative
@@ -174,6 +181,35 @@ pub async fn scan(
                 entitlement: m.entitlement.clone(),
             })
             .collect(),
+    })
+}
+
+/// The drifted identities worth a reconcile: not those a reconcile already waits for
+/// (`waiting`), nor those whose account is missing because it was never made — their
+/// status records none here (`provisioned` says no): their first pass, queued or
+/// retrying on its own, makes it. A scan that re-queued every joiner of a backlog each
+/// poll interval only lengthened the queue they were in. An account that existed and is
+/// gone (deleted downstream) is drift like any other. Pure.
+pub fn to_look_at(
+    assessment: &Assessment,
+    provisioned: impl Fn(&str) -> bool,
+    waiting: impl Fn(&str) -> bool,
+) -> Vec<&str> {
+    assessment
+        .drifted
+        .keys()
+        .map(String::as_str)
+        .filter(|name| !waiting(name))
+        .filter(|name| !assessment.absent.contains(*name) || provisioned(name))
+        .collect()
+}
+
+/// Whether `identity`'s status records an account on `key`, made or adopted.
+fn holds_account(identity: &crate::api::Identity, key: &ConnectorKey) -> bool {
+    identity.status.as_ref().is_some_and(|s| {
+        s.accounts
+            .iter()
+            .any(|a| a.connector == key.to_string() && a.external_id.is_some())
     })
 }
 
@@ -278,4 +314,32 @@ fn drift_lines(a: &Assessment, strays: &[inventory::Stray], mode: ConnectorMode)
         lines.push("Observe mode: reported only, nothing changed".into());
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scan_looks_again_at_drift_but_not_at_joiners_on_their_way() {
+        let mut a = Assessment::default();
+        for (who, why) in [
+            ("ada", "missing group eng"),
+            ("bob", "account does not exist"),
+            ("carol", "account does not exist"),
+            ("dave", "missing group eng"),
+        ] {
+            a.drifted.insert(who.into(), why.into());
+        }
+        a.absent = ["bob".into(), "carol".into()].into();
+        // carol's account was made and is gone downstream: drift. bob's never was.
+        let provisioned = |n: &str| ["ada", "carol", "dave"].contains(&n);
+        let waiting = |n: &str| n == "dave";
+        assert_eq!(to_look_at(&a, provisioned, waiting), ["ada", "carol"]);
+        assert_eq!(
+            to_look_at(&a, |_| false, |_| false),
+            ["ada", "dave"],
+            "an account that differs is drift whatever status says"
+        );
+    }
 }

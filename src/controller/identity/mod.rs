@@ -28,14 +28,11 @@ use crate::{
         audit::{self, Grounds},
         budget::Cause,
         owner::{self, Standing},
-        resolve::{Catalog, Effective, Resolution, reachable, resolve},
+        resolve::{Effective, Resolution, reachable, resolve},
     },
     time::now,
 };
 pub use ready::identity_ready;
-
-/// How often an Identity is looked at again when nothing changes.
-const RESYNC: Duration = Duration::from_secs(300);
 
 /// The finalizer that makes deleting an Identity deprovision it first.
 pub const FINALIZER: &str = "roster.dev/deprovision";
@@ -61,7 +58,7 @@ pub async fn reconcile(identity: Arc<Identity>, ctx: Arc<Context>) -> Result<Act
                     .get(&key)
                     .is_none_or(|cached| lanes::leaving(&cached, now().0))
         };
-        let _turn = ctx.lanes.turn(leaving_now).await;
+        let _turn = ctx.lanes.turn(&key.name, leaving_now).await;
         // The wait may have been long: act on the Identity as it is now, not as it was
         // when the request was made. Gone from the cache: its deletion was seen.
         let Some(identity) = ctx.stores.identities.get(&key) else {
@@ -89,11 +86,7 @@ pub async fn reconcile(identity: Arc<Identity>, ctx: Arc<Context>) -> Result<Act
 async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Action, Error> {
     let now_time = now();
     let now = now_time.0;
-    let catalog = Catalog::new(
-        &ctx.stores.roles.state(),
-        &ctx.stores.bindings.state(),
-        &ctx.stores.connectors.state(),
-    );
+    let catalog = ctx.stores.catalog();
     let previous = identity.status.clone().unwrap_or_default();
     let owner = identity
         .spec
@@ -279,12 +272,17 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
         }
         return Ok(Action::await_change());
     }
-    Ok(Action::requeue(next_look(
-        &reports,
-        resolution.next_change,
-        &catalog_grace(ctx, &reports),
-        now,
-    )))
+    let deadlines: Vec<Timestamp> = resolution
+        .next_change
+        .into_iter()
+        .chain(standing.until())
+        .collect();
+    Ok(
+        match next_look(&reports, &deadlines, &catalog_grace(ctx, &reports), now) {
+            Some(wait) => Action::requeue(wait),
+            None => Action::await_change(),
+        },
+    )
 }
 
 /// Waits (at most [`CACHE_CATCH_UP`]) until the cache holds `written` as the Identity's
@@ -337,17 +335,22 @@ fn catalog_grace(
 }
 
 /// When to look again: soon after an error, when the app did not keep a write, or while
-/// access waits on a person; when a time bound passes, when a disabled account's grace
-/// period ends, and at the latest after [`RESYNC`]. A removal a breaker holds is no error to retry: its approval
-/// re-queues it (every held account re-read every 20 s slowed the leavers beside them).
-/// Pure.
+/// access waits on a person; when a time bound (`deadlines`: validity, an owner's grace)
+/// passes, and when a disabled account's grace period ends. Otherwise never (`None`):
+/// the Identity's own changes and its policy's re-queue it, and each Connector's
+/// inventory scan re-queues it when its account drifts downstream, so an Identity in
+/// sync costs the apps nothing (a periodic look at every Identity was 10,000 reads on
+/// every app every five minutes). A removal a breaker holds is no error to retry: its
+/// approval re-queues it (every held account re-read every 20 s slowed the leavers beside
+/// them). Pure.
 pub fn next_look(
     reports: &[report::AccountReport],
-    next_change: Option<Timestamp>,
+    deadlines: &[Timestamp],
     grace: &[(Timestamp, Option<i64>)],
     now: Timestamp,
-) -> Duration {
-    let mut wait = RESYNC;
+) -> Option<Duration> {
+    let mut wait: Option<Duration> = None;
+    let mut sooner = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
     let failed =
         |r: &report::AccountReport| r.error.as_ref().is_some_and(|(why, _)| *why != hold::HELD);
     // Access left through an account Roster does not own waits for a person, who acts
@@ -357,18 +360,18 @@ pub fn next_look(
         .iter()
         .any(|r| failed(r) || r.unfinished || r.unowned_access.is_some())
     {
-        wait = wait.min(RETRY);
+        sooner(RETRY);
     }
     let deletions = grace
         .iter()
         .filter_map(|(since, secs)| since.checked_add(SignedDuration::from_secs((*secs)?)).ok());
-    for at in next_change.into_iter().chain(deletions) {
+    for at in deadlines.iter().copied().chain(deletions) {
         let until = at.duration_since(now);
         // A bound that just passed still gets a prompt look, not a busy loop.
         let until = Duration::try_from(until)
             .unwrap_or(Duration::ZERO)
             .max(Duration::from_secs(1));
-        wait = wait.min(until);
+        sooner(until);
     }
     wait
 }
@@ -416,22 +419,48 @@ mod tests {
         };
         let now = Timestamp::UNIX_EPOCH;
         let held = [report(Some((hold::HELD, "over budget".into())))];
-        assert_eq!(next_look(&held, None, &[], now), RESYNC);
+        assert_eq!(next_look(&held, &[], &[], now), None);
         let failing = [
             report(Some((hold::HELD, "over budget".into()))),
             report(Some(("Unavailable", "HTTP 503".into()))),
         ];
-        assert_eq!(next_look(&failing, None, &[], now), RETRY);
-        assert_eq!(next_look(&[report(None)], None, &[], now), RESYNC);
+        assert_eq!(next_look(&failing, &[], &[], now), Some(RETRY));
+        assert_eq!(
+            next_look(&[report(None)], &[], &[], now),
+            None,
+            "in sync: no periodic look (the inventory scan finds drift)"
+        );
         let mut unowned = report(None);
         unowned.unowned_access = Some("account \"ada\" still has access".into());
-        assert_eq!(next_look(&[unowned], None, &[], now), RETRY);
+        assert_eq!(next_look(&[unowned], &[], &[], now), Some(RETRY));
         let mut lost = report(None);
         lost.unfinished = true;
         assert_eq!(
-            next_look(&[lost], None, &[], now),
-            RETRY,
+            next_look(&[lost], &[], &[], now),
+            Some(RETRY),
             "the app lost a write: look again soon"
+        );
+    }
+
+    #[test]
+    fn time_bounds_and_grace_periods_bring_the_next_look() {
+        let now = Timestamp::UNIX_EPOCH;
+        let at = |secs: i64| now.checked_add(SignedDuration::from_secs(secs)).unwrap();
+        // The sooner of a validity bound and an owner's grace period.
+        assert_eq!(
+            next_look(&[], &[at(600), at(90)], &[], now),
+            Some(Duration::from_secs(90))
+        );
+        // A disabled account's deletion grace; a connector that never deletes, none.
+        assert_eq!(
+            next_look(&[], &[], &[(at(-10), Some(40)), (now, None)], now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(next_look(&[], &[], &[(now, None)], now), None);
+        // A bound just passed: promptly, not in a busy loop.
+        assert_eq!(
+            next_look(&[], &[at(-5)], &[], now),
+            Some(Duration::from_secs(1))
         );
     }
 
