@@ -289,15 +289,27 @@ async fn pass(ctx: &Context, identity: &Identity, deleting: bool) -> Result<Acti
 /// status.
 async fn cached_status(ctx: &Context, identity: &Identity, written: &IdentityStatus) {
     let key = ObjectRef::from_obj(identity);
+    let written = as_stored(written);
     let start = std::time::Instant::now();
     while start.elapsed() < CACHE_CATCH_UP {
         let seen = ctx.stores.identities.get(&key);
-        if seen.is_none_or(|i| i.status.as_ref() == Some(written)) {
+        if seen.is_none_or(|i| i.status.as_ref() == Some(&written)) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tracing::debug!(identity = %identity.name_any(), "the cache has not caught up with a status write");
+}
+
+/// `status` as the apiserver stores it and the cache then holds it: times to the whole
+/// second, as `Time` serializes. Compared unrounded, a status with a fresh timestamp never
+/// matched its cached self, and every pass that wrote one held its turn for the whole
+/// [`CACHE_CATCH_UP`] (joiners ran at 32 turns per 5 s). Pure.
+fn as_stored(status: &IdentityStatus) -> IdentityStatus {
+    serde_json::to_value(status)
+        .and_then(serde_json::from_value)
+        // A derived status always round-trips; were it not to, the wait is only longer.
+        .unwrap_or_else(|_| status.clone())
 }
 
 /// How long a pass waits for the cache to show its own status write.
@@ -462,6 +474,20 @@ mod tests {
             next_look(&[], &[at(-5)], &[], now),
             Some(Duration::from_secs(1))
         );
+    }
+
+    #[test]
+    fn a_written_status_is_compared_as_the_cache_will_hold_it() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let at = Timestamp::from_nanosecond(1_700_000_000_123_456_789).unwrap();
+        let written = IdentityStatus {
+            owner_lost_at: Some(Time(at)),
+            ..Default::default()
+        };
+        let cached: IdentityStatus =
+            serde_json::from_value(serde_json::to_value(&written).unwrap()).unwrap();
+        assert_ne!(cached, written, "the apiserver keeps whole seconds");
+        assert_eq!(as_stored(&written), cached);
     }
 
     #[test]
