@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::floor::{Cycle, Floor};
+
 /// A set of latency samples, summarised.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Latency {
@@ -48,6 +50,76 @@ pub struct Process {
     pub cpu_seconds: f64,
 }
 
+/// A quiet window: nothing changes, and this is what everyone did meanwhile.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quiet {
+    pub seconds: f64,
+    /// Downstream writes, summed over the Connectors.
+    pub downstream_writes: f64,
+    /// Per-identity downstream reads (`observe`), summed.
+    pub per_identity_reads: f64,
+    /// Listing requests (pages of accounts and entitlements), summed.
+    pub list_requests: f64,
+    /// Connector checks (one request each), summed.
+    pub checks: f64,
+    /// Inventory scans completed, summed over the Connectors.
+    pub scans: f64,
+    /// Status writes the apiserver took on Roster's kinds.
+    pub status_writes: f64,
+}
+
+/// One Connector's drift scan beside the bare paged listing of the same app.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scan {
+    pub connector: String,
+    /// Mean seconds per scan over the quiet window.
+    pub seconds: f64,
+    /// Listing requests per scan.
+    pub requests: f64,
+    /// The bare client's listing of the same app.
+    pub bare: Floor,
+}
+
+/// A restart with every Identity converged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ColdStart {
+    /// From start to `/readyz` answering.
+    pub ready_seconds: f64,
+    /// From start until every Identity was reconciled once and no reconcile waited.
+    pub settled_seconds: f64,
+    pub downstream_writes: f64,
+    pub per_identity_reads: f64,
+    pub status_writes: f64,
+}
+
+/// Leavers timed while a backlog of joiners drains.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backlog {
+    /// Joiners applied just before the first leaver.
+    pub joiners: usize,
+    /// Of them, Synced when the last leaver was read back gone.
+    pub synced_when_leavers_done: usize,
+    /// From the first apply to every joiner on every app.
+    pub drained_seconds: f64,
+    pub leavers: Option<Latency>,
+}
+
+/// The naive per-user reconciler beside Roster on SCIM, for the same outcome.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Naive {
+    /// Its cycles: the first provisions, each later one finds nothing to do.
+    pub cycles: Vec<Cycle>,
+    /// Roster's SCIM requests while the joiners were provisioned.
+    pub roster_joiner_requests: f64,
+    /// Roster's SCIM requests per scan interval once converged.
+    pub roster_requests_per_interval: f64,
+}
+
 /// One run's figures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -71,6 +143,21 @@ pub struct Run {
     pub held_policy_removals: usize,
     pub contractors_still_enabled: usize,
     pub operator: Process,
+    /// When SCIM alone showed every joiner, and the bare client's ceiling on SCIM.
+    pub joiner_scim_seconds: f64,
+    pub scim_ceiling: Floor,
+    pub quiet: Quiet,
+    pub scans: Vec<Scan>,
+    pub naive: Naive,
+    pub cold_start: ColdStart,
+    pub backlog: Backlog,
+    /// CPU-seconds of the components the benchmark started (the operator excluded).
+    pub servers_cpu_seconds: std::collections::BTreeMap<String, f64>,
+    /// The operator's RSS with this many more Identities that no binding matches.
+    pub idle_identities: usize,
+    pub idle_rss_mib: Option<f64>,
+    /// Behind a SaaS-like write limit.
+    pub saas: Option<crate::saas::Saas>,
 }
 
 fn seconds(s: f64) -> String {
@@ -110,24 +197,143 @@ pub fn render(r: &Run) -> String {
     ));
     out.push_str(&latency_row("  idle", r.leaver_idle.as_ref()));
     out.push_str(&latency_row(
+        &format!("  while {} joiners drain", r.backlog.joiners),
+        r.backlog.leavers.as_ref(),
+    ));
+    out.push_str(&latency_row(
         "  while the policy lane is held",
         r.leaver_quarantined.as_ref(),
     ));
-    out.push_str("  target: p99 ≤ 5 s idle, ≤ 10 s under load (issue 11)\n\n");
-    let rate = r.joiner_accounts as f64 / r.joiner_seconds.max(f64::EPSILON);
     out.push_str(&format!(
-        "  joiners: {} accounts on {} apps in {} ({rate:.1} accounts/s)\n",
-        r.joiner_accounts,
-        r.apps.len(),
-        seconds(r.joiner_seconds)
+        "  the backlog: {} of {} joiners Synced when the last leaver was gone; drained in {}\n",
+        r.backlog.synced_when_leavers_done,
+        r.backlog.joiners,
+        seconds(r.backlog.drained_seconds)
     ));
+    if let Some(s) = &r.saas {
+        out.push_str(&latency_row(
+            &format!("  behind {} writes/min", s.writes_per_minute_limit),
+            s.leavers.as_ref(),
+        ));
+        out.push_str(&format!(
+            "    {} joiners drained in {} at {:.0} writes/min ({} requests/s Connector limit, reads included); \
+             {} refused with 429; {} joiners on SCIM when the last leaver was gone\n",
+            s.joiners,
+            seconds(s.drained_seconds),
+            s.achieved_writes_per_minute,
+            s.connector_requests_per_second,
+            s.refused,
+            s.joiners_done_when_leavers_done
+        ));
+    }
+    out.push_str("  target: p99 ≤ 5 s idle, ≤ 10 s under load\n\n");
+    out.push_str(&joiners(r));
+    out.push_str(&steady(r));
     out.push_str(&format!(
         "  policy lane: {} removals held; {} of {} contractors still enabled on SCIM\n",
         r.held_policy_removals, r.contractors_still_enabled, r.contractors
     ));
     out.push_str(&format!(
-        "  operator: RSS {:.1} MiB (peak {:.1} MiB), CPU {:.1} s\n",
-        r.operator.rss_mib, r.operator.peak_rss_mib, r.operator.cpu_seconds
+        "  operator: RSS {:.1} MiB (peak {:.1} MiB), CPU {:.1} s ({:.2} s per 1k identities)\n",
+        r.operator.rss_mib,
+        r.operator.peak_rss_mib,
+        r.operator.cpu_seconds,
+        r.operator.cpu_seconds * 1000.0 / r.identities.max(1) as f64
+    ));
+    if let Some(rss) = r.idle_rss_mib {
+        out.push_str(&format!(
+            "  operator RSS with {} more idle Identities: {rss:.1} MiB (target ≤ 256 MiB at 100k)\n",
+            r.idle_identities
+        ));
+    }
+    let servers: Vec<String> = r
+        .servers_cpu_seconds
+        .iter()
+        .map(|(name, cpu)| format!("{name} {cpu:.1} s"))
+        .collect();
+    out.push_str(&format!("  components' CPU: {}\n", servers.join(", ")));
+    out
+}
+
+fn joiners(r: &Run) -> String {
+    let rate = r.joiner_accounts as f64 / r.joiner_seconds.max(f64::EPSILON);
+    let n = r.identities as f64;
+    let roster_scim = n / r.joiner_scim_seconds.max(f64::EPSILON);
+    let bare = n / r.scim_ceiling.seconds.max(f64::EPSILON);
+    let mut out = format!(
+        "  joiners: {} accounts on {} apps in {} ({rate:.1} accounts/s)\n",
+        r.joiner_accounts,
+        r.apps.len(),
+        seconds(r.joiner_seconds)
+    );
+    out.push_str(&format!(
+        "    SCIM: {roster_scim:.1} accounts/s; bare client {bare:.1}/s ({} requests): {:.0} % of the ceiling (target ≥ 90 %)\n",
+        r.scim_ceiling.requests,
+        100.0 * roster_scim / bare.max(f64::EPSILON)
+    ));
+    let naive_first = r.naive.cycles.first().cloned().unwrap_or_default();
+    let naive_later = r.naive.cycles.get(1).cloned().unwrap_or_default();
+    out.push_str(&format!(
+        "    naive per-user reconciler on SCIM: provisioning {} requests in {}, each later cycle {} requests in {}\n",
+        naive_first.reads + naive_first.writes,
+        seconds(naive_first.seconds),
+        naive_later.reads + naive_later.writes,
+        seconds(naive_later.seconds)
+    ));
+    let naive_cycle = (naive_later.reads + naive_later.writes) as f64;
+    out.push_str(&format!(
+        "    Roster on SCIM: provisioning {:.0} requests, each later scan interval {:.0}: {:.0}× fewer per cycle (target ≥ 10×)\n\n",
+        r.naive.roster_joiner_requests,
+        r.naive.roster_requests_per_interval,
+        naive_cycle / r.naive.roster_requests_per_interval.max(1.0)
+    ));
+    out
+}
+
+fn steady(r: &Run) -> String {
+    let q = &r.quiet;
+    let mut out = format!(
+        "  steady state over {}: {:.0} downstream writes, {:.0} per-identity reads, {:.0} status writes (target 0); \
+         {:.0} scans in {:.0} list requests, {:.0} checks\n",
+        seconds(q.seconds),
+        q.downstream_writes,
+        q.per_identity_reads,
+        q.status_writes,
+        q.scans,
+        q.list_requests,
+        q.checks
+    );
+    for s in &r.scans {
+        out.push_str(&format!(
+            "    drift scan {}: {} in {:.0} requests; bare paged list {} in {} requests\n",
+            s.connector,
+            seconds(s.seconds),
+            s.requests,
+            seconds(s.bare.seconds),
+            s.bare.requests
+        ));
+    }
+    if let Some(slowest) = r
+        .scans
+        .iter()
+        .max_by(|a, b| a.bare.seconds.total_cmp(&b.bare.seconds))
+    {
+        let worst = r.scans.iter().map(|s| s.seconds).fold(0.0, f64::max);
+        out.push_str(&format!(
+            "    slowest scan {} against 1.2 × slowest bare list + 5 s = {} (target)\n",
+            seconds(worst),
+            seconds(1.2 * slowest.bare.seconds + 5.0)
+        ));
+    }
+    let c = &r.cold_start;
+    out.push_str(&format!(
+        "  cold start with {} converged: ready in {}, settled in {}; {:.0} downstream writes, {:.0} status writes (target 0), {:.0} per-identity reads\n\n",
+        r.identities,
+        seconds(c.ready_seconds),
+        seconds(c.settled_seconds),
+        c.downstream_writes,
+        c.status_writes,
+        c.per_identity_reads
     ));
     out
 }

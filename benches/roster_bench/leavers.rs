@@ -13,7 +13,7 @@ use roster::{api::Identity, connector::kubernetes::names};
 use serde_json::json;
 
 use crate::{
-    harness::ldap,
+    harness::{ldap, scim},
     world::{Person, World},
 };
 
@@ -24,7 +24,7 @@ const SLOW: Duration = Duration::from_secs(1);
 
 /// Whether `user` has no access left on any app, read from each server.
 async fn gone(w: &World, user: &str) -> bool {
-    scim_gone(w, user).await && ldap_gone(w, user).await && pg_gone(w, user).await && {
+    scim_gone(&w.apps.scim, user).await && ldap_gone(w, user).await && pg_gone(w, user).await && {
         // The bindings of one account carry its label (a disabled account's stay, with no
         // subjects); the census after each phase counts every binding's subjects.
         let selector = format!("{}={}", names::ACCOUNT_LABEL, names::account_key(user));
@@ -40,12 +40,13 @@ async fn gone(w: &World, user: &str) -> bool {
     }
 }
 
-async fn scim_gone(w: &World, user: &str) -> bool {
-    let Some(u) = w.apps.scim.find_user(user).await else {
+/// Whether `user` is disabled and in no group on the SCIM tenant `app` (or absent).
+pub async fn scim_gone(app: &scim::Direct, user: &str) -> bool {
+    let Some(u) = app.find_user(user).await else {
         return true;
     };
     let id = u["id"].as_str().unwrap_or_default();
-    u["active"] == false && w.apps.scim.groups_holding(id).await == Some(0)
+    u["active"] == false && app.groups_holding(id).await == Some(0)
 }
 
 async fn ldap_gone(w: &World, user: &str) -> bool {

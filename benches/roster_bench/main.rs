@@ -1,12 +1,20 @@
-//! `roster-bench`: Roster's speed measured on the real components. It starts etcd,
-//! kube-apiserver, scim2-server, slapd and PostgreSQL on loopback with the test harness,
-//! runs the release operator as a separate process, and drives it through the apiserver:
+//! `roster-bench`: Roster's speed measured on the real components, each figure beside a
+//! reference measured in the same run. It starts etcd, kube-apiserver, scim2-server,
+//! slapd and PostgreSQL on loopback with the test harness, runs the release operator as
+//! a separate process, and drives it through the apiserver:
 //!
-//! 1. joiners — every Identity applied, until each app shows every account;
-//! 2. leaver latency, idle — people terminated one after another, each timed from the
+//! 1. joiners — every Identity applied, until each app shows every account; beside it a
+//!    bare client's creates and grants on SCIM (the ceiling);
+//! 2. a quiet window — what the operator asks of the apps and the apiserver when nothing
+//!    changes, and each drift scan beside a bare paged listing of its app;
+//! 3. the naive per-user reconciler on SCIM, for the same outcome;
+//! 4. a cold start with everyone converged;
+//! 5. leaver latency, idle — people terminated one after another, each timed from the
 //!    change until every app, read directly, shows the account disabled and stripped;
-//! 3. leaver latency while a bad policy commit (the contractors' binding deleted) is held
-//!    in quarantine on every Connector.
+//! 6. leaver latency while a bad policy commit (the contractors' binding deleted) is held
+//!    in quarantine on every Connector;
+//! 7. leaver latency while a backlog of joiners drains (the policy lane still held);
+//! 8. optionally, the operator's memory with many more Identities.
 //!
 //! It prints a table and writes JSON under `target/bench/`. Run it with `hack/bench.sh`
 //! (`cargo bench --bench roster-bench -- --help` for the flags). Under `cargo test` the
@@ -17,7 +25,11 @@
 mod harness;
 
 mod figures;
+mod floor;
 mod leavers;
+mod phases;
+mod saas;
+mod scrape;
 mod world;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -25,10 +37,14 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::Parser;
 
 use crate::{
-    figures::{Latency, Process, Run},
+    figures::{Latency, Naive, Process, Run},
     harness::{apps::Census, control_plane, operator::Operator},
-    world::{CONNECTORS, World},
+    world::{CONNECTORS, Person, World},
 };
+
+/// Requests in flight per Connector: Roster's default `rateLimit.maxInFlight`, and the
+/// bare client's and the naive reconciler's concurrency.
+const IN_FLIGHT: usize = 8;
 
 /// Measures Roster on the real components.
 #[derive(Debug, Parser)]
@@ -37,13 +53,33 @@ struct Args {
     /// Identities in all; a quarter of them are contractors.
     #[arg(long, default_value_t = 400)]
     identities: usize,
-    /// Leavers timed in each phase (idle, policy lane held).
+    /// Leavers timed in each phase (idle, joiner backlog, policy lane held).
     #[arg(long, default_value_t = 100)]
     leavers: usize,
+    /// New joiners applied while the backlog phase's leavers are timed (default: as
+    /// many as --identities).
+    #[arg(long)]
+    backlog: Option<usize>,
     /// Requests per second each Connector allows (its rateLimit; Roster's default is 20,
     /// which would measure the limit, not Roster).
     #[arg(long, default_value_t = 1000)]
     rate_limit: u32,
+    /// Each Connector's inventory scan interval (pollIntervalSeconds).
+    #[arg(long, default_value_t = 30)]
+    poll_seconds: u32,
+    /// The quiet window's length; at least two scan intervals to see a scan.
+    #[arg(long, default_value_t = 75)]
+    quiet_seconds: u64,
+    /// Joiners applied, behind a SaaS-like limit of 180 writes a minute, while
+    /// --saas-leavers people leave (0: skip the scenario).
+    #[arg(long, default_value_t = 100)]
+    saas_joiners: usize,
+    /// Leavers timed in the SaaS-limited scenario.
+    #[arg(long, default_value_t = 20)]
+    saas_leavers: usize,
+    /// Identities no binding matches, applied at the end for the memory figure.
+    #[arg(long, default_value_t = 0)]
+    idle_identities: usize,
     /// `cargo bench` passes this; without it the binary only runs its checks.
     #[arg(long, hide = true)]
     bench: bool,
@@ -52,12 +88,19 @@ struct Args {
 impl Args {
     fn problem(&self) -> Option<String> {
         let staff = self.identities - self.identities / 4;
-        (self.identities < 8 || 2 * self.leavers > staff).then(|| {
-            format!(
-                "--leavers {} needs {} staff, and {} identities have {staff}",
+        if self.identities < 8 || 3 * self.leavers > staff {
+            return Some(format!(
+                "--leavers {} needs {} staff (three phases), and {} identities have {staff}",
                 self.leavers,
-                2 * self.leavers,
+                3 * self.leavers,
                 self.identities
+            ));
+        }
+        (self.quiet_seconds < 2 * u64::from(self.poll_seconds)).then(|| {
+            format!(
+                "--quiet-seconds {} is shorter than two scan intervals ({} s)",
+                self.quiet_seconds,
+                2 * self.poll_seconds
             )
         })
     }
@@ -67,6 +110,8 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if !args.bench {
         figures::check();
+        scrape::check();
+        saas::check();
         println!("roster-bench: checks passed; run the benchmark with hack/bench.sh");
         return ExitCode::SUCCESS;
     }
@@ -98,55 +143,145 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> Result<Run, String> {
-    let contractors = args.identities / 4;
+    let n = args.identities;
+    let contractors = n / 4;
+    let limit = Duration::from_secs(120);
+    let long = Duration::from_secs(3600);
     eprintln!("starting the control plane, the four apps and the release operator");
     let cp = control_plane();
-    let operator = Operator::start_logging(&cp.kubeconfig, "warn");
-    let world = World::new(args.identities, contractors, args.rate_limit).await;
+    let mut operator = Operator::start_logging(&cp.kubeconfig, "warn");
+    let world = World::new(n, contractors, args.rate_limit, args.poll_seconds).await;
     ready(&operator).await?;
+    let scim = format!("{}/scim", world.ns);
 
-    eprintln!("joiners: {} identities", args.identities);
-    let joined = world.join_everyone(Duration::from_secs(1800)).await?;
+    eprintln!("joiners: {n} identities");
+    let before = scrape::operator(&operator.probe).await?;
+    let (joined, scim_joined) = world.join_everyone(long).await?;
+    let joined_requests = phases::all_requests(
+        &scrape::operator(&operator.probe).await?.since(&before),
+        &scim,
+    );
+    eprintln!("the bare client's ceiling on SCIM: {n} creates and grants");
+    let names: Vec<String> = (0..n).map(|i| format!("floor.{i:06}")).collect();
+    let scim_ceiling = floor::scim_ceiling(&names, IN_FLIGHT).await?;
 
-    let limit = Duration::from_secs(120);
-    eprintln!("leavers, idle: {}", args.leavers);
-    let idle = leavers::one_by_one(&world, &world.staff[..args.leavers], limit).await?;
+    eprintln!(
+        "steady state: {} s with nothing changing",
+        args.quiet_seconds
+    );
+    let (quiet, scans, per_interval) = phases::quiet(&world, &operator, args.quiet_seconds).await?;
+    eprintln!("the naive per-user reconciler on SCIM: two cycles of {n}");
+    let naive = Naive {
+        cycles: floor::naive(&names, IN_FLIGHT, 2).await,
+        roster_joiner_requests: joined_requests,
+        roster_requests_per_interval: per_interval,
+    };
+
+    eprintln!("cold start with {n} converged");
+    let first = operator.usage();
+    let cold_start = phases::cold_start(&world, &mut operator, &cp.kubeconfig, n, long).await?;
+
+    let l = args.leavers;
+    eprintln!("leavers, idle: {l}");
+    let idle = leavers::one_by_one(&world, &world.staff[..l], limit).await?;
     // Every binding and entry counted, not only the leavers' own: nobody else lost access.
     let census = world.apps.census(world::STEM).await;
-    if census != Census::all(args.identities - args.leavers) {
+    if census != Census::all(n - l) {
         return Err(format!("after the idle leavers the apps show {census:?}"));
     }
 
     eprintln!("the bad commit: the contractors' binding deleted");
     let held_after = world.bad_commit(limit).await?;
     eprintln!("  every Connector Quarantined after {held_after:?}");
-    eprintln!("leavers, policy lane held: {}", args.leavers);
-    let second = &world.staff[args.leavers..2 * args.leavers];
-    let quarantined = leavers::one_by_one(&world, second, limit).await?;
+    eprintln!("leavers, policy lane held: {l}");
+    let quarantined = leavers::one_by_one(&world, &world.staff[l..2 * l], limit).await?;
+    let (held_policy_removals, contractors_still_enabled) =
+        (world.held().await, world.contractors_enabled().await);
 
-    let usage = operator.usage();
+    // Last: a backlog this size after the joiners would lift the removal budget's share
+    // above what the bad commit removes, and it would no longer trip.
+    let joiners: Vec<Person> = (0..args.backlog.unwrap_or(n))
+        .map(|i| Person::new('s', world.staff.len() + i))
+        .collect();
+    eprintln!("leavers while {} joiners drain: {l}", joiners.len());
+    let backlog = phases::backlog(&world, &joiners, &world.staff[2 * l..3 * l], long).await?;
+
+    let saas = if args.saas_joiners > 0 {
+        eprintln!(
+            "behind a limit of {} writes a minute: {} leavers while {} joiners drain",
+            saas::WRITES_PER_MINUTE,
+            args.saas_leavers,
+            args.saas_joiners
+        );
+        Some(saas::scenario(&world.client, args.saas_leavers, args.saas_joiners, long).await?)
+    } else {
+        None
+    };
+    let idle_rss_mib = idle_memory(&operator, &world, args.idle_identities).await?;
+    let second = operator.usage();
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     Ok(Run {
-        identities: args.identities,
+        identities: n,
         contractors,
         apps: CONNECTORS.iter().map(|c| (*c).to_owned()).collect(),
         rate_limit: args.rate_limit,
-        joiner_accounts: args.identities * CONNECTORS.len(),
+        joiner_accounts: n * CONNECTORS.len(),
         joiner_seconds: joined.as_secs_f64(),
         leaver_idle: Latency::of(&idle),
         leaver_quarantined: Latency::of(&quarantined),
-        held_policy_removals: world.held().await,
-        contractors_still_enabled: world.contractors_enabled().await,
+        held_policy_removals,
+        contractors_still_enabled,
         operator: Process {
-            rss_mib: mib(usage.rss),
-            peak_rss_mib: mib(usage.peak_rss),
-            cpu_seconds: usage.cpu_seconds,
+            rss_mib: mib(second.rss),
+            peak_rss_mib: mib(first.peak_rss.max(second.peak_rss)),
+            cpu_seconds: first.cpu_seconds + second.cpu_seconds,
         },
+        joiner_scim_seconds: scim_joined.as_secs_f64(),
+        scim_ceiling,
+        quiet,
+        scans,
+        naive,
+        cold_start,
+        backlog,
+        servers_cpu_seconds: scrape::children_cpu()
+            .into_iter()
+            .filter(|(name, _)| name != "roster")
+            .collect(),
+        idle_identities: args.idle_identities,
+        idle_rss_mib,
+        saas,
     })
 }
 
+/// Applies `count` Identities no binding matches and waits until the operator has
+/// reconciled them all; its RSS then, in MiB.
+async fn idle_memory(
+    operator: &Operator,
+    world: &World,
+    count: usize,
+) -> Result<Option<f64>, String> {
+    if count == 0 {
+        return Ok(None);
+    }
+    eprintln!("memory: {count} more Identities that no binding matches");
+    let people = (0..count).map(|i| (format!("idle-{i:06}"), format!("idle.{i:06}")));
+    world::apply_identities(&world.client, people).await?;
+    let before = scrape::operator(&operator.probe).await?;
+    let done = before.sum("roster_reconciliations_total", &[r#"kind="Identity""#]);
+    for _ in 0..36_000 {
+        let s = scrape::operator(&operator.probe).await?;
+        let busy = s.sum("roster_identity_queue_depth", &[])
+            + s.sum("roster_identity_reconciles_running", &[]);
+        if busy == 0.0 && s.sum("roster_reconciliations_total", &[r#"kind="Identity""#]) >= done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(Some(operator.usage().rss as f64 / (1024.0 * 1024.0)))
+}
+
 /// Waits for the operator's /readyz.
-async fn ready(operator: &Operator) -> Result<(), String> {
+pub async fn ready(operator: &Operator) -> Result<(), String> {
     let url = format!("{}/readyz", operator.probe);
     for _ in 0..600 {
         if reqwest::get(&url)

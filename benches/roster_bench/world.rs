@@ -7,7 +7,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::{NamespaceResourceScope, api::core::v1::Secret};
 use kube::{
     Api, Client, Resource,
-    api::{Patch, PatchParams},
+    api::{ListParams, Patch, PatchParams},
 };
 use roster::api::{Connector, Identity, Role, RoleBinding, conditions};
 use serde::{Serialize, de::DeserializeOwned};
@@ -32,7 +32,7 @@ pub struct Person {
 }
 
 impl Person {
-    fn new(kind: char, i: usize) -> Self {
+    pub fn new(kind: char, i: usize) -> Self {
         Self {
             name: format!("{STEM}-{kind}{i:05}"),
             username: format!("{STEM}.{kind}{i:05}"),
@@ -53,8 +53,9 @@ pub struct World {
 
 impl World {
     /// Makes the namespace, the four Connectors (each allowing `rate` requests a
-    /// second, default budgets otherwise) and the Role with its two bindings.
-    pub async fn new(people: usize, contractors: usize, rate: u32) -> Self {
+    /// second and scanning every `poll` seconds, default budgets otherwise) and the Role
+    /// with its two bindings.
+    pub async fn new(people: usize, contractors: usize, rate: u32, poll: u32) -> Self {
         let cp = control_plane();
         let client = cp.client().await;
         let ns = cp.namespace(&client, STEM).await;
@@ -70,7 +71,8 @@ impl World {
                 .collect(),
             contractors: (0..contractors).map(|i| Person::new('c', i)).collect(),
         };
-        let extra = json!({"rateLimit": {"requestsPerSecond": rate, "burst": rate}});
+        let extra = json!({"rateLimit": {"requestsPerSecond": rate, "burst": rate},
+            "pollIntervalSeconds": poll});
         let [secret, connector] = apps::scim_connector(&base, &extra);
         w.apply::<Secret>(secret).await;
         w.apply::<Connector>(connector).await;
@@ -103,18 +105,7 @@ impl World {
             + Serialize
             + std::fmt::Debug,
     {
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        Api::<K>::namespaced(self.client.clone(), &self.ns)
-            .patch(
-                &name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(obj),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+        apply_in::<K>(&self.client, &self.ns, obj).await;
     }
 
     /// Everyone, staff first.
@@ -122,44 +113,101 @@ impl World {
         self.staff.iter().chain(&self.contractors)
     }
 
-    /// Applies every Identity, 16 at a time, then waits until every app shows everyone
-    /// enabled with the staff entitlement; returns how long that took from the first
-    /// apply. Progress goes to stderr.
-    pub async fn join_everyone(&self, limit: Duration) -> Result<Duration, String> {
+    /// Applies every Identity, then waits until every app shows everyone enabled with
+    /// the staff entitlement; returns how long that took from the first apply, and when
+    /// SCIM alone was done. Progress goes to stderr.
+    pub async fn join_everyone(&self, limit: Duration) -> Result<(Duration, Duration), String> {
         let started = Instant::now();
-        let api = Api::<Identity>::all(self.client.clone());
-        futures::stream::iter(self.everyone().cloned())
-            .map(|p| {
-                let api = api.clone();
-                async move {
-                    let obj = json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Identity",
-                        "metadata": {"name": p.name}, "spec": {"username": p.username}});
-                    api.patch(&p.name, &PatchParams::apply(MANAGER), &Patch::Apply(obj))
-                        .await
-                        .map_err(|e| format!("apply Identity {}: {e}", p.name))
-                }
-            })
-            .buffer_unordered(16)
-            .try_collect::<Vec<_>>()
-            .await?;
-        let total = self.staff.len() + self.contractors.len();
+        let everyone: Vec<Person> = self.everyone().cloned().collect();
+        apply_people(&self.client, &everyone).await?;
+        let total = everyone.len();
         eprintln!("  {total} Identities applied in {:?}", started.elapsed());
-        let want = Census::all(total);
+        self.converge(started, Census::all(total), total, limit)
+            .await
+    }
+
+    /// Waits until the apps show `want`, once `identities` Identities report Synced;
+    /// returns the time since `started` then, and when SCIM first showed its part.
+    /// Statuses come from the apiserver: reading every app in full each poll would load
+    /// single-threaded scim2-server as much as Roster does at 10k.
+    pub async fn converge(
+        &self,
+        started: Instant,
+        want: Census,
+        identities: usize,
+        limit: Duration,
+    ) -> Result<(Duration, Duration), String> {
         let mut last = None;
+        let mut scim_done = None;
         while started.elapsed() < limit {
+            let synced = self.synced().await?;
+            if synced < identities {
+                if last != Some(synced) {
+                    eprintln!(
+                        "  {:>6.1} s  {synced} of {identities} Synced",
+                        started.elapsed().as_secs_f64()
+                    );
+                    last = Some(synced);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
             let seen = self.apps.census(STEM).await;
+            if seen.scim == want.scim {
+                scim_done.get_or_insert(started.elapsed());
+            }
             if seen == want {
-                return Ok(started.elapsed());
+                let all = started.elapsed();
+                return Ok((all, scim_done.unwrap_or(all)));
             }
-            if last.as_ref() != Some(&seen) {
-                eprintln!("  {:>6.1} s  {seen:?}", started.elapsed().as_secs_f64());
-                last = Some(seen);
-            }
+            eprintln!(
+                "  {:>6.1} s  all Synced, the apps show {seen:?}",
+                started.elapsed().as_secs_f64()
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         Err(format!(
-            "joiners not provisioned within {limit:?}: {last:?}"
+            "joiners not provisioned within {limit:?}: {last:?} Synced"
         ))
+    }
+
+    /// The benchmark's Identities whose status, for their current generation, says Synced.
+    pub async fn synced(&self) -> Result<usize, String> {
+        self.synced_among(|n| n.starts_with(STEM)).await
+    }
+
+    /// [`World::synced`] among the Identities whose name `which` accepts.
+    pub async fn synced_among(&self, which: impl Fn(&str) -> bool) -> Result<usize, String> {
+        let api = Api::<Identity>::all(self.client.clone());
+        let mut n = 0;
+        let mut token: Option<String> = None;
+        for _ in 0..10_000 {
+            let mut lp = ListParams::default().limit(500);
+            if let Some(t) = &token {
+                lp = lp.continue_token(t);
+            }
+            let page = api
+                .list(&lp)
+                .await
+                .map_err(|e| format!("list Identities: {e}"))?;
+            n += page
+                .items
+                .iter()
+                .filter(|i| i.metadata.name.as_deref().is_some_and(&which))
+                .filter(|i| {
+                    i.status.as_ref().is_some_and(|st| {
+                        st.observed_generation == i.metadata.generation
+                            && conditions::find(&st.conditions, conditions::SYNCED)
+                                .is_some_and(|c| c.status == "True")
+                    })
+                })
+                .count();
+            token = page.metadata.continue_.filter(|t| !t.is_empty());
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(n)
     }
 
     /// Deletes the contractors' binding — the bad commit — and waits until every
@@ -219,4 +267,59 @@ impl World {
             .filter(|u| u["active"] != false)
             .count()
     }
+}
+
+/// Applies an Identity for each of `people` (server-side apply, 16 at a time).
+pub async fn apply_people(client: &Client, people: &[Person]) -> Result<(), String> {
+    let pairs: Vec<(String, String)> = people
+        .iter()
+        .map(|p| (p.name.clone(), p.username.clone()))
+        .collect();
+    apply_identities(client, pairs.into_iter()).await
+}
+
+/// Applies an Identity per `(name, username)`, 16 at a time.
+pub async fn apply_identities(
+    client: &Client,
+    people: impl Iterator<Item = (String, String)>,
+) -> Result<(), String> {
+    let api = Api::<Identity>::all(client.clone());
+    futures::stream::iter(people)
+        .map(|(name, username)| {
+            let api = api.clone();
+            async move {
+                let obj = json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Identity",
+                    "metadata": {"name": name}, "spec": {"username": username}});
+                api.patch(&name, &PatchParams::apply(MANAGER), &Patch::Apply(obj))
+                    .await
+                    .map_err(|e| format!("apply Identity {name}: {e}"))
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await
+        .map(|_| ())
+}
+
+/// Applies `obj` in namespace `ns` as the benchmark's field manager.
+pub async fn apply_in<K>(client: &Client, ns: &str, obj: Value)
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Api::<K>::namespaced(client.clone(), ns)
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply {name}: {e}"));
 }

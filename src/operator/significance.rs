@@ -56,6 +56,35 @@ impl Significance {
     }
 }
 
+/// One watch's two filters: what fans out to the other controllers, and what goes back
+/// to the kind's own. Each event is asked about once by each.
+#[derive(Debug, Default)]
+pub struct Filters {
+    fan_out: Significance,
+    own: Significance,
+}
+
+impl Filters {
+    /// A change after the first listing (`present`: the cache still holds the object):
+    /// whether it fans out.
+    pub fn changed<K: Resource>(&mut self, obj: &K, present: bool) -> bool {
+        if !present {
+            self.own.changed(obj, false);
+        }
+        self.fan_out.changed(obj, present)
+    }
+
+    /// An object offered to the kind's own controller: whether it goes there. The
+    /// fan-out learns its mark as well: a first listing's objects reach only their own
+    /// controller, and had the fan-out not known them, each one's first status write
+    /// after a start would have fanned out as new — every Connector's re-queueing all
+    /// its holders, every binding's all its subjects, a second pass over everyone.
+    pub fn reconcile<K: Resource>(&mut self, obj: &K) -> bool {
+        self.fan_out.changed(obj, true);
+        self.own.changed(obj, true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +132,21 @@ mod tests {
         assert!(s.changed(&deleting, true), "being deleted");
         assert!(s.changed(&deleting, false), "gone");
         assert!(s.changed(&connector(2, "d", Some("t")), true), "back again");
+    }
+
+    #[test]
+    fn after_a_listing_a_status_write_reaches_no_one() {
+        let mut f = Filters::default();
+        // The first listing: each object goes to its own controller only.
+        assert!(f.reconcile(&connector(1, "a", None)));
+        // Its own controller writes its status: neither fans out nor comes back.
+        assert!(!f.changed(&connector(1, "b", None), true));
+        assert!(!f.reconcile(&connector(1, "b", None)));
+        // A spec change does both.
+        assert!(f.changed(&connector(2, "b", None), true));
+        assert!(f.reconcile(&connector(2, "b", None)));
+        // Gone, then back: new to both.
+        assert!(f.changed(&connector(2, "b", None), false));
+        assert!(f.reconcile(&connector(2, "b", None)));
     }
 }

@@ -29,7 +29,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use super::{
     fan_out::FanOut,
     relay::{Relay, Step},
-    significance::Significance,
+    significance::Filters,
 };
 use crate::{
     api::{Connector, Identity, Role, RoleBinding},
@@ -119,9 +119,7 @@ where
     tokio::spawn(async move {
         futures::pin_mut!(events);
         let mut relay = Relay::default();
-        // Separately for the fan-out and for the kind's own controller: one event is
-        // asked about once by each.
-        let (mut fan_out, mut own_change) = (Significance::default(), Significance::default());
+        let mut filters = Filters::default();
         while let Some(event) = events.next().await {
             let steps = match event {
                 Ok(event) => relay.on_event(event, || reader.state()),
@@ -136,16 +134,13 @@ where
                 match step {
                     Step::Changed(obj) => {
                         let present = reader.get(&ObjectRef::from_obj(&obj)).is_some();
-                        if !present {
-                            own_change.changed(&obj, false);
-                        }
-                        if fan_out.changed(&obj, present) {
+                        if filters.changed(&obj, present) {
                             on_change(&obj);
                         }
                     }
                     Step::Reconcile(obj) => {
                         remember(&obj);
-                        if own_change.changed(&obj, true) && own.send(Ok(obj)).is_err() {
+                        if filters.reconcile(&obj) && own.send(Ok(obj)).is_err() {
                             return; // the controller is gone: shutting down
                         }
                     }

@@ -116,6 +116,7 @@ pub struct Metrics {
     lane_waiting: Family<LaneLabels, Gauge>,
     lane_running: Family<LaneLabels, Gauge>,
     leaver_verified_seconds: ConnectorHistograms,
+    scan_seconds: ConnectorHistograms,
     governance: GovernanceGauges,
 }
 
@@ -206,6 +207,13 @@ impl Metrics {
             "From a leaver first seen to its access on a connector read back gone",
             leaver_verified_seconds.clone(),
         );
+        let scan_seconds: ConnectorHistograms =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.05, 2.0, 16)));
+        registry.register(
+            "inventory_scan_seconds",
+            "How long a Connector's inventory scan took, every page listed and assessed",
+            scan_seconds.clone(),
+        );
         let governance = GovernanceGauges {
             accuracy: Family::default(),
             accounts: Family::default(),
@@ -269,6 +277,7 @@ impl Metrics {
             lane_waiting,
             lane_running,
             leaver_verified_seconds,
+            scan_seconds,
             governance,
         }
     }
@@ -412,6 +421,15 @@ impl Metrics {
     /// Records how long a leaver's access on `connector` took to be read back gone.
     pub fn observe_leaver_verified(&self, connector: &str, seconds: f64) {
         self.leaver_verified_seconds
+            .get_or_create(&ConnectorLabels {
+                connector: connector.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Records how long a completed inventory scan of `connector` took.
+    pub fn observe_scan(&self, connector: &str, seconds: f64) {
+        self.scan_seconds
             .get_or_create(&ConnectorLabels {
                 connector: connector.to_owned(),
             })

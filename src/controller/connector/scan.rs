@@ -77,6 +77,7 @@ pub async fn scan(
         connector.namespace().unwrap_or_default(),
         connector.name_any(),
     );
+    let started = std::time::Instant::now();
     // Memberships first, folded by account; then accounts page by page, each assessed
     // as it comes and dropped.
     let mut held = Held::default();
@@ -163,6 +164,8 @@ pub async fn scan(
     };
     tracing::info!(connector = %key, accounts, drifted = assessment.drifted.len(),
         orphaned = assessment.orphaned.len(), strays = assessment.strays.len(), "inventory scanned");
+    ctx.metrics
+        .observe_scan(&key.to_string(), started.elapsed().as_secs_f64());
     Ok(Scanned {
         inventory: Inventory {
             managed: count(assessment.managed),

@@ -1,0 +1,167 @@
+//! The phases measured from the processes' own counters: a quiet window, the drift scans
+//! within it beside bare listings, a cold start, and leavers under a joiner backlog.
+
+use std::{
+    collections::HashSet,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    figures::{Backlog, ColdStart, Latency, Quiet, Scan},
+    floor,
+    harness::operator::Operator,
+    leavers,
+    scrape::{self, Samples, requests, status_writes, writes},
+    world::{self, Person, World},
+};
+
+/// Listing operations: one request per page.
+const LISTS: [&str; 2] = ["list_accounts", "list_entitlements"];
+
+fn lists(s: &Samples, connector: Option<&str>) -> f64 {
+    LISTS.iter().map(|op| requests(s, connector, op)).sum()
+}
+
+/// Every request to `connector`, whatever the operation.
+pub fn all_requests(s: &Samples, connector: &str) -> f64 {
+    s.sum(
+        "roster_downstream_requests_total",
+        &[&format!("connector=\"{connector}\"")],
+    )
+}
+
+/// Watches `seconds` in which nothing changes: what the operator asked of the apps and
+/// of the apiserver, and each Connector's scans.
+pub async fn quiet(
+    w: &World,
+    operator: &Operator,
+    seconds: u64,
+) -> Result<(Quiet, Vec<Scan>, f64), String> {
+    let (op0, api0) = (
+        scrape::operator(&operator.probe).await?,
+        scrape::apiserver(&w.client).await?,
+    );
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let op = scrape::operator(&operator.probe).await?.since(&op0);
+    let api = scrape::apiserver(&w.client).await?.since(&api0);
+    let quiet = Quiet {
+        seconds: seconds as f64,
+        downstream_writes: writes(&op, None),
+        per_identity_reads: requests(&op, None, "observe"),
+        list_requests: lists(&op, None),
+        checks: requests(&op, None, "check"),
+        scans: op.sum("roster_inventory_scan_seconds_count", &[]),
+        status_writes: status_writes(&api),
+    };
+    let bare = [
+        ("scim", floor::scim_list(&w.apps.scim).await),
+        ("ldap", floor::ldap_list().await?),
+        ("pg", floor::pg_list(&w.apps.pg).await?),
+    ];
+    let scans = bare
+        .into_iter()
+        .map(|(name, bare)| {
+            let c = format!("{}/{name}", w.ns);
+            let label = format!("connector=\"{c}\"");
+            let n = op
+                .sum("roster_inventory_scan_seconds_count", &[&label])
+                .max(1.0);
+            Scan {
+                connector: name.into(),
+                seconds: op.sum("roster_inventory_scan_seconds_sum", &[&label]) / n,
+                requests: lists(&op, Some(&c)) / n,
+                bare,
+            }
+        })
+        .collect();
+    // Roster's SCIM requests per scan interval, for the naive comparison.
+    let scim = format!("{}/scim", w.ns);
+    let scim_scans = op
+        .sum(
+            "roster_inventory_scan_seconds_count",
+            &[&format!("connector=\"{scim}\"")],
+        )
+        .max(1.0);
+    Ok((quiet, scans, all_requests(&op, &scim) / scim_scans))
+}
+
+/// Stops the operator and starts a new one with every Identity converged: how soon it
+/// is ready, how soon every Identity has been reconciled once, and what it wrote.
+pub async fn cold_start(
+    w: &World,
+    operator: &mut Operator,
+    kubeconfig: &Path,
+    identities: usize,
+    limit: Duration,
+) -> Result<ColdStart, String> {
+    let api0 = scrape::apiserver(&w.client).await?;
+    operator.terminate();
+    let started = Instant::now();
+    *operator = Operator::start_logging(kubeconfig, "warn");
+    crate::ready(operator).await?;
+    let ready_seconds = started.elapsed().as_secs_f64();
+    let settled = loop {
+        let s = scrape::operator(&operator.probe).await?;
+        let reconciled = s.sum("roster_reconciliations_total", &[r#"kind="Identity""#]);
+        let busy = s.sum("roster_identity_queue_depth", &[])
+            + s.sum("roster_identity_reconciles_running", &[]);
+        if reconciled >= identities as f64 && busy == 0.0 {
+            break s;
+        }
+        if started.elapsed() > limit {
+            return Err(format!(
+                "cold start: {reconciled} of {identities} Identities reconciled after {limit:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let settled_seconds = started.elapsed().as_secs_f64();
+    let api = scrape::apiserver(&w.client).await?.since(&api0);
+    Ok(ColdStart {
+        ready_seconds,
+        settled_seconds,
+        downstream_writes: writes(&settled, None),
+        per_identity_reads: requests(&settled, None, "observe"),
+        status_writes: status_writes(&api),
+    })
+}
+
+/// Applies `joiners` new staff and, while they drain, terminates `leaving` one after
+/// another; then waits until every joiner is Synced.
+pub async fn backlog(
+    w: &World,
+    joiners: &[Person],
+    leaving: &[Person],
+    limit: Duration,
+) -> Result<Backlog, String> {
+    let started = Instant::now();
+    let applying = {
+        let (client, joiners) = (w.client.clone(), joiners.to_vec());
+        tokio::spawn(async move { world::apply_people(&client, &joiners).await })
+    };
+    let took = leavers::one_by_one(w, leaving, limit).await?;
+    let names: HashSet<&str> = joiners.iter().map(|p| p.name.as_str()).collect();
+    let synced_when_leavers_done = w.synced_among(|n| names.contains(n)).await?;
+    applying
+        .await
+        .map_err(|e| format!("applying the backlog: {e}"))??;
+    // The joiners' own statuses say when they are done: each is Synced once every app,
+    // read back, holds its account as declared. (The apps' census would also count the
+    // contractors the held policy lane left half done.)
+    while w.synced_among(|n| names.contains(n)).await? < joiners.len() {
+        if started.elapsed() > limit {
+            return Err(format!(
+                "the backlog of {} did not drain within {limit:?}",
+                joiners.len()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(Backlog {
+        joiners: joiners.len(),
+        synced_when_leavers_done,
+        drained_seconds: started.elapsed().as_secs_f64(),
+        leavers: Latency::of(&took),
+    })
+}
