@@ -156,7 +156,7 @@ async fn run(args: &Args) -> Result<Run, String> {
 
     eprintln!("joiners: {n} identities");
     let before = scrape::operator(&operator.probe).await?;
-    let (joined, scim_joined) = world.join_everyone(long).await?;
+    let joined = world.join_everyone(long).await?;
     let joined_requests = phases::all_requests(
         &scrape::operator(&operator.probe).await?.since(&before),
         &scim,
@@ -236,7 +236,6 @@ async fn run(args: &Args) -> Result<Run, String> {
             peak_rss_mib: mib(first.peak_rss.max(second.peak_rss)),
             cpu_seconds: first.cpu_seconds + second.cpu_seconds,
         },
-        joiner_scim_seconds: scim_joined.as_secs_f64(),
         scim_ceiling,
         quiet,
         scans,

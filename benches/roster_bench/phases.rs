@@ -53,6 +53,7 @@ pub async fn quiet(
         checks: requests(&op, None, "check"),
         scans: op.sum("roster_inventory_scan_seconds_count", &[]),
         status_writes: status_writes(&api),
+        status_writes_by_resource: scrape::status_writes_by_resource(&api),
     };
     let bare = [
         ("scim", floor::scim_list(&w.apps.scim).await),

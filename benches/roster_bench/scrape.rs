@@ -33,7 +33,8 @@ impl Samples {
                 n == name && labels.iter().all(|l| rest.contains(l))
             })
             .map(|(_, v)| v)
-            .sum()
+            // An empty sum is -0.0, which prints as "-0".
+            .fold(0.0, |a, b| a + b)
     }
 
     /// `self` minus `before`, sample by sample (counters over a window).
@@ -104,6 +105,26 @@ pub fn status_writes(s: &Samples) -> f64 {
         "apiserver_request_total",
         &[r#"group="roster.dev""#, r#"subresource="status""#],
     )
+}
+
+/// [`status_writes`] by resource (`identities`, `connectors`, …), those with any.
+pub fn status_writes_by_resource(s: &Samples) -> BTreeMap<String, f64> {
+    ["identities", "roles", "rolebindings", "connectors"]
+        .into_iter()
+        .map(|r| {
+            let resource = format!("resource=\"{r}\"");
+            let n = s.sum(
+                "apiserver_request_total",
+                &[
+                    r#"group="roster.dev""#,
+                    r#"subresource="status""#,
+                    &resource,
+                ],
+            );
+            (r.to_owned(), n)
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .collect()
 }
 
 /// CPU-seconds used so far by each process this one started, with its live

@@ -114,9 +114,9 @@ impl World {
     }
 
     /// Applies every Identity, then waits until every app shows everyone enabled with
-    /// the staff entitlement; returns how long that took from the first apply, and when
-    /// SCIM alone was done. Progress goes to stderr.
-    pub async fn join_everyone(&self, limit: Duration) -> Result<(Duration, Duration), String> {
+    /// the staff entitlement; returns how long that took from the first apply. Progress
+    /// goes to stderr.
+    pub async fn join_everyone(&self, limit: Duration) -> Result<Duration, String> {
         let started = Instant::now();
         let everyone: Vec<Person> = self.everyone().cloned().collect();
         apply_people(&self.client, &everyone).await?;
@@ -127,7 +127,7 @@ impl World {
     }
 
     /// Waits until the apps show `want`, once `identities` Identities report Synced;
-    /// returns the time since `started` then, and when SCIM first showed its part.
+    /// returns the time since `started` then.
     /// Statuses come from the apiserver: reading every app in full each poll would load
     /// single-threaded scim2-server as much as Roster does at 10k.
     pub async fn converge(
@@ -136,9 +136,8 @@ impl World {
         want: Census,
         identities: usize,
         limit: Duration,
-    ) -> Result<(Duration, Duration), String> {
+    ) -> Result<Duration, String> {
         let mut last = None;
-        let mut scim_done = None;
         while started.elapsed() < limit {
             let synced = self.synced().await?;
             if synced < identities {
@@ -153,12 +152,8 @@ impl World {
                 continue;
             }
             let seen = self.apps.census(STEM).await;
-            if seen.scim == want.scim {
-                scim_done.get_or_insert(started.elapsed());
-            }
             if seen == want {
-                let all = started.elapsed();
-                return Ok((all, scim_done.unwrap_or(all)));
+                return Ok(started.elapsed());
             }
             eprintln!(
                 "  {:>6.1} s  all Synced, the apps show {seen:?}",
