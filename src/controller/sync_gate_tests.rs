@@ -99,3 +99,15 @@ async fn no_reconciler_acts_before_every_cache_is_listed() {
         );
     }
 }
+
+/// A reconcile waiting for its turn holds only a little: its pass's state is made on
+/// the heap once the turn comes. Inline, it was 21 KB for every waiting Identity — most
+/// of the operator's memory under a backlog of thousands.
+#[tokio::test]
+async fn a_waiting_reconcile_is_small() {
+    let (ctx, _w) = unsynced();
+    let spec: IdentitySpec = serde_json::from_value(serde_json::json!({"username": "a"})).unwrap();
+    let waiting = identity::reconcile(Arc::new(Identity::new("a", spec)), ctx);
+    let bytes = std::mem::size_of_val(&waiting);
+    assert!(bytes < 4096, "a waiting reconcile takes {bytes} bytes");
+}
