@@ -264,19 +264,32 @@ async fn idle_memory(
     }
     eprintln!("memory: {count} more Identities that no binding matches");
     let people = (0..count).map(|i| (format!("idle-{i:06}"), format!("idle.{i:06}")));
-    world::apply_identities(&world.client, people).await?;
+    let reconciled =
+        |s: &scrape::Samples| s.sum("roster_reconciliations_total", &[r#"kind="Identity""#]);
     let before = scrape::operator(&operator.probe).await?;
-    let done = before.sum("roster_reconciliations_total", &[r#"kind="Identity""#]);
+    world::apply_identities(&world.client, people).await?;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    eprintln!("  applied; RSS {:.1} MiB", mib(operator.usage().rss));
+    let want = reconciled(&before) + count as f64;
+    let mut shown = reconciled(&before);
+    // Bounded: an hour.
     for _ in 0..36_000 {
         let s = scrape::operator(&operator.probe).await?;
         let busy = s.sum("roster_identity_queue_depth", &[])
             + s.sum("roster_identity_reconciles_running", &[]);
-        if busy == 0.0 && s.sum("roster_reconciliations_total", &[r#"kind="Identity""#]) >= done {
+        if busy == 0.0 && reconciled(&s) >= want {
             break;
+        }
+        if reconciled(&s) >= shown + 10_000.0 {
+            shown = reconciled(&s);
+            eprintln!(
+                "  {shown} reconciled, RSS {:.1} MiB",
+                mib(operator.usage().rss)
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(Some(operator.usage().rss as f64 / (1024.0 * 1024.0)))
+    Ok(Some(mib(operator.usage().rss)))
 }
 
 /// Waits for the operator's /readyz.

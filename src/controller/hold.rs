@@ -23,7 +23,7 @@ use crate::{
 
 /// The reason an account reports while a breaker holds its removal. Such an account is
 /// not retried on a timer: the approval that releases it changes the Connector's
-/// annotations, and that change re-queues the namespace's identities.
+/// annotations, and that change re-queues the Connector's account holders.
 pub const HELD: &str = "Quarantined";
 
 /// How many accounts Roster manages on `key`, from the Identities' status.

@@ -20,8 +20,9 @@ impl FanOut {
         let (jobs, mut rx) = mpsc::unbounded_channel::<Job>();
         let task = tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
-                // A job that panics loses its own triggers only; the next resync finds
-                // what it would have found.
+                // A job that panics loses its own triggers only: the next scan finds
+                // the accounts they would have fixed, a restart the joiners they would
+                // have provisioned.
                 if let Err(err) = tokio::task::spawn_blocking(job).await {
                     tracing::error!(error = %err, "a fan-out job failed");
                 }

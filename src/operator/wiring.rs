@@ -5,7 +5,7 @@
 //! controllers. A controller triggered by a change therefore always reads a cache that
 //! already holds that change, deletions included. (Separate watches per controller would
 //! race: a reconcile could read a cache that has not seen the change yet, and a joiner
-//! would wait for the next resync.) The mapping — CEL expressions evaluated for every
+//! would wait for its next change.) The mapping — CEL expressions evaluated for every
 //! identity — runs in [`FanOut`], so a watch task only ever reads its watch.
 
 use std::{

@@ -143,10 +143,17 @@ pub async fn scan(
         .filter(|(i, _)| holds_account(i, &key))
         .map(|(_, name)| name.as_str())
         .collect();
+    let held: std::collections::HashSet<String> = ctx
+        .budgets
+        .snapshot(connector, now)
+        .held
+        .into_iter()
+        .map(|h| h.identity)
+        .collect();
     let looks = to_look_at(
         &assessment,
         |n| provisioned.contains(n),
-        |n| ctx.lanes.is_waiting(n),
+        |n| ctx.lanes.is_waiting(n) || held.contains(n),
     );
     for name in looks {
         let _ = ctx.identity_triggers.send(ObjectRef::new(name));
@@ -187,8 +194,11 @@ pub async fn scan(
     })
 }
 
-/// The drifted identities worth a reconcile: not those a reconcile already waits for
-/// (`waiting`), nor those whose account is missing because it was never made — their
+/// The drifted identities worth a reconcile: not those a reconcile already waits for or
+/// whose removal a breaker holds until its approval re-queues them (`waiting`: at 2,000
+/// identities a bad commit's 500 held contractors were re-read on four apps at every
+/// scan, and the leavers beside them slowed to 2 s), nor those whose account is missing
+/// because it was never made — their
 /// status records none here (`provisioned` says no): their first pass, queued or
 /// retrying on its own, makes it. A scan that re-queued every joiner of a backlog each
 /// poll interval only lengthened the queue they were in. An account that existed and is
