@@ -194,15 +194,15 @@ pub async fn scan(
     })
 }
 
-/// The drifted identities worth a reconcile: not those a reconcile already waits for or
+/// The drifted identities worth a reconcile. Not those a reconcile already waits for or
 /// whose removal a breaker holds until its approval re-queues them (`waiting`: at 2,000
 /// identities a bad commit's 500 held contractors were re-read on four apps at every
-/// scan, and the leavers beside them slowed to 2 s), nor those whose account is missing
-/// because it was never made — their
-/// status records none here (`provisioned` says no): their first pass, queued or
-/// retrying on its own, makes it. A scan that re-queued every joiner of a backlog each
-/// poll interval only lengthened the queue they were in. An account that existed and is
-/// gone (deleted downstream) is drift like any other. Pure.
+/// scan, and the leavers beside them slowed to 2 s). Nor those whose account is missing
+/// because it was never made, whose status records none here (`provisioned` says no):
+/// their first pass, queued or retrying on its own, makes it, and a scan that re-queued
+/// every joiner of a backlog each poll interval only lengthened the queue they were in.
+/// An account that existed and is gone (deleted downstream) is drift like any other.
+/// Pure.
 pub fn to_look_at(
     assessment: &Assessment,
     provisioned: impl Fn(&str) -> bool,
