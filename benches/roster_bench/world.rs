@@ -189,13 +189,7 @@ impl World {
                 .items
                 .iter()
                 .filter(|i| i.metadata.name.as_deref().is_some_and(&which))
-                .filter(|i| {
-                    i.status.as_ref().is_some_and(|st| {
-                        st.observed_generation == i.metadata.generation
-                            && conditions::find(&st.conditions, conditions::SYNCED)
-                                .is_some_and(|c| c.status == "True")
-                    })
-                })
+                .filter(|i| crate::harness::synced(i))
                 .count();
             token = page.metadata.continue_.filter(|t| !t.is_empty());
             if token.is_none() {

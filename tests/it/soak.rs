@@ -15,7 +15,7 @@ use std::{
 use serde_json::{Value, json};
 
 use kube::{Api, api::ListParams};
-use roster::api::{Identity, conditions};
+use roster::api::Identity;
 
 use crate::harness::{
     self,
@@ -159,16 +159,7 @@ impl Soak {
             .await
             .map(|l| l.items)
             .unwrap_or_default();
-        let done = list
-            .iter()
-            .filter(|i| {
-                i.status.as_ref().is_some_and(|st| {
-                    st.observed_generation == i.metadata.generation
-                        && conditions::find(&st.conditions, conditions::SYNCED)
-                            .is_some_and(|c| c.status == "True")
-                })
-            })
-            .count();
+        let done = list.iter().filter(|i| harness::synced(i)).count();
         (done, list.len())
     }
 

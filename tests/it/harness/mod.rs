@@ -35,6 +35,15 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
 };
 
+/// Whether `identity`'s status says `Synced` for its current generation.
+pub fn synced(identity: &roster::api::Identity) -> bool {
+    identity.status.as_ref().is_some_and(|st| {
+        st.observed_generation == identity.metadata.generation
+            && roster::api::conditions::find(&st.conditions, roster::api::conditions::SYNCED)
+                .is_some_and(|c| c.status == "True")
+    })
+}
+
 /// Server-side applies `obj` (a Secret or any Roster kind; namespaced ones into `ns`).
 pub async fn apply(client: &Client, ns: &str, obj: serde_json::Value) {
     use k8s_openapi::api::core::v1::Secret;
