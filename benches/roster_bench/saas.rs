@@ -149,15 +149,11 @@ pub async fn scenario(
 ) -> Result<Saas, String> {
     use std::time::Instant;
 
-    use k8s_openapi::api::core::v1::Secret;
     use kube::{Api, api::Patch, api::PatchParams};
-    use roster::api::{Connector, Identity, Role, RoleBinding};
+    use roster::api::Identity;
     use serde_json::json;
 
-    use crate::{
-        harness::{apps, control_plane, scim},
-        world::apply_in,
-    };
+    use crate::harness::{self, apps, control_plane, scim};
 
     const RATE: u32 = WRITES_PER_MINUTE / 60;
     let ns = control_plane().namespace(client, "saas").await;
@@ -169,9 +165,9 @@ pub async fn scenario(
     let extra = json!({"rateLimit": {"requestsPerSecond": RATE, "burst": RATE},
         "pollIntervalSeconds": 300});
     let [secret, connector] = apps::scim_connector(&format!("{proxy}{path}"), &extra);
-    apply_in::<Secret>(client, &ns, secret).await;
-    apply_in::<Connector>(client, &ns, connector).await;
-    apply_in::<Role>(
+    harness::apply(client, &ns, secret).await;
+    harness::apply(client, &ns, connector).await;
+    harness::apply(
         client,
         &ns,
         json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role",
@@ -179,7 +175,7 @@ pub async fn scenario(
             {"connector": "scim", "name": "saas-staff"}]}}),
     )
     .await;
-    apply_in::<RoleBinding>(
+    harness::apply(
         client,
         &ns,
         json!({"apiVersion": "roster.dev/v1alpha1",

@@ -4,16 +4,15 @@
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::{NamespaceResourceScope, api::core::v1::Secret};
 use kube::{
-    Api, Client, Resource,
+    Api, Client,
     api::{ListParams, Patch, PatchParams},
 };
-use roster::api::{Connector, Identity, Role, RoleBinding, conditions};
-use serde::{Serialize, de::DeserializeOwned};
+use roster::api::{Connector, Identity, RoleBinding, conditions};
 use serde_json::{Value, json};
 
 use crate::harness::{
+    self,
     apps::{self, Apps, Census},
     control_plane, ldap, scim,
 };
@@ -74,22 +73,22 @@ impl World {
         let extra = json!({"rateLimit": {"requestsPerSecond": rate, "burst": rate},
             "pollIntervalSeconds": poll});
         let [secret, connector] = apps::scim_connector(&base, &extra);
-        w.apply::<Secret>(secret).await;
-        w.apply::<Connector>(connector).await;
+        w.apply(secret).await;
+        w.apply(connector).await;
         let mut others = apps::other_three(&extra).into_iter();
         if let Some(secret) = others.next() {
-            w.apply::<Secret>(secret).await;
+            w.apply(secret).await;
         }
         for connector in others {
-            w.apply::<Connector>(connector).await;
+            w.apply(connector).await;
         }
         let entitlements = apps::make_staff(STEM, &w.apps.scim, &w.client).await;
-        w.apply::<Role>(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role",
+        w.apply(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role",
             "metadata": {"name": "staff"}, "spec": {"entitlements": entitlements}}))
             .await;
         for (binding, kind) in [("staff", 's'), ("contractors", 'c')] {
             let expr = format!("identity.username.startsWith(\"{STEM}.{kind}\")");
-            w.apply::<RoleBinding>(json!({"apiVersion": "roster.dev/v1alpha1",
+            w.apply(json!({"apiVersion": "roster.dev/v1alpha1",
                 "kind": "RoleBinding", "metadata": {"name": binding},
                 "spec": {"role": "staff", "subjects": {"expression": expr}}}))
                 .await;
@@ -97,15 +96,9 @@ impl World {
         w
     }
 
-    async fn apply<K>(&self, obj: Value)
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + Serialize
-            + std::fmt::Debug,
-    {
-        apply_in::<K>(&self.client, &self.ns, obj).await;
+    /// Server-side applies `obj` (a Secret or a Roster kind) in the namespace.
+    async fn apply(&self, obj: Value) {
+        harness::apply(&self.client, &self.ns, obj).await;
     }
 
     /// Everyone, staff first.
@@ -288,27 +281,4 @@ pub async fn apply_identities(
         .try_collect::<Vec<_>>()
         .await
         .map(|_| ())
-}
-
-/// Applies `obj` in namespace `ns` as the benchmark's field manager.
-pub async fn apply_in<K>(client: &Client, ns: &str, obj: Value)
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
-{
-    let name = obj["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    Api::<K>::namespaced(client.clone(), ns)
-        .patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(obj),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("apply {name}: {e}"));
 }
