@@ -95,6 +95,20 @@ fn send_all<K: Resource>(tx: &Triggers<K>, refs: impl IntoIterator<Item = Object
     }
 }
 
+/// What `kubectl apply` keeps on an object: a copy of the whole object as last applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from a watched object what no controller reads and what costs the cache most:
+/// the managed fields (one entry per field manager, each listing every field it set) and
+/// `kubectl apply`'s copy of the object. At 30,000 identities they were most of what the
+/// cache held. Writes are server-side applies of our own fields, which never send them.
+fn slim<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+    if let Some(annotations) = obj.meta_mut().annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
 /// Drives the watch of `K` into its cache; forwards objects to `own` once the cache holds
 /// them and calls `on_change` for every change after the first listing (that listing
 /// reconciles everything anyway), including what a re-list finds changed or gone. Writes
@@ -114,7 +128,9 @@ where
 {
     let events = reflector::reflector(
         writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(slim),
     );
     tokio::spawn(async move {
         futures::pin_mut!(events);
@@ -293,5 +309,37 @@ pub fn wire(client: &Client) -> Wiring {
         tasks,
         identity_triggers: to_identities,
         connector_triggers: to_connectors,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use kube::ResourceExt;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_no_managed_fields_nor_last_applied_copy() {
+        let mut i = Identity::new(
+            "ada",
+            serde_json::from_value(json!({"username": "ada"})).unwrap(),
+        );
+        i.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+        i.metadata.annotations = Some(
+            [
+                (LAST_APPLIED.to_string(), "{}".to_string()),
+                ("roster.dev/approve".to_string(), "yes".to_string()),
+            ]
+            .into(),
+        );
+        slim(&mut i);
+        assert_eq!(i.metadata.managed_fields, None);
+        assert_eq!(
+            i.annotations().keys().collect::<Vec<_>>(),
+            ["roster.dev/approve"],
+            "annotations the controllers read stay"
+        );
     }
 }
