@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 CACHE=${ROSTER_CACHE:-$HOME/.cache/roster}
 CARGO_FUZZ_VERSION=0.13.2
 SECONDS_EACH=${FUZZ_SECONDS:-5}
-TARGETS=(scim_answer ldap_names kubernetes_grant cel_subjects)
+TARGETS=(scim_answer ldap_names kubernetes_grant cel_subjects hr_export)
 
 bin="$CACHE/cargo-fuzz-$CARGO_FUZZ_VERSION/bin"
 if [[ ! -x "$bin/cargo-fuzz" ]]; then

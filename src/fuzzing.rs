@@ -11,7 +11,7 @@ use crate::{
         ldap::dn,
         scim,
     },
-    lifecycle::subjects::SubjectMatcher,
+    lifecycle::{source, subjects::SubjectMatcher},
 };
 
 /// Two strings from one input, for the targets that take two: split at the first NUL,
@@ -98,6 +98,68 @@ pub fn cel_subjects(expression: &str) {
     }
 }
 
+/// An HR export, as CSV and as JSON, read and planned against Identities the source owns:
+/// whatever the file, every Identity written has a name Kubernetes takes and a username
+/// its schema takes, and a worker whose row could not be used is never made a leaver.
+pub fn hr_export(text: &str) {
+    use crate::api::{ExportFormat, FieldMapping, MissingWorker};
+    use source::plan::{self, Current};
+
+    let mapping = FieldMapping {
+        username: "user".into(),
+        hire_date: Some("hired".into()),
+        termination_date: Some("left".into()),
+        state: Some("status".into()),
+        manager: Some("manager".into()),
+        attributes: [("department".to_owned(), "dept".to_owned())].into(),
+        ..FieldMapping::default()
+    };
+    let owned = |username: &str| Current {
+        spec: IdentitySpec {
+            username: username.into(),
+            ..sample_identity().spec
+        },
+        source: Some("hr/fuzz".into()),
+        digest: None,
+        removed_at: None,
+    };
+    let existing = [
+        ("ada".to_owned(), owned("ada")),
+        ("grace".to_owned(), owned("grace")),
+    ]
+    .into();
+    let now = k8s_openapi::jiff::Timestamp::UNIX_EPOCH;
+    for format in [ExportFormat::Csv, ExportFormat::Json] {
+        let Ok(records) = source::export::parse(text, format) else {
+            continue;
+        };
+        let p = plan::plan(
+            "hr/fuzz",
+            &records,
+            &mapping,
+            MissingWorker::Terminate,
+            &existing,
+            now,
+        );
+        for w in p.writes.iter().chain(&p.removals) {
+            assert!(names::is_object_name(&w.name), "Identity name {:?}", w.name);
+            let u = &w.spec.username;
+            let ok = u.len() <= 128
+                && u.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && u.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._@+-".contains(c));
+            assert!(ok, "username {u:?}");
+        }
+        for problem in &p.problems {
+            let named = problem.identity.as_deref();
+            assert!(
+                !p.removals.iter().any(|w| Some(w.name.as_str()) == named),
+                "{named:?} left although its row was unusable"
+            );
+        }
+    }
+}
+
 fn sample_identity() -> Identity {
     let spec: Result<IdentitySpec, _> = serde_json::from_value(serde_json::json!({
         "username": "ada.lovelace", "displayName": "Ada Lovelace",
@@ -147,6 +209,9 @@ mod tests {
         }
         for input in corpus("cel_subjects") {
             cel_subjects(&String::from_utf8_lossy(&input));
+        }
+        for input in corpus("hr_export") {
+            hr_export(&String::from_utf8_lossy(&input));
         }
     }
 }

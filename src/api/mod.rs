@@ -1,4 +1,4 @@
-//! The `roster.dev/v1alpha1` API: the four custom resources and the types they share.
+//! The `roster.dev/v1alpha1` API: the five custom resources and the types they share.
 //!
 //! Every field carries rustdoc because the generated CRD turns it into `kubectl explain`
 //! text. `crds/` is generated from these types with `roster crds`; a test fails when the
@@ -12,6 +12,8 @@ mod common;
 mod connector;
 #[allow(clippy::duplicated_attributes)]
 mod identity;
+#[allow(clippy::duplicated_attributes)]
+mod identity_source;
 mod prose;
 #[allow(clippy::duplicated_attributes)]
 mod role;
@@ -28,6 +30,11 @@ pub use connector::{
 pub use identity::{
     AccountState, AccountStatus, BudgetedAt, ConnectorReceipt, DeprovisioningReceipt, Identity,
     IdentityKind, IdentitySpec, IdentityStatus, LifecycleState,
+};
+pub use identity_source::{
+    ConfigMapKeyRef, ExportFormat, FieldMapping, HrExport, IdentitySource, IdentitySourceSpec,
+    IdentitySourceStatus, ImportSafeguard, MissingWorker, SourceClash, SourcePolicy,
+    SourceQuarantine,
 };
 pub use role::{EntitlementRef, Role, RoleSpec, RoleStatus};
 pub use role_binding::{RoleBinding, RoleBindingSpec, RoleBindingStatus, Subjects};
@@ -50,6 +57,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Role::crd(),
         RoleBinding::crd(),
         Connector::crd(),
+        IdentitySource::crd(),
     ]
     .into_iter()
     .map(as_prose)

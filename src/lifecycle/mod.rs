@@ -4,6 +4,7 @@
 //! - [`plan`]: desired vs observed, through the ownership ledger and the Connector's
 //!   policies → the changes to make and the drift to report.
 //! - [`audit`]: what caused each change and what reading back found, as evidence.
+//! - [`source`]: an HR export → the Identities it declares, within its safeguard.
 
 pub mod audit;
 pub mod bounds;
@@ -14,6 +15,7 @@ pub mod model;
 pub mod owner;
 pub mod plan;
 pub mod resolve;
+pub mod source;
 pub mod subjects;
 
 pub use model::{
