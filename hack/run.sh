@@ -260,7 +260,8 @@ KUBECONFIG
   "$roster" crds | kubectl apply --server-side -f - >/dev/null
   "$roster" admission-policy | kubectl apply --server-side -f - >/dev/null
   kubectl wait --for condition=Established --timeout 60s crd \
-    identities.roster.dev roles.roster.dev rolebindings.roster.dev connectors.roster.dev >/dev/null
+    identities.roster.dev roles.roster.dev rolebindings.roster.dev connectors.roster.dev \
+    identitysources.roster.dev >/dev/null
 
   log "applying examples/ into namespace $NAMESPACE"
   kubectl create namespace "$NAMESPACE" >/dev/null
@@ -274,7 +275,7 @@ KUBECONFIG
   synced() { [[ $(kubectl get identities -o jsonpath='{.items[*].status.conditions[?(@.type=="Synced")].status}') == "True True True" ]]; }
   wait_for "the example identities to be provisioned" 60 synced
 
-  kubectl get identities,connectors -A
+  kubectl get identities,connectors,identitysources -A
   echo
   echo "Accounts in the SCIM app (userName active: groups):"
   scim "http://127.0.0.1:$SCIM_PORT/v2/Groups" | python3 -c '
@@ -324,9 +325,13 @@ for u in json.load(urllib.request.urlopen(req))["Resources"]:
 Roster is running against a local control plane.
   export KUBECONFIG=$KUBECONFIG_FILE
   export PATH=$bin:\$PATH        # kubectl $("$bin/kubectl" version --client -o json | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -1)
-  kubectl get identities,connectors -A
-  kubectl patch identity ada --type merge -p '{"spec":{"attributes":{"department":"finance"}}}'   # a mover
-  kubectl patch identity ada --type merge -p '{"spec":{"state":"Terminated"}}'                    # a leaver
+  kubectl get identities,connectors,identitysources -A
+  # The people come from HR: edit the export, as HR would, and apply it.
+  kubectl -n $NAMESPACE get configmap hr-export -o jsonpath='{.data.workers\.csv}' > workers.csv
+  sed -i 's/,engineering,Staff Engineer,/,finance,Staff Engineer,/' workers.csv                  # HR moves ada
+  sed -i 's/^\(ada,.*\),Active\$/\1,Terminated/' workers.csv                                    # HR terminates ada
+  kubectl -n $NAMESPACE create configmap hr-export --from-file=workers.csv --dry-run=client -o yaml |
+    kubectl apply --server-side --force-conflicts -f -                                            # ...read within 10 s
   kubectl get identity ada -o jsonpath='{.status.deprovisioning}'                                  # the receipt
   curl -s -H 'Authorization: Bearer $SCIM_TOKEN' http://127.0.0.1:$SCIM_PORT/v2/Users           # the SCIM app
   ldapsearch -x -H ldap://127.0.0.1:$LDAP_PORT -D cn=roster,$LDAP_SUFFIX -w $LDAP_PASSWORD -b $LDAP_SUFFIX uid memberOf

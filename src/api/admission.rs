@@ -7,7 +7,10 @@
 //! - A Role's create, or a change of its entitlements, needs verb `grant` on the
 //!   Connector of each entitlement it adds or changes (`connectors.roster.dev`, by name),
 //!   unless the author holds `escalate` on the Role.
-//! - Setting or changing a Connector's approval annotations (`roster.dev/approve-removals`,
+//! - An IdentitySource's create, or a change of its spec, needs `create` and `update` on
+//!   `identities.roster.dev` and `get` on the ConfigMap it reads: a source writes
+//!   Identities, and must not let its author mint people they could not mint by hand.
+//! - Setting or changing a Connector's (or an IdentitySource's) approval annotations (`roster.dev/approve-removals`,
 //!   `roster.dev/approve-leavers`, `roster.dev/approved-by`) needs `roster.dev/approved-by`
 //!   to be the requester's own username: audit records name the approver, and no one can
 //!   approve in another's name.
@@ -40,6 +43,11 @@ pub const BIND_POLICY: &str = "roster.dev-bind";
 pub const ESCALATE_POLICY: &str = "roster.dev-escalate";
 /// The policy recording who approves a Connector's held removals.
 pub const APPROVAL_POLICY: &str = "roster.dev-approval";
+/// The policy guarding IdentitySources: a source writes Identities, so its author must
+/// be able to write them, and to read the export it names.
+pub const SOURCE_POLICY: &str = "roster.dev-source";
+/// The policy recording who approves an IdentitySource's held leavers.
+pub const SOURCE_APPROVAL_POLICY: &str = "roster.dev-source-approval";
 
 /// The Connector annotations an approval consists of; the last names the approver.
 const APPROVAL_ANNOTATIONS: [&str; 3] = [
@@ -150,8 +158,9 @@ fn escalate_policy() -> ValidatingAdmissionPolicy {
     )
 }
 
-/// Connectors: an approval set or changed names its requester in `roster.dev/approved-by`.
-fn approval_policy() -> ValidatingAdmissionPolicy {
+/// Connectors and IdentitySources (`resource`, under policy `name`): an approval set or
+/// changed names its requester in `roster.dev/approved-by`.
+fn approval_policy(name: &str, resource: &str, kind: &str) -> ValidatingAdmissionPolicy {
     // An annotation's value, '' when absent; `o` is `object` or `oldObject`.
     let value = |o: &str, k: &str| {
         format!(
@@ -171,8 +180,8 @@ fn approval_policy() -> ValidatingAdmissionPolicy {
     );
     let by = APPROVAL_ANNOTATIONS[2];
     policy(
-        APPROVAL_POLICY,
-        "connectors",
+        name,
+        resource,
         vec![variable("changed", changed)],
         Validation {
             expression: format!(
@@ -180,7 +189,7 @@ fn approval_policy() -> ValidatingAdmissionPolicy {
                 value("object", &format!("'{by}'"))
             ),
             message_expression: Some(format!(
-                "request.userInfo.username + ' may approve removals on Connector ' + object.metadata.name + ' only in their own name: set the annotation {by}=' + request.userInfo.username + ' with the approval'"
+                "request.userInfo.username + ' may approve removals on {kind} ' + object.metadata.name + ' only in their own name: set the annotation {by}=' + request.userInfo.username + ' with the approval'"
             )),
             reason: Some("Forbidden".into()),
             ..Validation::default()
@@ -188,9 +197,54 @@ fn approval_policy() -> ValidatingAdmissionPolicy {
     )
 }
 
+/// IdentitySources: whoever creates one or changes its spec could write Identities
+/// (`create` and `update` on `identities.roster.dev`) and read the ConfigMap it names,
+/// so a source never lets its author mint people they could not mint by hand. One
+/// validation per check: each authorizer call is costly enough that three in one
+/// expression exceed the apiserver's per-expression cost limit.
+fn source_policy() -> ValidatingAdmissionPolicy {
+    let changed = "request.operation == 'CREATE' || object.spec != oldObject.spec".to_owned();
+    let needs = |check: String, what: &str| Validation {
+        expression: format!("!variables.changed || {check}"),
+        message_expression: Some(format!(
+            "request.userInfo.username + ' may not write IdentitySource ' + object.metadata.name + ' in namespace ' + object.metadata.namespace + ': that needs {what}'"
+        )),
+        reason: Some("Forbidden".into()),
+        ..Validation::default()
+    };
+    let identities = |verb: &str| {
+        needs(
+            format!("authorizer.group('{GROUP}').resource('identities').check('{verb}').allowed()"),
+            &format!("verb {verb} on identities.{GROUP}"),
+        )
+    };
+    let export = needs(
+        "authorizer.group('').resource('configmaps').namespace(object.metadata.namespace).name(object.spec.hrExport.configMap.name).check('get').allowed()".into(),
+        "verb get on the ConfigMap it reads",
+    );
+    let mut p = policy(
+        SOURCE_POLICY,
+        "identitysources",
+        vec![variable("changed", changed)],
+        identities("create"),
+    );
+    if let Some(spec) = p.spec.as_mut() {
+        spec.validations
+            .get_or_insert_with(Vec::new)
+            .extend([identities("update"), export]);
+    }
+    p
+}
+
 /// Every policy.
 pub fn policies() -> Vec<ValidatingAdmissionPolicy> {
-    vec![bind_policy(), escalate_policy(), approval_policy()]
+    vec![
+        bind_policy(),
+        escalate_policy(),
+        approval_policy(APPROVAL_POLICY, "connectors", "Connector"),
+        source_policy(),
+        approval_policy(SOURCE_APPROVAL_POLICY, "identitysources", "IdentitySource"),
+    ]
 }
 
 /// A binding per policy, denying in every namespace.

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod lanes;
 pub mod role;
 pub mod role_binding;
+pub mod source;
 pub mod status;
 pub mod write;
 
@@ -144,6 +145,8 @@ pub struct Context {
     /// How long a Service identity keeps its access after its owner left
     /// ([`crate::lifecycle::owner`]).
     pub owner_grace: k8s_openapi::jiff::SignedDuration,
+    /// Leavers each IdentitySource applied in this process.
+    pub source_removals: source::Recent,
 }
 
 /// The retry policy for a failed reconcile: a fixed, short delay. Spec errors never get
@@ -217,6 +220,7 @@ fn test_context(stores: Stores) -> Context {
         metrics: Arc::new(Metrics::new()),
         stores,
         owner_grace: k8s_openapi::jiff::SignedDuration::from_hours(24),
+        source_removals: Default::default(),
     }
 }
 

@@ -23,8 +23,8 @@ use tokio::{net::TcpListener, sync::watch};
 
 pub use self::leader::{LeaderOptions, Timing};
 use crate::{
-    api::{Connector, Identity, Role, RoleBinding},
-    controller::{self, Context, connector, identity, role, role_binding},
+    api::{Connector, Identity, IdentitySource, Role, RoleBinding},
+    controller::{self, Context, connector, identity, role, role_binding, source},
     telemetry::Metrics,
 };
 
@@ -156,6 +156,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         last_scans: Default::default(),
         backends: crate::provision::Backends::new(opts.targets.clone(), metrics.clone()),
         owner_grace: opts.owner_grace,
+        source_removals: Default::default(),
         client: client.clone(),
         recorder: Recorder::new(client.clone(), controller::MANAGER.into()),
         metrics,
@@ -233,6 +234,7 @@ async fn run_controllers(controllers: wiring::Controllers, ctx: Arc<Context>, st
         roles,
         bindings,
         connectors,
+        sources,
     } = controllers;
     tokio::join!(
         controller::drive(
@@ -264,6 +266,14 @@ async fn run_controllers(controllers: wiring::Controllers, ctx: Arc<Context>, st
             connectors.graceful_shutdown_on(stop.wait()).run(
                 connector::reconcile,
                 controller::error_policy,
+                ctx.clone()
+            ),
+        ),
+        controller::drive(
+            "IdentitySource",
+            sources.graceful_shutdown_on(stop.wait()).run(
+                source::reconcile,
+                controller::error_policy,
                 ctx
             ),
         ),
@@ -288,6 +298,7 @@ async fn ensure_crds(client: &Client) -> Result<(), Error> {
     check_served::<Role>(client, &mut missing).await?;
     check_served::<RoleBinding>(client, &mut missing).await?;
     check_served::<Connector>(client, &mut missing).await?;
+    check_served::<IdentitySource>(client, &mut missing).await?;
     if missing.is_empty() {
         Ok(())
     } else {

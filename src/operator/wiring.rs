@@ -18,7 +18,7 @@ use futures::{Stream, StreamExt};
 use kube::{
     Api, Client, Resource,
     runtime::{
-        Controller, WatchStreamExt, controller,
+        Controller, Predicate, WatchStreamExt, controller, predicates,
         reflector::{self, ObjectRef},
         watcher,
     },
@@ -32,7 +32,7 @@ use super::{
     significance::Filters,
 };
 use crate::{
-    api::{Connector, Identity, Role, RoleBinding},
+    api::{Connector, Identity, IdentitySource, Role, RoleBinding},
     controller::{Stores, identity, role, role_binding},
 };
 
@@ -63,6 +63,8 @@ pub struct Controllers {
     pub bindings: Controller<RoleBinding>,
     /// The Connector controller.
     pub connectors: Controller<Connector>,
+    /// The IdentitySource controller.
+    pub sources: Controller<IdentitySource>,
 }
 
 /// The controllers, built on the shared watches, and the tasks driving those watches.
@@ -166,7 +168,38 @@ where
     })
 }
 
-/// Builds the four controllers on four shared watches.
+/// The IdentitySource controller, on a watch of its own (no other kind reads sources),
+/// and the task driving that watch. Only a new generation or an annotation (an
+/// approval) triggers a read; status writes do not, and the read repeats every
+/// `pollSeconds` by requeue. The watch runs in its own task, as the shared ones do: a
+/// controller waits for its cache's first list, and a cache filled only when the
+/// controller polls its stream would never finish one once a shutdown stops the polling.
+fn sources(client: &Client) -> (Controller<IdentitySource>, JoinHandle<()>) {
+    let (reader, writer) = reflector::store::<IdentitySource>();
+    let changes = reflector::reflector(
+        writer,
+        watcher(Api::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .modify(slim),
+    )
+    .applied_objects()
+    .predicate_filter(
+        predicates::generation.combine(predicates::annotations),
+        Default::default(),
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(changes);
+        while let Some(change) = changes.next().await {
+            if tx.send(change).is_err() {
+                return; // the controller is gone: shutting down
+            }
+        }
+    });
+    (Controller::for_stream(stream_of(rx), reader), task)
+}
+
+/// Builds the four controllers on four shared watches, and the IdentitySource one.
 pub fn wire(client: &Client) -> Wiring {
     let (identity_reader, identity_writer) = reflector::store::<Identity>();
     let (role_reader, role_writer) = reflector::store::<Role>();
@@ -190,7 +223,8 @@ pub fn wire(client: &Client) -> Wiring {
     let (to_connectors, connector_triggers) = mpsc::unbounded_channel::<ObjectRef<Connector>>();
 
     let (fan, fan_task) = FanOut::start();
-    let mut tasks = vec![fan_task];
+    let (sources, sources_task) = sources(client);
+    let mut tasks = vec![fan_task, sources_task];
     // An owner's change re-checks the Service identities it owns.
     tasks.push(watch(
         Api::all(client.clone()),
@@ -302,6 +336,7 @@ pub fn wire(client: &Client) -> Wiring {
         connectors: Controller::for_stream(stream_of(connector_own_rx), stores.connectors.clone())
             .with_config(controller::Config::default().concurrency(CONNECTOR_CONCURRENCY))
             .reconcile_on(stream_of(connector_triggers)),
+        sources,
     };
     Wiring {
         controllers,

@@ -121,9 +121,22 @@ pub fn expect(active: bool, held: &[&str]) -> Seen {
     }
 }
 
-/// The person the scenario takes through: `{stem}.ada`, Identity `{stem}-ada`.
+/// Who writes the person: a hand-written Identity, or an HR export that an
+/// IdentitySource reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// The test applies the Identity itself.
+    Identity,
+    /// The test writes a CSV export into the ConfigMap `hr`, read by the IdentitySource
+    /// `hr`; a leaver's row is taken out of the export, a colleague's stays.
+    HrExport,
+}
+
+/// The person the scenario takes through: `{stem}.ada`, Identity `{stem}-ada` (from an
+/// HR export: `{stem}.ada`, the name the source derives from the username).
 struct Person<'a> {
     stem: &'a str,
+    feed: Feed,
 }
 
 impl Person<'_> {
@@ -132,16 +145,53 @@ impl Person<'_> {
     }
 
     fn identity(&self) -> String {
-        format!("{}-ada", self.stem)
+        match self.feed {
+            Feed::Identity => format!("{}-ada", self.stem),
+            Feed::HrExport => self.user(),
+        }
     }
 }
 
 async fn person(s: &Scenario, p: &Person<'_>, department: &str, state: &str) {
-    s.identity(
-        &p.identity(),
-        json!({"username": p.user(), "displayName": "Ada Lovelace", "givenName": "Ada",
-        "familyName": "Lovelace", "emails": [format!("{}@example.com", p.user())],
-        "attributes": {"department": department}, "state": state}),
+    let user = p.user();
+    match p.feed {
+        Feed::Identity => {
+            s.identity(
+                &p.identity(),
+                json!({"username": user, "displayName": "Ada Lovelace", "givenName": "Ada",
+                "familyName": "Lovelace", "emails": [format!("{user}@example.com")],
+                "attributes": {"department": department}, "state": state}),
+            )
+            .await
+        }
+        Feed::HrExport => {
+            // A colleague whose row stays: an export with nobody left in it is held by
+            // the safeguard, never read as everyone leaving.
+            let stem = p.stem;
+            let mut csv = format!(
+                "user,name,given,family,mail,department\n{stem}.grace,Grace Hopper,Grace,Hopper,,sales\n"
+            );
+            if state != "Terminated" {
+                csv.push_str(&format!(
+                    "{user},Ada Lovelace,Ada,Lovelace,{user}@example.com,{department}\n"
+                ));
+            }
+            crate::identity_source::export(s, "hr", &csv).await;
+        }
+    }
+}
+
+/// The IdentitySource `hr` reading the ConfigMap `hr`, mapping the columns
+/// [`person`] writes.
+async fn hr_source(s: &Scenario) {
+    crate::identity_source::export(s, "hr", "user,name,given,family,mail,department\n").await;
+    crate::identity_source::source(
+        s,
+        "hr",
+        json!({"username": "user", "displayName": "name", "givenName": "given",
+            "familyName": "family", "email": "mail",
+            "attributes": {"department": "department"}}),
+        json!({}),
     )
     .await;
 }
@@ -199,6 +249,11 @@ pub fn cluster_roles(stem: &str) -> [String; 2] {
 /// server directly, and the leaver's receipt verifies all four. `stem` (no `-` or `_`)
 /// keeps the groups and roles of the shared LDAP and PostgreSQL servers apart.
 pub async fn joiner_mover_leaver(s: &Scenario, stem: &str) {
+    joiner_mover_leaver_from(s, stem, Feed::Identity).await;
+}
+
+/// [`joiner_mover_leaver`], the person written by `feed`.
+pub async fn joiner_mover_leaver_from(s: &Scenario, stem: &str, feed: Feed) {
     // Downstream groups and roles, made as each app's admin would.
     let server = postgres::server();
     let pg = server.superuser().await;
@@ -237,7 +292,10 @@ pub async fn joiner_mover_leaver(s: &Scenario, stem: &str) {
         .await;
     }
 
-    let p = Person { stem };
+    if feed == Feed::HrExport {
+        hr_source(s).await;
+    }
+    let p = Person { stem, feed };
     person(s, &p, "engineering", "Active").await;
     converge(s, &pg, &p, "joiner", expect(true, &["eng"])).await;
     s.eventually("the identity Synced on four connectors", || async {

@@ -125,10 +125,21 @@ impl Scenario {
     /// A person approves what the Connector `name` holds: `annotation` set to now, in
     /// their own name (the admission policy admits no other); returns that name.
     pub async fn approve(&self, name: &str, annotation: &str) -> String {
+        self.approve_on::<Connector>(name, annotation).await
+    }
+
+    /// [`Scenario::approve`] on an object of kind `K` (a Connector, an IdentitySource).
+    pub async fn approve_on<K>(&self, name: &str, annotation: &str) -> String
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
         let now = k8s_openapi::jiff::Timestamp::now().to_string();
         let me = crate::harness::whoami(&self.client).await;
         let annotations = json!({annotation: now, "roster.dev/approved-by": me});
-        Api::<Connector>::namespaced(self.client.clone(), &self.ns)
+        Api::<K>::namespaced(self.client.clone(), &self.ns)
             .patch(
                 name,
                 &PatchParams::default(),

@@ -19,6 +19,7 @@ mod four_connectors;
 mod governance;
 mod harness;
 mod hostile_names;
+mod identity_source;
 mod kubernetes_connector;
 mod kubernetes_tenancy;
 mod ldap_connector;

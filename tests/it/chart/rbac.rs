@@ -1,9 +1,9 @@
 //! The chart's RBAC is enough and no more: the operator, run with nothing but the token
 //! of a ServiceAccount the chart made, takes a person through joiner, mover and leaver on
 //! all four apps — SCIM, LDAP, PostgreSQL and this cluster's own RBAC — and is refused
-//! nothing on the way; then, with each rule of the release's roles taken away in turn, a
-//! fresh operator meets a refusal it says plainly while another person joins, rather
-//! than stalling in silence.
+//! nothing on the way (an IdentitySource reading its export beside them); then, with
+//! each rule of the release's roles taken away in turn, a fresh operator meets a refusal
+//! it says plainly while another person joins, rather than stalling in silence.
 
 use std::{
     path::PathBuf,
@@ -48,16 +48,18 @@ impl Run {
     }
 }
 
-/// Installs the second release, allowed the Secrets of `tenant` and to bind the
-/// Scenario's ClusterRoles; returns a token of its ServiceAccount (TokenRequest).
-fn install_release(cp: &ControlPlane, tenant: &str) -> String {
+/// Installs the second release, allowed the Secrets of `tenant`, the exports of `hr`, to
+/// keep Kubernetes account records in `tenant` only, and to bind the Scenario's
+/// ClusterRoles; returns a token of its ServiceAccount (TokenRequest).
+fn install_release(cp: &ControlPlane, tenant: &str, hr: &str) -> String {
     let kubeconfig = cp.kubeconfig.display().to_string();
     let chart_s = chart().display().to_string();
     let sets = [
         format!("fullnameOverride={RELEASE}"),
         format!("leaderElection.leaseName={RELEASE}"),
         "admissionPolicy.enabled=false".to_owned(),
-        format!("rbac.secrets.namespaces={{{tenant}}}"),
+        format!("rbac.secrets.namespaces={{{tenant},{hr}}}"),
+        format!("rbac.kubernetesConnector.accountNamespaces={{{tenant}}}"),
         format!(
             "rbac.kubernetesConnector.bindableClusterRoles={{{}}}",
             cluster_roles("chart").join(",")
@@ -92,8 +94,16 @@ async fn the_operator_with_only_the_charts_token_takes_a_person_through_four_app
         op.as_ref().map(Operator::log).unwrap_or_default()
     });
     let s = Scenario::on(cp, log, "chartrbac", json!({})).await;
+    // An IdentitySource in a namespace of its own, reading an export with no one in it:
+    // its reads need the chart's rules on sources and, there, on ConfigMaps (the
+    // Kubernetes Connector's account records are kept to the scenario's namespace, so
+    // that rule is the only one letting the operator read this ConfigMap).
+    let hr = cp.namespace(&s.client, "chartrbachr").await;
+    crate::identity_source::export_in(&s.client, &hr, "hr", "user,department\n").await;
+    let mapping = json!({"username": "user"});
+    crate::identity_source::source_in(&s.client, &hr, "hr", mapping, json!({})).await;
     let ns = s.ns.clone();
-    let token = off_runtime(move || install_release(cp, &ns)).await;
+    let token = off_runtime(move || install_release(cp, &ns, &hr)).await;
     let run = Run {
         operator,
         kubeconfig: cp.kubeconfig_for(RELEASE, &token),
