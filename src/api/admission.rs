@@ -8,10 +8,12 @@
 //!   Connector of each entitlement it adds or changes (`connectors.roster.dev`, by name),
 //!   unless the author holds `escalate` on the Role.
 //! - An IdentitySource's create, or a change of its spec, needs `create` and `update` on
-//!   `identities.roster.dev` and `get` on the ConfigMap it reads: a source writes
-//!   Identities, and must not let its author mint people they could not mint by hand.
-//! - Setting or changing a Connector's (or an IdentitySource's) approval annotations (`roster.dev/approve-removals`,
-//!   `roster.dev/approve-leavers`, `roster.dev/approved-by`) needs `roster.dev/approved-by`
+//!   `identities.roster.dev` and `get` on the ConfigMap or bind password Secret it reads:
+//!   a source writes Identities, and must not let its author mint people they could not
+//!   mint by hand.
+//! - Setting or changing a Connector's (or an IdentitySource's) approval annotations
+//!   (`roster.dev/approve-removals`, `roster.dev/approve-leavers`,
+//!   `roster.dev/approved-by`) needs `roster.dev/approved-by`
 //!   to be the requester's own username: audit records name the approver, and no one can
 //!   approve in another's name.
 //!
@@ -198,8 +200,8 @@ fn approval_policy(name: &str, resource: &str, kind: &str) -> ValidatingAdmissio
 }
 
 /// IdentitySources: whoever creates one or changes its spec could write Identities
-/// (`create` and `update` on `identities.roster.dev`) and read the ConfigMap it names,
-/// so a source never lets its author mint people they could not mint by hand. One
+/// (`create` and `update` on `identities.roster.dev`) and read the ConfigMap or the
+/// bind password Secret it names, so a source never lets its author mint people they could not mint by hand. One
 /// validation per check: each authorizer call is costly enough that three in one
 /// expression exceed the apiserver's per-expression cost limit.
 fn source_policy() -> ValidatingAdmissionPolicy {
@@ -219,8 +221,12 @@ fn source_policy() -> ValidatingAdmissionPolicy {
         )
     };
     let export = needs(
-        "authorizer.group('').resource('configmaps').namespace(object.metadata.namespace).name(object.spec.hrExport.configMap.name).check('get').allowed()".into(),
+        "!has(object.spec.hrExport) || authorizer.group('').resource('configmaps').namespace(object.metadata.namespace).name(object.spec.hrExport.configMap.name).check('get').allowed()".into(),
         "verb get on the ConfigMap it reads",
+    );
+    let password = needs(
+        "!has(object.spec.ldap) || authorizer.group('').resource('secrets').namespace(object.metadata.namespace).name(object.spec.ldap.bindPasswordSecretRef.name).check('get').allowed()".into(),
+        "verb get on the Secret holding its bind password",
     );
     let mut p = policy(
         SOURCE_POLICY,
@@ -229,9 +235,11 @@ fn source_policy() -> ValidatingAdmissionPolicy {
         identities("create"),
     );
     if let Some(spec) = p.spec.as_mut() {
-        spec.validations
-            .get_or_insert_with(Vec::new)
-            .extend([identities("update"), export]);
+        spec.validations.get_or_insert_with(Vec::new).extend([
+            identities("update"),
+            export,
+            password,
+        ]);
     }
     p
 }

@@ -1,14 +1,17 @@
 //! `IdentitySource` (`identitysources.roster.dev`): where people come from — an HR export
-//! today — and the safeguard that keeps a broken one from making everyone a leaver.
+//! or an LDAP directory — and the safeguard that keeps a broken one from making everyone a leaver.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use super::LocalSecretKeyRef;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A feed of people from the system of record. Roster reads it every `pollSeconds`,
+/// A feed of people from the system of record: an HR export or an LDAP directory.
+/// Roster reads it every `pollSeconds`,
 /// creates an Identity for each worker, keeps the mapped fields as the source says, and
 /// turns workers who leave the source into leavers under `policy`. It only ever changes
 /// Identities it created (they carry the label and annotation `roster.dev/source`); an
@@ -20,7 +23,7 @@ use serde::{Deserialize, Serialize};
     group = "roster.dev",
     version = "v1alpha1",
     kind = "IdentitySource",
-    doc = "A feed of people (an HR export) that Roster turns into Identities, with an import safeguard.",
+    doc = "A feed of people (an HR export, an LDAP directory) that Roster turns into Identities, with an import safeguard.",
     namespaced,
     status = "IdentitySourceStatus",
     shortname = "isrc",
@@ -47,10 +50,18 @@ use serde::{Deserialize, Serialize};
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(validation = Rule::new("has(self.hrExport) != has(self.ldap)")
+    .message("an IdentitySource reads exactly one of hrExport or ldap"))]
 #[serde(rename_all = "camelCase")]
 pub struct IdentitySourceSpec {
     /// An export file, one row per worker, as HR systems write them.
-    pub hr_export: HrExport,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hr_export: Option<HrExport>,
+
+    /// People below a base DN of an LDAP directory, one entry per worker; the mapping
+    /// names attributes (`uid`, `cn`, `mail`, `departmentNumber`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<LdapDirectory>,
 
     /// How often the source is read.
     #[serde(default = "default_poll_seconds")]
@@ -86,6 +97,58 @@ pub struct HrExport {
     pub format: ExportFormat,
 }
 
+/// People in an LDAP directory (pull). Entries below `baseDn` matching `filter` are the
+/// workers; an entry that disappears, or starts matching `disabledFilter`, is read as
+/// absent, a leaver under the source's policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LdapDirectory {
+    /// `ldap://host:port` or `ldaps://host:port`.
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^ldaps?://"))]
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    #[serde(default)]
+    pub start_tls: bool,
+    /// Allow `ldap://` without StartTLS: the bind password then crosses the network in
+    /// the clear. For loopback demos only.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// The DN Roster binds as; it needs only read access to the people.
+    #[schemars(length(min = 1, max = 1024))]
+    pub bind_dn: String,
+    /// The bind password, in a Secret of the source's namespace.
+    pub bind_password_secret_ref: LocalSecretKeyRef,
+    /// A PEM CA bundle to trust for `ldaps://` and StartTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<LocalSecretKeyRef>,
+    /// Where the people are, searched with its whole subtree, e.g.
+    /// `ou=people,dc=example,dc=com`.
+    #[schemars(length(min = 1, max = 1024))]
+    pub base_dn: String,
+    /// Which entries are workers (RFC 4515).
+    #[serde(default = "default_people_filter")]
+    #[schemars(length(min = 2, max = 4096))]
+    pub filter: String,
+    /// Which of them have left or are disabled (RFC 4515), e.g.
+    /// `(employeeType=terminated)` or Active Directory's
+    /// `(userAccountControl:1.2.840.113556.1.4.803:=2)`: read as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 4096))]
+    pub disabled_filter: Option<String>,
+    /// Entries asked for per page (RFC 2696 paged results).
+    #[serde(default = "default_page_size")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub page_size: i32,
+}
+
+fn default_people_filter() -> String {
+    "(objectClass=inetOrgPerson)".into()
+}
+
+fn default_page_size() -> i32 {
+    500
+}
+
 /// A key of a ConfigMap in the object's own namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -108,7 +171,7 @@ pub enum ExportFormat {
     Json,
 }
 
-/// Source columns (or JSON fields) for each Identity field. Only mapped fields are set by
+/// Source columns (JSON fields, LDAP attributes) for each Identity field. Only mapped fields are set by
 /// the source; the others are left to whoever else writes the Identity (Git, a person),
 /// as server-side apply field managers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -33,7 +33,7 @@ pub use identity::{
 };
 pub use identity_source::{
     ConfigMapKeyRef, ExportFormat, FieldMapping, HrExport, IdentitySource, IdentitySourceSpec,
-    IdentitySourceStatus, ImportSafeguard, MissingWorker, SourceClash, SourcePolicy,
+    IdentitySourceStatus, ImportSafeguard, LdapDirectory, MissingWorker, SourceClash, SourcePolicy,
     SourceQuarantine,
 };
 pub use role::{EntitlementRef, Role, RoleSpec, RoleStatus};

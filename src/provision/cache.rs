@@ -46,6 +46,12 @@ impl Backends {
         }
     }
 
+    /// What the backends may connect to; IdentitySources reach their directories under
+    /// the same policy.
+    pub fn policy(&self) -> &TargetPolicy {
+        &self.policy
+    }
+
     /// The backend for `connector`, built (metered, under its rate limit) if there is no
     /// fresh one.
     pub async fn get(

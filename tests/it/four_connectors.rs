@@ -130,6 +130,10 @@ pub enum Feed {
     /// The test writes a CSV export into the ConfigMap `hr`, read by the IdentitySource
     /// `hr`; a leaver's row is taken out of the export, a colleague's stays.
     HrExport,
+    /// The test writes the person's entry below `ou=hr-{stem}` of the harness's slapd,
+    /// read by the IdentitySource `hr`; a leaver's entry is marked
+    /// `employeeType: terminated`, which the source's disabled filter matches.
+    Directory,
 }
 
 /// The person the scenario takes through: `{stem}.ada`, Identity `{stem}-ada` (from an
@@ -147,7 +151,7 @@ impl Person<'_> {
     fn identity(&self) -> String {
         match self.feed {
             Feed::Identity => format!("{}-ada", self.stem),
-            Feed::HrExport => self.user(),
+            Feed::HrExport | Feed::Directory => self.user(),
         }
     }
 }
@@ -177,6 +181,10 @@ async fn person(s: &Scenario, p: &Person<'_>, department: &str, state: &str) {
                 ));
             }
             crate::identity_source::export(s, "hr", &csv).await;
+        }
+        Feed::Directory => {
+            let terminated = state == "Terminated";
+            crate::identity_source::directory_person(p.stem, &user, department, terminated).await;
         }
     }
 }
@@ -292,8 +300,10 @@ pub async fn joiner_mover_leaver_from(s: &Scenario, stem: &str, feed: Feed) {
         .await;
     }
 
-    if feed == Feed::HrExport {
-        hr_source(s).await;
+    match feed {
+        Feed::Identity => {}
+        Feed::HrExport => hr_source(s).await,
+        Feed::Directory => crate::identity_source::directory_source(s, stem).await,
     }
     let p = Person { stem, feed };
     person(s, &p, "engineering", "Active").await;

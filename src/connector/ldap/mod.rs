@@ -13,6 +13,7 @@
 
 mod directory;
 pub mod dn;
+pub mod people;
 mod session;
 
 use std::collections::{BTreeSet, HashSet};

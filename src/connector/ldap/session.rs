@@ -98,6 +98,10 @@ impl Settings {
             LdapError::UrlParsing { .. } | LdapError::UnknownScheme(_) => {
                 ConnectorError::Config(format!("the URL {:?} is not usable: {e}", self.url))
             }
+            // A filter is configuration (an IdentitySource's), not a server that is down.
+            LdapError::FilterParsing => {
+                ConnectorError::Config("a search filter is not valid RFC 4515 text".into())
+            }
             other => ConnectorError::Unreachable {
                 target: self.url.clone(),
                 reason: truncate_body(&other.to_string()),

@@ -7,11 +7,12 @@
 //! person). Only Identities carrying the source's `roster.dev/source` annotation are
 //! ever written. Deleting a source leaves its Identities as they are.
 
+mod read;
 pub mod report;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use k8s_openapi::{api::core::v1::ConfigMap, jiff::Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, ResourceExt,
     api::{Patch, PatchParams},
@@ -24,7 +25,7 @@ use crate::{
     lifecycle::{
         budget::{Removal, approval_problem},
         source::{
-            self, current_of, export,
+            self, current_of,
             plan::{self, Plan, Write},
             safeguard::{self, Verdict},
         },
@@ -82,7 +83,7 @@ pub async fn reconcile(src: Arc<IdentitySource>, ctx: Arc<Context>) -> Result<Ac
         let current = src.status.clone().unwrap_or_default();
         let generation = src.metadata.generation;
         let now = Timestamp::now();
-        let records = match read_export(&ctx, &src, &ns).await? {
+        let records = match read::records(&ctx, &src, &ns).await? {
             Ok(records) => records,
             Err(refused) => {
                 refuse(&ctx, &src, &refused).await?;
@@ -148,34 +149,6 @@ async fn write_status(
     let api = Api::<IdentitySource>::namespaced(ctx.client.clone(), &ns);
     let current = src.status.as_ref();
     status::apply_if_changed(ctx, "IdentitySource", &api, src, current, desired).await
-}
-
-/// The export's records; `Ok(Err(_))` when it is missing or malformed (a condition, not
-/// a retry), `Err` when the apiserver failed.
-async fn read_export(
-    ctx: &Context,
-    src: &IdentitySource,
-    ns: &str,
-) -> Result<Result<Vec<export::Record>, Refused>, Error> {
-    let reference = &src.spec.hr_export.config_map;
-    let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
-        .get_opt(&reference.name)
-        .await?;
-    let Some(text) = cm.and_then(|cm| cm.data?.remove(&reference.key)) else {
-        return Ok(Err(Refused {
-            reason: "ExportNotFound",
-            message: format!(
-                "ConfigMap {:?} has no key {:?} in namespace {ns}; nothing is applied until it does",
-                reference.name, reference.key
-            ),
-        }));
-    };
-    Ok(
-        export::parse(&text, src.spec.hr_export.format).map_err(|e| Refused {
-            reason: e.reason(),
-            message: format!("{e}; nothing is applied until the export is whole"),
-        }),
-    )
 }
 
 /// The safeguard's verdict on the read's leavers, and what is wrong with the approval.

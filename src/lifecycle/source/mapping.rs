@@ -167,6 +167,11 @@ pub fn map(record: &Record, mapping: &FieldMapping) -> Result<Worker, RowProblem
 
 /// Whether `column` is one the mapping reads.
 fn used(mapping: &FieldMapping, column: &str) -> bool {
+    columns(mapping).contains(&column)
+}
+
+/// Every column the mapping reads, each once: what a directory search asks for.
+pub fn columns(mapping: &FieldMapping) -> Vec<&str> {
     let FieldMapping {
         username,
         display_name,
@@ -179,20 +184,23 @@ fn used(mapping: &FieldMapping, column: &str) -> bool {
         state,
         attributes,
     } = mapping;
-    username == column
-        || [
-            display_name,
-            given_name,
-            family_name,
-            email,
-            hire_date,
-            termination_date,
-            manager,
-            state,
-        ]
-        .iter()
-        .any(|c| c.as_deref() == Some(column))
-        || attributes.values().any(|c| c == column)
+    let optional = [
+        display_name,
+        given_name,
+        family_name,
+        email,
+        hire_date,
+        termination_date,
+        manager,
+        state,
+    ];
+    let mut out: Vec<&str> = std::iter::once(username.as_str())
+        .chain(optional.into_iter().filter_map(|c| c.as_deref()))
+        .chain(attributes.values().map(String::as_str))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 #[cfg(test)]

@@ -153,3 +153,15 @@ fn identity_names_are_kubernetes_names() {
     assert_eq!(identity_name("_x_").as_deref(), Some("x"));
     assert_eq!(identity_name("__"), None);
 }
+
+#[test]
+fn the_columns_are_every_one_the_mapping_reads_once() {
+    let mut m = mapping();
+    m.attributes.insert("team".into(), "dept".into());
+    assert_eq!(
+        columns(&m),
+        [
+            "boss", "dept", "hired", "left", "mail", "name", "status", "user"
+        ]
+    );
+}
