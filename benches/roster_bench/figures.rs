@@ -158,6 +158,8 @@ pub struct Run {
     pub idle_rss_mib: Option<f64>,
     /// Behind a SaaS-like write limit.
     pub saas: Option<crate::saas::Saas>,
+    /// Leavers whose row left an HR export.
+    pub hr: Option<crate::hr::HrLeavers>,
 }
 
 fn seconds(s: f64) -> String {
@@ -224,6 +226,17 @@ pub fn render(r: &Run) -> String {
             s.connector_requests_per_second,
             s.refused,
             s.joiners_done_when_leavers_done
+        ));
+    }
+    if let Some(h) = &r.hr {
+        out.push_str(&latency_row(
+            &format!("  from HR (export read every {} s)", h.poll_seconds),
+            h.leavers.as_ref(),
+        ));
+        out.push_str(&format!(
+            "    {} people joined from the export in {}; a leaver waits on average half the read interval\n",
+            h.people,
+            seconds(h.joined_seconds)
         ));
     }
     out.push_str("  target: p99 ≤ 5 s idle, ≤ 10 s under load\n\n");

@@ -23,7 +23,7 @@ const POLL: Duration = Duration::from_millis(20);
 const SLOW: Duration = Duration::from_secs(1);
 
 /// Whether `user` has no access left on any app, read from each server.
-async fn gone(w: &World, user: &str) -> bool {
+pub async fn gone(w: &World, user: &str) -> bool {
     scim_gone(&w.apps.scim, user).await && ldap_gone(w, user).await && pg_gone(w, user).await && {
         // The bindings of one account carry its label (a disabled account's stay, with no
         // subjects); the census after each phase counts every binding's subjects.

@@ -26,6 +26,7 @@ mod harness;
 
 mod figures;
 mod floor;
+mod hr;
 mod leavers;
 mod phases;
 mod saas;
@@ -77,6 +78,10 @@ struct Args {
     /// Leavers timed in the SaaS-limited scenario.
     #[arg(long, default_value_t = 20)]
     saas_leavers: usize,
+    /// Leavers timed from an HR export: twice as many people join from a CSV an
+    /// IdentitySource reads, then this many leave by their rows (0: skip).
+    #[arg(long, default_value_t = 20)]
+    hr_leavers: usize,
     /// Identities no binding matches, applied at the end for the memory figure.
     #[arg(long, default_value_t = 0)]
     idle_identities: usize,
@@ -217,6 +222,16 @@ async fn run(args: &Args) -> Result<Run, String> {
     } else {
         None
     };
+    let hr = if args.hr_leavers > 0 {
+        let people = args.hr_leavers * 2;
+        eprintln!(
+            "from HR: {people} people in an export, then {} leave by their rows",
+            args.hr_leavers
+        );
+        Some(hr::scenario(&world, people, args.hr_leavers, long).await?)
+    } else {
+        None
+    };
     let idle_rss_mib = idle_memory(&operator, &world, args.idle_identities).await?;
     let second = operator.usage();
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
@@ -249,6 +264,7 @@ async fn run(args: &Args) -> Result<Run, String> {
         idle_identities: args.idle_identities,
         idle_rss_mib,
         saas,
+        hr,
     })
 }
 
