@@ -233,10 +233,15 @@ pub fn render(r: &Run) -> String {
             &format!("  from HR (export read every {} s)", h.poll_seconds),
             h.leavers.as_ref(),
         ));
+        out.push_str(&latency_row(
+            "    of which after the source's read",
+            h.after_read.as_ref(),
+        ));
         out.push_str(&format!(
-            "    {} people joined from the export in {}; a leaver waits on average half the read interval\n",
+            "    {} people joined from the export in {}; the wait for the read is up to {} s\n",
             h.people,
-            seconds(h.joined_seconds)
+            seconds(h.joined_seconds),
+            h.poll_seconds
         ));
     }
     out.push_str("  target: p99 ≤ 5 s idle, ≤ 10 s under load\n\n");

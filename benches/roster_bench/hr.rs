@@ -1,17 +1,21 @@
 //! Leavers from HR: people an HR export declares, read by an IdentitySource, leave one
 //! at a time by their row being taken out of the export; the clock runs from writing
 //! the export to every app read back showing no access. The source reads the export
-//! every `pollSeconds`, so the wait for the read is part of the figure: on average half
-//! of that interval.
+//! every `pollSeconds`, so the wait for the read is part of the figure; the time from the
+//! read (as the source stamped it on the Identity) to gone is measured beside it.
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::jiff::Timestamp;
 use kube::{
-    Api,
+    Api, ResourceExt,
     api::{Patch, PatchParams},
 };
-use roster::api::{IdentitySource, RoleBinding};
+use roster::{
+    api::{Identity, IdentitySource, RoleBinding},
+    lifecycle::source::REMOVED_AT_ANNOTATION,
+};
 use serde::Serialize;
 use serde_json::json;
 
@@ -36,6 +40,9 @@ pub struct HrLeavers {
     pub joined_seconds: f64,
     /// From a row taken out to the leaver read back gone on every app.
     pub leavers: Option<Latency>,
+    /// Of that, from the source's read (the time it stamped on the Identity as
+    /// `roster.dev/source-removed-at`) to gone: what follows the wait for the read.
+    pub after_read: Option<Latency>,
 }
 
 fn export(people: &[Person]) -> String {
@@ -113,6 +120,8 @@ pub async fn scenario(
     }
     let joined_seconds = started.elapsed().as_secs_f64();
     let mut took = Vec::with_capacity(leavers);
+    let mut after_read = Vec::with_capacity(leavers);
+    let identities = Api::<Identity>::all(w.client.clone());
     for gone_so_far in 1..=leavers.min(people) {
         let leaver = &everyone[gone_so_far - 1];
         let started = Instant::now();
@@ -120,6 +129,16 @@ pub async fn scenario(
         loop {
             if gone(w, &leaver.username).await {
                 took.push(started.elapsed());
+                let now = Timestamp::now();
+                let read_at = identities
+                    .get(&leaver.username)
+                    .await
+                    .ok()
+                    .and_then(|i| i.annotations().get(REMOVED_AT_ANNOTATION).cloned())
+                    .and_then(|t| t.parse::<Timestamp>().ok());
+                if let Some(at) = read_at {
+                    after_read.push(Duration::try_from(now - at).unwrap_or_default());
+                }
                 break;
             }
             if started.elapsed() > limit {
@@ -136,5 +155,6 @@ pub async fn scenario(
         poll_seconds: POLL_SECONDS,
         joined_seconds,
         leavers: Latency::of(&took),
+        after_read: Latency::of(&after_read),
     })
 }
