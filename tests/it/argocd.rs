@@ -12,11 +12,12 @@ use std::{
 use serde_json::{Value, json};
 
 /// The kinds, and the script (after `common.lua`) that judges each.
-const KINDS: [(&str, &str); 4] = [
+const KINDS: [(&str, &str); 5] = [
     ("Identity", "identity.lua"),
     ("Connector", "connector.lua"),
     ("Role", "ready.lua"),
     ("RoleBinding", "ready.lua"),
+    ("IdentitySource", "identitysource.lua"),
 ];
 
 fn dir() -> PathBuf {
@@ -158,6 +159,53 @@ fn identity_health_covers_every_outcome() {
     ];
     for (obj, status, message) in cases {
         let (got, said) = health("Identity", &obj);
+        assert_eq!(got, status, "{obj}: {said}");
+        assert!(
+            said.contains(message),
+            "{obj}: {said:?} should say {message:?}"
+        );
+    }
+}
+
+#[test]
+fn identity_source_health_covers_every_outcome() {
+    let with = |conds: Value| object(Some(3), json!({}), Some(json!({"conditions": conds})));
+    let applied = cond("Synced", "True", "Applied", "12 rows read: 0 created");
+    let cases = [
+        (object(None, json!({}), None), "Progressing", "reconcile"),
+        (
+            object(Some(2), json!({}), Some(json!({}))),
+            "Progressing",
+            "generation 3",
+        ),
+        (with(json!([])), "Progressing", "not read"),
+        (with(json!([applied.clone()])), "Healthy", "12 rows read"),
+        (
+            with(json!([
+                applied,
+                cond(
+                    "Quarantined",
+                    "True",
+                    "EmptySource",
+                    "the export has no rows"
+                )
+            ])),
+            "Degraded",
+            "quarantined: the export has no rows",
+        ),
+        (
+            with(json!([cond(
+                "Synced",
+                "False",
+                "MalformedCsv",
+                "cannot be read at row 3"
+            )])),
+            "Degraded",
+            "row 3",
+        ),
+    ];
+    for (obj, status, message) in cases {
+        let (got, said) = health("IdentitySource", &obj);
         assert_eq!(got, status, "{obj}: {said}");
         assert!(
             said.contains(message),

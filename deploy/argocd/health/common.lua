@@ -1,4 +1,4 @@
--- Shared by the four health checks (each file below is this text plus its own); Argo CD
+-- Shared by the five health checks (each file below is this text plus its own); Argo CD
 -- runs each as the body of a function with the object in `obj`.
 local function condition(obj, type_)
   if obj.status == nil or obj.status.conditions == nil then
