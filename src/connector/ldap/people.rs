@@ -9,9 +9,10 @@ use ldap3::Scope;
 use super::session::{self, OP_TIMEOUT, Settings, first, result_error};
 use crate::connector::ConnectorError;
 
-/// The most entries one read takes: past it the read fails rather than loop on a
-/// server that never ends its pages.
+/// The most entries one read takes, and the most pages: past either the read fails
+/// rather than loop on a server that never ends its pages (empty ones included).
 const MAX_ENTRIES: usize = 500_000;
+const MAX_PAGES: usize = 100_000;
 
 /// What to search for.
 #[derive(Clone, Debug)]
@@ -49,7 +50,13 @@ pub async fn people(
     let filter = search.effective_filter();
     let mut out = Vec::new();
     let mut cookie = Vec::new();
-    loop {
+    for page in 1.. {
+        if page > MAX_PAGES {
+            return Err(ConnectorError::Malformed(format!(
+                "more than {MAX_PAGES} pages below {}: refusing to read on",
+                search.base_dn
+            )));
+        }
         let res = ldap
             .with_controls(session::page_control(search.page_size, cookie))
             .with_timeout(OP_TIMEOUT)
