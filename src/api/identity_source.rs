@@ -1,19 +1,20 @@
 //! `IdentitySource` (`identitysources.roster.dev`): where people come from — an HR export
-//! or an LDAP directory — and the safeguard that keeps a broken one from making everyone a leaver.
+//! or an LDAP directory — and the safeguard that keeps a broken one from making everyone
+//! a leaver.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-
-use super::LocalSecretKeyRef;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::LocalSecretKeyRef;
+
 /// A feed of people from the system of record: an HR export or an LDAP directory.
-/// Roster reads it every `pollSeconds`,
-/// creates an Identity for each worker, keeps the mapped fields as the source says, and
-/// turns workers who leave the source into leavers under `policy`. It only ever changes
+/// Roster reads it every `pollSeconds`, creates an Identity for each worker, keeps the
+/// mapped fields as the source says, and turns workers who leave the source into leavers
+/// under `policy`. It only ever changes
 /// Identities it created (they carry the label and annotation `roster.dev/source`); an
 /// Identity of the same name created by hand or from Git is a clash, reported and left
 /// alone. Removals are bounded by `safeguard`: past it, or when the source is empty,
