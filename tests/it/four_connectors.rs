@@ -184,7 +184,8 @@ async fn person(s: &Scenario, p: &Person<'_>, department: &str, state: &str) {
         }
         Feed::Directory => {
             let terminated = state == "Terminated";
-            crate::identity_source::directory_person(p.stem, &user, department, terminated).await;
+            crate::identity_source::ldap::directory_person(p.stem, &user, department, terminated)
+                .await;
         }
     }
 }
@@ -303,7 +304,7 @@ pub async fn joiner_mover_leaver_from(s: &Scenario, stem: &str, feed: Feed) {
     match feed {
         Feed::Identity => {}
         Feed::HrExport => hr_source(s).await,
-        Feed::Directory => crate::identity_source::directory_source(s, stem).await,
+        Feed::Directory => crate::identity_source::ldap::directory_source(s, stem).await,
     }
     let p = Person { stem, feed };
     person(s, &p, "engineering", "Active").await;
