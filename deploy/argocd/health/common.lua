@@ -29,13 +29,28 @@ local function health(status, message)
   return {status = status, message = message}
 end
 
+-- Healthy when the condition `type_` is True, Degraded when not, Progressing (saying
+-- `unset`) before it is first set.
+local function by_condition(obj, type_, unset)
+  local c = condition(obj, type_)
+  if c == nil then
+    return health("Progressing", unset)
+  elseif c.status == "True" then
+    return health("Healthy", c.message)
+  end
+  return health("Degraded", c.message or c.reason)
+end
+
 -- Healthy when Ready, Degraded when not, Progressing before the first check.
 local function by_ready(obj)
-  local ready = condition(obj, "Ready")
-  if ready == nil then
-    return health("Progressing", "not checked yet")
-  elseif ready.status == "True" then
-    return health("Healthy", ready.message)
+  return by_condition(obj, "Ready", "not checked yet")
+end
+
+-- Degraded while removals are held (`Quarantined=True`): someone must look; nil if not.
+local function held(obj)
+  local quarantined = condition(obj, "Quarantined")
+  if quarantined ~= nil and quarantined.status == "True" then
+    return health("Degraded", "quarantined: " .. (quarantined.message or quarantined.reason))
   end
-  return health("Degraded", ready.message or ready.reason)
+  return nil
 end

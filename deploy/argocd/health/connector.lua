@@ -5,8 +5,8 @@ local waiting = unobserved(obj)
 if waiting ~= nil then
   return health("Progressing", waiting)
 end
-local quarantined = condition(obj, "Quarantined")
-if quarantined ~= nil and quarantined.status == "True" then
-  return health("Degraded", "quarantined: " .. (quarantined.message or quarantined.reason))
+local quarantined = held(obj)
+if quarantined ~= nil then
+  return quarantined
 end
 return by_ready(obj)

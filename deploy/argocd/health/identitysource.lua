@@ -5,14 +5,8 @@ local waiting = unobserved(obj)
 if waiting ~= nil then
   return health("Progressing", waiting)
 end
-local quarantined = condition(obj, "Quarantined")
-if quarantined ~= nil and quarantined.status == "True" then
-  return health("Degraded", "quarantined: " .. (quarantined.message or quarantined.reason))
+local quarantined = held(obj)
+if quarantined ~= nil then
+  return quarantined
 end
-local synced = condition(obj, "Synced")
-if synced == nil then
-  return health("Progressing", "not read yet")
-elseif synced.status == "True" then
-  return health("Healthy", synced.message)
-end
-return health("Degraded", synced.message or synced.reason)
+return by_condition(obj, "Synced", "not read yet")

@@ -116,7 +116,7 @@ pub async fn reconcile(src: Arc<IdentitySource>, ctx: Arc<Context>) -> Result<Ac
         };
         let desired = report::applied(&current, generation, &read, &crate::time::now());
         write_status(&ctx, &src, &desired).await?;
-        announce(&ctx, &src, &current, &plan, &verdict, &failures).await;
+        announce(&ctx, &src, &key, &current, &plan, &verdict, &failures).await;
         Ok(Action::requeue(if failures.is_empty() {
             poll
         } else {
@@ -238,12 +238,12 @@ async fn apply_each(
 async fn announce(
     ctx: &Context,
     src: &IdentitySource,
+    key: &str,
     before: &IdentitySourceStatus,
     plan: &Plan,
     verdict: &Verdict,
     failures: &[(String, String)],
 ) {
-    let key = format!("{}/{}", src.namespace().unwrap_or_default(), src.name_any());
     let cached = |name: &str| ctx.stores.identities.get(&ObjectRef::new(name));
     match verdict {
         Verdict::Hold(q) if before.quarantine.as_ref().map(|b| &b.since) != Some(&q.since) => {
