@@ -16,8 +16,9 @@ use kube::ResourceExt;
 
 use crate::{
     api::{Connector, HeldRemoval, Identity},
-    lifecycle::budget::{
-        Breaker, Cause, Limits, Removal, Trip, approval_problem, approved, counted,
+    lifecycle::{
+        audit::Approval,
+        budget::{Breaker, Cause, Limits, Removal, Trip, approval_problem, approved, counted},
     },
 };
 
@@ -40,8 +41,11 @@ struct State {
     held: BTreeMap<String, Cause>,
     /// Removals the last approval released, on top of the budget.
     allowance: usize,
-    /// Who the last approval released, and its time: their removals' evidence names it.
-    released: (BTreeSet<String>, Option<Timestamp>),
+    /// Who the last approval released, and that approval: their removals' evidence names
+    /// it. The approver is taken with the time from the one Connector object that lifted
+    /// the trip: a reconcile holding an older copy of the Connector, without the
+    /// annotations, still names who released it.
+    released: (BTreeSet<String>, Option<Approval>),
     /// When the current wave was first flagged (leavers only, without a hold).
     wave: Option<Trip>,
 }
@@ -75,6 +79,14 @@ pub fn approved_at(connector: &Connector, breaker: Breaker, now: Timestamp) -> O
         Breaker::Leavers => all.max(read(APPROVE_LEAVERS_ANNOTATION)),
         Breaker::Removals | Breaker::Revocations => all,
     }
+}
+
+/// The approval of `breaker`'s holds the Connector carries at `now`, with who set it.
+fn approval_of(connector: &Connector, breaker: Breaker, now: Timestamp) -> Option<Approval> {
+    approved_at(connector, breaker, now).map(|at| Approval {
+        at,
+        by: connector.annotations().get(APPROVED_BY_ANNOTATION).cloned(),
+    })
 }
 
 /// What is wrong with the Connector's approval annotations at `now`, if anything.
@@ -154,8 +166,8 @@ pub struct Refused {
 pub struct Reserved {
     /// A wave of explicit leavers was flagged just now (Event and metric; not held).
     pub new_wave: Option<Trip>,
-    /// The account was held, and the approval at this time released it.
-    pub released_by: Option<Timestamp>,
+    /// The account was held, and this approval released it.
+    pub released_by: Option<Approval>,
 }
 
 /// What the Connector's status should say about its breakers.
@@ -197,7 +209,7 @@ impl Budgets {
         seed: impl FnOnce() -> BTreeMap<Breaker, Vec<Removal>>,
     ) -> Result<Reserved, Refused> {
         let limits = Limits::of(&connector.spec, req.breaker);
-        let approval = approved_at(connector, req.breaker, req.now);
+        let approval = approval_of(connector, req.breaker, req.now);
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let conn = map.entry(key(connector)).or_default();
         conn.seed_trips(connector);
@@ -208,12 +220,12 @@ impl Budgets {
             }
         }
         let state = conn.breakers.entry(req.breaker).or_default();
-        state.lift_if_approved(approval);
+        state.lift_if_approved(approval.as_ref());
         let released_by = state
             .released
             .0
             .remove(req.who)
-            .then_some(state.released.1)
+            .then(|| state.released.1.clone())
             .flatten();
         if let Some(trip) = &state.trip {
             let before = state.held.insert(req.who.to_owned(), req.cause);
@@ -223,7 +235,8 @@ impl Budgets {
                 newly_held: before != Some(req.cause),
             });
         }
-        let accounts = counted(&state.removals, limits.window(), approval, req.now);
+        let approved_at = approval.map(|a| a.at);
+        let accounts = counted(&state.removals, limits.window(), approved_at, req.now);
         // An account already counted in the window costs nothing more.
         let extra = usize::from(!accounts.contains(req.who));
         let total = (accounts.len() + extra).saturating_sub(state.allowance);
@@ -297,7 +310,7 @@ impl Budgets {
         let mut out = Snapshot::default();
         let mut held: BTreeMap<(bool, String), HeldRemoval> = BTreeMap::new();
         for (breaker, state) in &mut conn.breakers {
-            state.lift_if_approved(approved_at(connector, *breaker, now));
+            state.lift_if_approved(approval_of(connector, *breaker, now).as_ref());
             if let Some(t) = &state.trip {
                 out.trips.push((*breaker, t.clone()));
                 for (who, cause) in &state.held {
@@ -328,12 +341,16 @@ impl Budgets {
 }
 
 impl State {
-    fn lift_if_approved(&mut self, approval: Option<Timestamp>) {
-        if self.trip.as_ref().is_some_and(|t| approved(t, approval)) {
+    fn lift_if_approved(&mut self, approval: Option<&Approval>) {
+        if self
+            .trip
+            .as_ref()
+            .is_some_and(|t| approved(t, approval.map(|a| a.at)))
+        {
             self.trip = None;
             let held = std::mem::take(&mut self.held);
             self.allowance = held.len();
-            self.released = (held.into_keys().collect(), approval);
+            self.released = (held.into_keys().collect(), approval.cloned());
         }
     }
 }

@@ -72,7 +72,11 @@ fn trips_holds_everything_then_an_approval_releases_what_was_held() {
             .expect(who);
         // The held ones' evidence names the approval; the others' names none.
         let held = ["c", "d", "e"].contains(&who);
-        assert_eq!(reserved.released_by, held.then(|| at(10)), "{who}");
+        assert_eq!(
+            reserved.released_by.map(|a| a.at),
+            held.then(|| at(10)),
+            "{who}"
+        );
     }
     // ...and no more: the budget still guards what comes after.
     assert!(
@@ -80,6 +84,39 @@ fn trips_holds_everything_then_an_approval_releases_what_was_held() {
             .reserve(&approved, removal("h", 20), BTreeMap::new)
             .is_err()
     );
+}
+
+#[test]
+fn a_release_names_its_approver_to_a_reconcile_holding_an_older_connector() {
+    let budgets = Budgets::default();
+    let before = connector(0, None);
+    assert!(
+        budgets
+            .reserve(&before, removal("a", 0), BTreeMap::new)
+            .is_err()
+    );
+    assert!(
+        budgets
+            .reserve(&before, removal("b", 1), BTreeMap::new)
+            .is_err()
+    );
+    let mut approved = connector(0, Some(&at(10).to_string()));
+    approved
+        .annotations_mut()
+        .insert(APPROVED_BY_ANNOTATION.into(), "alice".into());
+    // The Connector loop sees the approval first and lifts the trip...
+    assert!(budgets.snapshot(&approved, at(10)).trips.is_empty());
+    // ...while two reconciles still hold the Connector as it was before it.
+    for (who, t) in [("a", 11), ("b", 12)] {
+        let reserved = budgets
+            .reserve(&before, removal(who, t), BTreeMap::new)
+            .expect(who);
+        let approval = reserved.released_by.expect("released by the approval");
+        assert_eq!(
+            (approval.at, approval.by.as_deref()),
+            (at(10), Some("alice"))
+        );
+    }
 }
 
 #[test]

@@ -16,6 +16,7 @@ use crate::{
     api::{AccountState, Connector},
     lifecycle::{
         ConnectorKey,
+        audit::Approval,
         budget::{Breaker, Cause, Feeds, breaker_for, empty_feed},
         plan::Change,
     },
@@ -60,8 +61,8 @@ pub struct Removing<'a> {
 pub struct Decision {
     /// Why some changes were held, if any were.
     pub held: Option<String>,
-    /// The account had been held, and the approval at this time released it.
-    pub released_by: Option<Timestamp>,
+    /// The account had been held, and this approval released it.
+    pub released_by: Option<Approval>,
 }
 
 /// Takes out of `changes` what the account may not have now; says why, if anything was
@@ -109,7 +110,11 @@ pub async fn hold(
         match ctx.budgets.reserve(connector, req, seed) {
             Ok(ok) => {
                 reserved.push(breaker);
-                released_by = released_by.max(ok.released_by);
+                // Of two breakers' releases, the later approval is the one in force.
+                released_by = [released_by, ok.released_by]
+                    .into_iter()
+                    .flatten()
+                    .max_by_key(|a: &Approval| a.at);
                 if let Some(wave) = ok.new_wave {
                     flag_wave(ctx, connector, key, &wave.message).await;
                 }

@@ -7,11 +7,10 @@
 //! found.
 
 use k8s_openapi::jiff::Timestamp;
-use kube::{ResourceExt, runtime::events::EventType};
+use kube::runtime::events::EventType;
 
 use super::{
     Context,
-    budget::APPROVED_BY_ANNOTATION,
     hold::{self, Removing},
     status::{publish, publish_record},
 };
@@ -101,14 +100,7 @@ pub async fn write(ctx: &Context, w: &Write<'_>, mut changes: Vec<Change>) -> Wr
     }
     let decision = hold::hold(ctx, &w.removing, w.connector, w.key, &mut changes, w.now).await;
     written.held = decision.held;
-    written.approval = decision.released_by.map(|at| Approval {
-        at,
-        by: w
-            .connector
-            .annotations()
-            .get(APPROVED_BY_ANNOTATION)
-            .cloned(),
-    });
+    written.approval = decision.released_by;
     if changes.is_empty() {
         return written;
     }
