@@ -1,5 +1,5 @@
-//! `IdentitySource` (`identitysources.roster.dev`): where people come from — an HR export
-//! or an LDAP directory — and the safeguard that keeps a broken one from making everyone
+//! `IdentitySource` (`identitysources.roster.dev`): where people come from — an HR export,
+//! an LDAP directory or a SCIM push from HR or an IdP — and the safeguard that keeps a broken one from making everyone
 //! a leaver.
 
 use std::collections::BTreeMap;
@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::LocalSecretKeyRef;
 
-/// A feed of people from the system of record: an HR export or an LDAP directory.
-/// Roster reads it every `pollSeconds`, creates an Identity for each worker, keeps the
+/// A feed of people from the system of record: an HR export, an LDAP directory, or an
+/// HR system or IdP pushing users to Roster's SCIM 2.0 endpoint. Roster reads it every
+/// `pollSeconds` (and a SCIM source at once on every push), creates an Identity for each worker, keeps the
 /// mapped fields as the source says, and turns workers who leave the source into leavers
 /// under `policy`. It only ever changes
 /// Identities it created (they carry the label and annotation `roster.dev/source`); an
@@ -24,7 +25,7 @@ use super::LocalSecretKeyRef;
     group = "roster.dev",
     version = "v1alpha1",
     kind = "IdentitySource",
-    doc = "A feed of people (an HR export, an LDAP directory) that Roster turns into Identities, with an import safeguard.",
+    doc = "A feed of people (an HR export, an LDAP directory, a SCIM push) that Roster turns into Identities, with an import safeguard.",
     namespaced,
     status = "IdentitySourceStatus",
     shortname = "isrc",
@@ -51,8 +52,8 @@ use super::LocalSecretKeyRef;
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[x_kube(validation = Rule::new("has(self.hrExport) != has(self.ldap)")
-    .message("an IdentitySource reads exactly one of hrExport or ldap"))]
+#[x_kube(validation = Rule::new("[has(self.hrExport), has(self.ldap), has(self.scim)].filter(b, b).size() == 1")
+    .message("an IdentitySource reads exactly one of hrExport, ldap or scim"))]
 #[serde(rename_all = "camelCase")]
 pub struct IdentitySourceSpec {
     /// An export file, one row per worker, as HR systems write them.
@@ -63,6 +64,12 @@ pub struct IdentitySourceSpec {
     /// names attributes (`uid`, `cn`, `mail`, `departmentNumber`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ldap: Option<LdapDirectory>,
+
+    /// Users an HR system or IdP (Entra ID, Okta, Workday) pushes to Roster's SCIM 2.0
+    /// endpoint, `/sources/<namespace>/<name>/scim/v2`; the mapping names SCIM attributes
+    /// (`userName`, `name.givenName`, `emails`, `department`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim: Option<ScimPush>,
 
     /// How often the source is read.
     #[serde(default = "default_poll_seconds")]
@@ -150,6 +157,18 @@ fn default_page_size() -> i32 {
     500
 }
 
+/// Users pushed to Roster over SCIM 2.0 (RFC 7644). Each is kept as a `ScimUser` object in
+/// the source's namespace, exactly as pushed; the source maps them like export rows. A
+/// user deleted over SCIM is a worker gone from the source (`policy.missing`); one set
+/// `active: false` is `policy.inactive`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimPush {
+    /// The bearer token the pushing system presents, in a Secret of the source's
+    /// namespace. A request with any other token is refused.
+    pub token_secret_ref: LocalSecretKeyRef,
+}
+
 /// A key of a ConfigMap in the object's own namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -218,12 +237,30 @@ pub struct FieldMapping {
 }
 
 /// What a source does with its workers' departures.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourcePolicy {
-    /// A worker whose row disappears from the export.
+    /// A worker whose row disappears from the export, whose entry leaves the directory,
+    /// or whom the pushing system deletes.
     #[serde(default)]
     pub missing: MissingWorker,
+    /// A worker a SCIM push marks `active: false` (Entra ID and Okta deactivate before
+    /// they delete).
+    #[serde(default = "suspend")]
+    pub inactive: MissingWorker,
+}
+
+impl Default for SourcePolicy {
+    fn default() -> Self {
+        Self {
+            missing: MissingWorker::default(),
+            inactive: suspend(),
+        }
+    }
+}
+
+fn suspend() -> MissingWorker {
+    MissingWorker::Suspend
 }
 
 /// The state a worker whose row disappeared is put in.

@@ -1,4 +1,4 @@
-//! The `roster.dev/v1alpha1` API: the five custom resources and the types they share.
+//! The `roster.dev/v1alpha1` API: the six custom resources and the types they share.
 //!
 //! Every field carries rustdoc because the generated CRD turns it into `kubectl explain`
 //! text. `crds/` is generated from these types with `roster crds`; a test fails when the
@@ -19,6 +19,8 @@ mod prose;
 mod role;
 #[allow(clippy::duplicated_attributes)]
 mod role_binding;
+#[allow(clippy::duplicated_attributes)]
+mod scim_user;
 
 pub use common::{LocalSecretKeyRef, conditions};
 pub use connector::{
@@ -33,11 +35,12 @@ pub use identity::{
 };
 pub use identity_source::{
     ConfigMapKeyRef, ExportFormat, FieldMapping, HrExport, IdentitySource, IdentitySourceSpec,
-    IdentitySourceStatus, ImportSafeguard, LdapDirectory, MissingWorker, SourceClash, SourcePolicy,
-    SourceQuarantine,
+    IdentitySourceStatus, ImportSafeguard, LdapDirectory, MissingWorker, ScimPush, SourceClash,
+    SourcePolicy, SourceQuarantine,
 };
 pub use role::{EntitlementRef, Role, RoleSpec, RoleStatus};
 pub use role_binding::{RoleBinding, RoleBindingSpec, RoleBindingStatus, Subjects};
+pub use scim_user::{ScimUser, ScimUserSpec};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -58,6 +61,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         RoleBinding::crd(),
         Connector::crd(),
         IdentitySource::crd(),
+        ScimUser::crd(),
     ]
     .into_iter()
     .map(as_prose)
@@ -173,7 +177,13 @@ mod tests {
 
     #[test]
     fn every_crd_is_in_the_roster_category_with_a_status_subresource() {
-        for crd in crds() {
+        // Pushed SCIM users are the endpoint's store, not objects a person works with:
+        // one per worker, so `kubectl get roster` would drown in them.
+        let store = ScimUser::crd_name();
+        for crd in crds()
+            .into_iter()
+            .filter(|c| c.metadata.name.as_deref() != Some(store))
+        {
             let name = crd.metadata.name.clone().unwrap_or_default();
             assert_eq!(crd.spec.group, GROUP);
             assert_eq!(

@@ -5,11 +5,13 @@
 //! - [`mapping`]: a record → the worker's Identity fields.
 //! - [`plan`]: workers vs Identities → creations, updates, leavers and clashes.
 //! - [`safeguard`]: whether the leavers may be applied.
+//! - [`scim`]: users pushed over SCIM 2.0 → records.
 
 pub mod export;
 pub mod mapping;
 pub mod plan;
 pub mod safeguard;
+pub mod scim;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
