@@ -56,6 +56,11 @@ enum Command {
         /// owner is set. Seconds; default 7 days.
         #[arg(long, env = "ROSTER_OWNER_GRACE_SECONDS", default_value_t = 7 * 24 * 3600)]
         owner_grace_seconds: u32,
+        /// Serve the SCIM 2.0 endpoint that HR systems and IdPs push IdentitySources'
+        /// people to, on this address (e.g. `0.0.0.0:8443`); off when unset. Put TLS in
+        /// front of it (an Ingress or a mesh): pushes carry bearer tokens.
+        #[arg(long, env = "ROSTER_SCIM_ADDR")]
+        scim_addr: Option<SocketAddr>,
     },
     /// Print the governance numbers — entitlement accuracy, deprovisioning completion,
     /// exceptions needing a person — for the cluster of the current kubeconfig.
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
             leader_elect_lease,
             allow_target_networks,
             owner_grace_seconds,
+            scim_addr,
         } => {
             telemetry::init_logging(log_format);
             // 8 MiB a thread, not 2: CEL evaluation recurses once per level of a
@@ -116,6 +122,7 @@ fn main() -> ExitCode {
                 owner_grace: k8s_openapi::jiff::SignedDuration::from_secs(i64::from(
                     owner_grace_seconds,
                 )),
+                scim_addr,
             };
             match runtime.block_on(operator::run(options)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ mod http;
 mod leader;
 mod relay;
 pub mod report;
+pub mod scim;
 mod significance;
 mod wiring;
 
@@ -23,7 +24,7 @@ use tokio::{net::TcpListener, sync::watch};
 
 pub use self::leader::{LeaderOptions, Timing};
 use crate::{
-    api::{Connector, Identity, IdentitySource, Role, RoleBinding},
+    api::{Connector, Identity, IdentitySource, Role, RoleBinding, ScimUser},
     controller::{self, Context, connector, identity, role, role_binding, source},
     telemetry::Metrics,
 };
@@ -39,6 +40,8 @@ pub struct RunOptions {
     pub targets: crate::connector::target::TargetPolicy,
     /// How long a Service identity keeps its access after its owner left.
     pub owner_grace: k8s_openapi::jiff::SignedDuration,
+    /// Where the SCIM push endpoint is served; `None`: not at all.
+    pub scim_addr: Option<SocketAddr>,
 }
 
 /// This process's identity in a leader election: the Pod's name in a cluster (a
@@ -131,6 +134,27 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         stopped(),
     ));
     tracing::info!(addr = %opts.probe_addr, "serving /healthz, /readyz and /metrics");
+    // Every replica takes pushes: they are kept in the apiserver, where the leader's
+    // source loop sees them.
+    let scim = match opts.scim_addr {
+        None => None,
+        Some(addr) => {
+            let mut missing = Vec::new();
+            check_served::<ScimUser>(&client, &mut missing).await?;
+            if !missing.is_empty() {
+                return Err(Error::CrdsMissing(missing));
+            }
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind { addr, source })?;
+            tracing::info!(addr = %addr, "serving the SCIM push endpoint for IdentitySources");
+            Some(tokio::spawn(scim::serve(
+                listener,
+                client.clone(),
+                stopped(),
+            )))
+        }
+    };
 
     // A standby watches nothing and writes nothing until it leads.
     let leadership = match opts.leader {
@@ -145,7 +169,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     };
     standby.store(false, Ordering::Release);
 
-    let wiring = wiring::wire(&client);
+    let wiring = wiring::wire(&client, scim.is_some());
     let stores = wiring.stores.clone();
     let _ = served_stores.set(stores.clone());
     let ctx = Arc::new(Context {

@@ -32,7 +32,7 @@ use super::{
     significance::Filters,
 };
 use crate::{
-    api::{Connector, Identity, IdentitySource, Role, RoleBinding},
+    api::{Connector, Identity, IdentitySource, Role, RoleBinding, ScimUser},
     controller::{Stores, identity, role, role_binding},
 };
 
@@ -174,7 +174,10 @@ where
 /// `pollSeconds` by requeue. The watch runs in its own task, as the shared ones do: a
 /// controller waits for its cache's first list, and a cache filled only when the
 /// controller polls its stream would never finish one once a shutdown stops the polling.
-fn sources(client: &Client) -> (Controller<IdentitySource>, JoinHandle<()>) {
+///
+/// With the SCIM endpoint on, the users pushed to a source (`ScimUser`s) are watched too:
+/// a push, on whichever replica took it, triggers its source's read at once.
+fn sources(client: &Client, scim: bool) -> (Controller<IdentitySource>, JoinHandle<()>) {
     let (reader, writer) = reflector::store::<IdentitySource>();
     let changes = reflector::reflector(
         writer,
@@ -196,11 +199,27 @@ fn sources(client: &Client) -> (Controller<IdentitySource>, JoinHandle<()>) {
             }
         }
     });
-    (Controller::for_stream(stream_of(rx), reader), task)
+    let controller = Controller::for_stream(stream_of(rx), reader);
+    if !scim {
+        return (controller, task);
+    }
+    let pushed = watcher(
+        Api::<ScimUser>::all(client.clone()),
+        watcher::Config::default().labels(crate::operator::scim::SOURCE_LABEL),
+    )
+    .default_backoff()
+    .touched_objects()
+    .filter_map(|user| async move {
+        let user = user.ok()?;
+        let ns = kube::ResourceExt::namespace(&user)?;
+        Some(ObjectRef::<IdentitySource>::new(&user.spec.source).within(&ns))
+    });
+    (controller.reconcile_on(pushed), task)
 }
 
-/// Builds the four controllers on four shared watches, and the IdentitySource one.
-pub fn wire(client: &Client) -> Wiring {
+/// Builds the four controllers on four shared watches, and the IdentitySource one (which
+/// watches pushed SCIM users too when `scim`).
+pub fn wire(client: &Client, scim: bool) -> Wiring {
     let (identity_reader, identity_writer) = reflector::store::<Identity>();
     let (role_reader, role_writer) = reflector::store::<Role>();
     let (binding_reader, binding_writer) = reflector::store::<RoleBinding>();
@@ -223,7 +242,7 @@ pub fn wire(client: &Client) -> Wiring {
     let (to_connectors, connector_triggers) = mpsc::unbounded_channel::<ObjectRef<Connector>>();
 
     let (fan, fan_task) = FanOut::start();
-    let (sources, sources_task) = sources(client);
+    let (sources, sources_task) = sources(client, scim);
     let mut tasks = vec![fan_task, sources_task];
     // An owner's change re-checks the Service identities it owns.
     tasks.push(watch(

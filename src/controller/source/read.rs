@@ -1,19 +1,19 @@
-//! Reading a source's backend into records: an HR export from a ConfigMap, or people
-//! from an LDAP directory. What cannot be read is a [`Refused`] read (a condition, and
+//! Reading a source's backend into records: an HR export from a ConfigMap, people from
+//! an LDAP directory, or the users pushed to Roster's SCIM endpoint. What cannot be read is a [`Refused`] read (a condition, and
 //! nothing applied); only an apiserver failure is an error worth a retry.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Api;
+use kube::{Api, ResourceExt, api::ListParams};
 
 use super::report::Refused;
 use crate::{
-    api::{HrExport, IdentitySource, LdapDirectory, LocalSecretKeyRef},
+    api::{HrExport, IdentitySource, LdapDirectory, LocalSecretKeyRef, ScimUser},
     connector::{
         ldap::{self, people::PeopleSearch},
         target::Network,
     },
     controller::{Context, Error},
-    lifecycle::source::{export::Record, mapping},
+    lifecycle::source::{export::Record, mapping, scim},
     provision::secrets,
 };
 
@@ -23,15 +23,42 @@ pub async fn records(
     src: &IdentitySource,
     ns: &str,
 ) -> Result<Result<Vec<Record>, Refused>, Error> {
-    match (&src.spec.hr_export, &src.spec.ldap) {
-        (Some(export), _) => hr_export(ctx, export, ns).await,
-        (None, Some(directory)) => Ok(directory_people(ctx, src, directory, ns).await),
-        // The schema refuses a source with neither; one from before the rule is told so.
-        (None, None) => Ok(Err(Refused {
+    match (&src.spec.hr_export, &src.spec.ldap, &src.spec.scim) {
+        (Some(export), _, _) => hr_export(ctx, export, ns).await,
+        (None, Some(directory), _) => Ok(directory_people(ctx, src, directory, ns).await),
+        (None, None, Some(_)) => pushed(ctx, src, ns).await.map(Ok),
+        // The schema refuses a source with none; one from before the rule is told so.
+        (None, None, None) => Ok(Err(Refused {
             reason: "NoBackend",
-            message: "the source names neither hrExport nor ldap".into(),
+            message: "the source names none of hrExport, ldap or scim".into(),
         })),
     }
+}
+
+/// The users pushed to the source over SCIM, oldest first, as rows. None pushed yet is
+/// an empty source, which the safeguard holds like an empty export.
+async fn pushed(ctx: &Context, src: &IdentitySource, ns: &str) -> Result<Vec<Record>, Error> {
+    let name = src.name_any();
+    let label = crate::lifecycle::source::label_value(&format!("{ns}/{name}"));
+    let selector = format!("{}={label}", crate::lifecycle::source::SOURCE_LABEL);
+    let mut users: Vec<ScimUser> = Api::<ScimUser>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .filter(|u| u.spec.source == name)
+        .collect();
+    users.sort_by_key(|u| {
+        (
+            u.metadata.creation_timestamp.clone().map(|t| t.0),
+            u.name_any(),
+        )
+    });
+    let users: Vec<(String, serde_json::Value)> = users
+        .into_iter()
+        .map(|u| (u.name_any(), u.spec.resource))
+        .collect();
+    Ok(scim::resource::rows(&users, src.spec.policy.inactive))
 }
 
 async fn hr_export(

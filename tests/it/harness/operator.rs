@@ -14,6 +14,8 @@ use super::{control_plane, process};
 pub struct SharedOperator {
     /// Its log file.
     pub log: PathBuf,
+    /// Where it serves its SCIM push endpoint (`http://127.0.0.1:PORT`).
+    pub scim: String,
 }
 
 static OPERATOR: OnceLock<SharedOperator> = OnceLock::new();
@@ -34,9 +36,11 @@ pub fn shared() -> &'static SharedOperator {
     OPERATOR.get_or_init(|| {
         let cp = control_plane();
         let port = process::free_port();
+        let scim = format!("127.0.0.1:{}", process::free_port());
         let log = process::temp_dir("roster-operator-").join("roster.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
         cmd.args(["run", "--probe-addr", &format!("127.0.0.1:{port}")])
+            .args(["--scim-addr", &scim])
             .env("KUBECONFIG", &cp.kubeconfig)
             .env("ROSTER_ALLOW_TARGET_NETWORKS", LOOPBACK)
             .env(
@@ -62,7 +66,10 @@ pub fn shared() -> &'static SharedOperator {
         })
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        SharedOperator { log }
+        SharedOperator {
+            log,
+            scim: format!("http://{scim}"),
+        }
     })
 }
 

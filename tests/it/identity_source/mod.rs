@@ -17,6 +17,7 @@ use crate::{
 };
 
 pub mod ldap;
+pub mod scim;
 
 /// The column names [`people`] writes, mapped.
 fn mapping() -> Value {

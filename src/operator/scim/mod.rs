@@ -1,0 +1,247 @@
+//! Roster's SCIM 2.0 endpoint (RFC 7644), where an HR system or IdP pushes the people of
+//! an `IdentitySource` with `spec.scim`: `/sources/<namespace>/<name>/scim/v2/…`. Each
+//! request is authorised by the bearer token in the source's Secret; users are kept as
+//! `ScimUser` objects ([`store`]), which the source reads as its rows. The endpoint
+//! writes only those objects, never an Identity: the source's loop applies what was
+//! pushed through its mapping and its safeguard, as for any other feed.
+//!
+//! It serves on every replica, leader or not: a push is kept in the apiserver, and the
+//! leader's source loop watches the kept users.
+
+mod store;
+mod users;
+
+use std::{collections::HashMap, future::Future, sync::Arc};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, Query, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::any,
+};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::{
+    api::IdentitySource,
+    lifecycle::source::scim::schema::{self, ERROR},
+    provision::secrets,
+};
+pub use store::SOURCE_LABEL;
+
+/// The largest request body taken: a User is a few hundred bytes, a PATCH a few more.
+const BODY_MAX: usize = 256 * 1024;
+/// The media type of every answer (RFC 7644 section 3.1).
+const SCIM_JSON: &str = "application/scim+json";
+
+/// What every request needs.
+struct Endpoint {
+    client: Client,
+    /// `https` when served with TLS: the scheme of the locations it answers with.
+    scheme: &'static str,
+}
+
+/// Serves the SCIM endpoint on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    client: Client,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let endpoint = Arc::new(Endpoint {
+        client,
+        scheme: "http",
+    });
+    let app = Router::new()
+        .route("/sources/{namespace}/{name}/scim/v2/{*rest}", any(handle))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, None, "no such endpoint") })
+        .layer(DefaultBodyLimit::max(BODY_MAX))
+        .with_state(endpoint);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// One request, as the handlers see it.
+pub(crate) struct Request {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: HashMap<String, String>,
+    pub body: Bytes,
+    /// The endpoint's base URL, for locations.
+    pub base: String,
+}
+
+async fn handle(
+    State(endpoint): State<Arc<Endpoint>>,
+    Path((namespace, name, rest)): Path<(String, String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = authorize(&endpoint.client, &namespace, &name, &headers).await {
+        return refused;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let base = format!(
+        "{}://{host}/sources/{namespace}/{name}/scim/v2",
+        endpoint.scheme
+    );
+    let req = Request {
+        method,
+        headers,
+        query,
+        body,
+        base,
+    };
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let store = store::Store::new(&endpoint.client, &namespace, &name);
+    match segments.as_slice() {
+        ["ServiceProviderConfig"] => discovery(&req, schema::service_provider_config(&req.base)),
+        ["Schemas"] => discovery(&req, listed(schema::schemas(&req.base))),
+        ["Schemas", id] => one_of(&req, schema::schemas(&req.base), id),
+        ["ResourceTypes"] => discovery(&req, listed(schema::resource_types(&req.base))),
+        ["ResourceTypes", id] => one_of(&req, schema::resource_types(&req.base), id),
+        ["Users"] if req.method == Method::GET => users::list(&store, &req).await,
+        ["Users"] if req.method == Method::POST => users::create(&store, &req).await,
+        ["Users", ".search"] | [".search"] if req.method == Method::POST => {
+            users::search(&store, &req).await
+        }
+        ["Users"] | ["Users", ".search"] | [".search"] => not_allowed(),
+        ["Users", id] => users::one(&store, &req, id).await,
+        _ => error(StatusCode::NOT_FOUND, None, "no such endpoint"),
+    }
+}
+
+/// Checks the bearer token against the source's Secret. A source that does not exist,
+/// or takes no pushes, is refused the same way as a wrong token: the answer tells a
+/// stranger nothing about which sources exist.
+async fn authorize(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
+    let unauthorized = || {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "a valid bearer token is required",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(unauthorized)?;
+    let source = Api::<IdentitySource>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|e| unavailable(&e.to_string()))?;
+    let Some(push) = source.and_then(|s| s.spec.scim) else {
+        return Err(unauthorized());
+    };
+    let token = secrets::read(client, namespace, &push.token_secret_ref)
+        .await
+        .map_err(|e| {
+            tracing::warn!(source = %format!("{namespace}/{name}"), reason = e.reason(), error = %e, "SCIM push refused: the token cannot be read");
+            unavailable("the source's token cannot be read")
+        })?;
+    let token = String::from_utf8_lossy(&token);
+    if same(token.trim().as_bytes(), presented.as_bytes()) {
+        Ok(())
+    } else {
+        Err(unauthorized())
+    }
+}
+
+/// Compares two secrets in time that depends on their length only.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn listed(items: Vec<Value>) -> Value {
+    let total = items.len();
+    schema::list(items, total, 1)
+}
+
+fn discovery(req: &Request, body: Value) -> Response {
+    if req.method != Method::GET {
+        return not_allowed();
+    }
+    json_answer(StatusCode::OK, &body, None)
+}
+
+fn one_of(req: &Request, items: Vec<Value>, id: &str) -> Response {
+    if req.method != Method::GET {
+        return not_allowed();
+    }
+    match items.into_iter().find(|i| i["id"] == id) {
+        Some(item) => json_answer(StatusCode::OK, &item, None),
+        None => error(StatusCode::NOT_FOUND, None, &format!("no {id:?} here")),
+    }
+}
+
+fn not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        "this endpoint does not take that method",
+    )
+}
+
+/// A SCIM answer: `body` as `application/scim+json`, with its ETag when it has one.
+pub(crate) fn json_answer(status: StatusCode, body: &Value, etag: Option<&str>) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+    if let Some(v) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+/// A SCIM error (RFC 7644 section 3.12).
+pub(crate) fn error(status: StatusCode, scim_type: Option<&str>, detail: &str) -> Response {
+    let mut body =
+        json!({"schemas": [ERROR], "status": status.as_u16().to_string(), "detail": detail});
+    if let Some(t) = scim_type {
+        body["scimType"] = json!(t);
+    }
+    json_answer(status, &body, None)
+}
+
+/// The apiserver failed: the pushing system should retry.
+pub(crate) fn unavailable(why: &str) -> Response {
+    tracing::warn!(error = %why, "SCIM push: the apiserver failed");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        "Roster cannot reach its store now; retry",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(super::same(b"abc", b"abc"));
+        assert!(!super::same(b"abc", b"abd"));
+        assert!(!super::same(b"abc", b"abcd"));
+        assert!(!super::same(b"", b"a"));
+    }
+}

@@ -1,0 +1,210 @@
+//! A SCIM push source on the shared operator's endpoint, driven by real SCIM clients from
+//! PyPI: `scim2-tester` holds the endpoint to RFC 7643/7644, and `scim2-cli`, acting as
+//! the HR system, creates, moves, deactivates and deletes people.
+
+use std::process::{Command, Stdio};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use roster::api::{IdentitySource, LifecycleState, ScimUser};
+use serde_json::{Value, json};
+
+use crate::{harness::operator, lifecycle::Scenario};
+
+/// The bearer token the tests' HR system presents.
+const TOKEN: &str = "it-hr-push-token";
+
+/// The SCIM base URL of the source `name` in the scenario's namespace.
+pub fn endpoint(s: &Scenario, name: &str) -> String {
+    format!(
+        "{}/sources/{}/{name}/scim/v2",
+        operator::shared().scim,
+        s.ns
+    )
+}
+
+/// The IdentitySource `name` taking pushes with [`TOKEN`], mapping the SCIM attributes
+/// `scim2-cli` sends; `extra` merged into its spec.
+pub async fn push_source(s: &Scenario, name: &str, extra: Value) {
+    s.apply::<Secret>(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": format!("{name}-token")}, "stringData": {"token": TOKEN}}))
+        .await;
+    let mut spec = json!({"scim": {"tokenSecretRef": {"name": format!("{name}-token"), "key": "token"}},
+        "pollSeconds": 30,
+        "mapping": {"username": "userName", "displayName": "displayName",
+            "givenName": "name.givenName", "familyName": "name.familyName", "email": "emails",
+            "state": "active", "attributes": {"department": "department", "employeeNumber": "employeeNumber"}}});
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    s.apply::<IdentitySource>(json!({"apiVersion": "roster.dev/v1alpha1",
+        "kind": "IdentitySource", "metadata": {"name": name}, "spec": spec}))
+        .await;
+}
+
+/// The bin directory of the venv holding `scim2` and `scim2-tester`.
+fn tools() -> String {
+    std::env::var("ROSTER_SCIM2_TOOLS").unwrap_or_else(|_| {
+        panic!(
+            "ROSTER_SCIM2_TOOLS is not set. Install the SCIM clients and point at them:\n  \
+             export ROSTER_SCIM2_TOOLS=$(hack/scim2-tools-bin.sh)\n\
+             (the README's test command, hack/test.sh, does this)"
+        )
+    })
+}
+
+/// Runs `scim2 ARGS` against the source `name`, `stdin` piped in, as the HR system;
+/// returns what it printed, as JSON when it is.
+pub async fn scim2(s: &Scenario, name: &str, args: &[&str], stdin: Option<Value>) -> Value {
+    let (url, args) = (
+        endpoint(s, name),
+        args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(format!("{}/scim2", tools()))
+            .args(&args)
+            .env("SCIM_CLI_URL", &url)
+            .env("SCIM_CLI_HEADERS", format!("Authorization: Bearer {TOKEN}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start scim2");
+        if let (Some(body), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            pipe.write_all(body.to_string().as_bytes())
+                .expect("write to scim2");
+        }
+        let out = child.wait_with_output().expect("scim2");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "scim2 {args:?} failed: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    })
+    .await
+    .expect("scim2 thread")
+}
+
+/// Runs scim2-tester's `check_server` on the source `name`; returns each check's
+/// (status, title, reason).
+async fn tester(s: &Scenario, name: &str) -> Vec<(String, String, String)> {
+    let url = endpoint(s, name);
+    let script = r#"
+import json, sys
+from scim2_client.engines.httpx2 import SyncSCIMClient
+from httpx2 import Client
+from scim2_tester import check_server
+client = SyncSCIMClient(Client(base_url=sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]}))
+for r in check_server(client):
+    print(json.dumps([r.status.name, r.title, str(r.reason or "")]))
+"#;
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(format!("{}/python", tools()))
+            .args(["-c", script, &url, TOKEN])
+            .output()
+            .expect("run scim2-tester");
+        assert!(
+            out.status.success(),
+            "scim2-tester failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<(String, String, String)>(l).ok())
+            .collect()
+    })
+    .await
+    .expect("tester thread")
+}
+
+#[tokio::test]
+async fn scim2_tester_finds_the_push_endpoint_compliant() {
+    let s = Scenario::new("scimcheck", json!({})).await;
+    // The checker pushes users with random names: mapped to a column it never sends, they
+    // stay rows with a problem and become no Identities in the shared cluster.
+    push_source(&s, "hr", json!({"mapping": {"username": "notPushed"}})).await;
+    let results = tester(&s, "hr").await;
+    for (status, title, reason) in &results {
+        eprintln!("{status:8} {title}: {reason}");
+    }
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|(status, _, _)| !["SUCCESS", "SKIPPED"].contains(&status.as_str()))
+        .collect();
+    assert!(
+        results.len() > 40,
+        "scim2-tester ran {} checks",
+        results.len()
+    );
+    assert!(failed.is_empty(), "not compliant: {failed:#?}");
+}
+
+#[tokio::test]
+async fn a_wrong_token_or_another_source_is_refused() {
+    let s = Scenario::new("scimauth", json!({})).await;
+    push_source(&s, "hr", json!({})).await;
+    let http = reqwest::Client::new();
+    let users = format!("{}/Users", endpoint(&s, "hr"));
+    for (url, token) in [
+        (users.as_str(), "wrong"),
+        (users.as_str(), ""),
+        (&format!("{}/Users", endpoint(&s, "nosuchsource")), TOKEN),
+    ] {
+        let r = http.get(url).bearer_auth(token).send().await.expect("GET");
+        assert_eq!(r.status(), 401, "{url} with {token:?}");
+    }
+    let r = http
+        .get(&users)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn hr_deactivates_then_deletes_and_the_identity_follows() {
+    let s = Scenario::new("scimlife", json!({})).await;
+    push_source(&s, "hr", json!({})).await;
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "scimlife.bo", "displayName": "Bo", "active": true,
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "sales"}});
+    let created = scim2(&s, "hr", &["create", "user"], Some(user)).await;
+    let id = created["id"].as_str().expect("an id").to_owned();
+    s.eventually("the pushed joiner is an Identity", || async {
+        s.identities()
+            .get_opt("scimlife.bo")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|i| {
+                i.spec.state == LifecycleState::Active
+                    && i.spec.attributes.get("department").map(String::as_str) == Some("sales")
+            })
+    })
+    .await;
+    scim2(
+        &s,
+        "hr",
+        &["modify", "user", &id, "replace", "active", "false"],
+        None,
+    )
+    .await;
+    s.eventually("deactivated in HR: suspended", || async {
+        s.get("scimlife.bo").await.spec.state == LifecycleState::Suspended
+    })
+    .await;
+    scim2(&s, "hr", &["delete", "user", &id], None).await;
+    s.eventually("deleted in HR: terminated", || async {
+        s.get("scimlife.bo").await.spec.state == LifecycleState::Terminated
+    })
+    .await;
+    let left = Api::<ScimUser>::namespaced(s.client.clone(), &s.ns)
+        .get_opt(&id)
+        .await
+        .expect("get");
+    assert!(left.is_none(), "the deleted user is gone from the store");
+}
