@@ -200,8 +200,8 @@ fn approval_policy(name: &str, resource: &str, kind: &str) -> ValidatingAdmissio
 }
 
 /// IdentitySources: whoever creates one or changes its spec could write Identities
-/// (`create` and `update` on `identities.roster.dev`) and read the ConfigMap or the
-/// bind password Secret it names, so a source never lets its author mint people they could not mint by hand. One
+/// (`create` and `update` on `identities.roster.dev`) and read the ConfigMap, the bind
+/// password Secret or the push token Secret it names, so a source never lets its author mint people they could not mint by hand. One
 /// validation per check: each authorizer call is costly enough that three in one
 /// expression exceed the apiserver's per-expression cost limit.
 fn source_policy() -> ValidatingAdmissionPolicy {
@@ -228,6 +228,10 @@ fn source_policy() -> ValidatingAdmissionPolicy {
         "!has(object.spec.ldap) || authorizer.group('').resource('secrets').namespace(object.metadata.namespace).name(object.spec.ldap.bindPasswordSecretRef.name).check('get').allowed()".into(),
         "verb get on the Secret holding its bind password",
     );
+    let token = needs(
+        "!has(object.spec.scim) || authorizer.group('').resource('secrets').namespace(object.metadata.namespace).name(object.spec.scim.tokenSecretRef.name).check('get').allowed()".into(),
+        "verb get on the Secret holding its push token",
+    );
     let mut p = policy(
         SOURCE_POLICY,
         "identitysources",
@@ -239,6 +243,7 @@ fn source_policy() -> ValidatingAdmissionPolicy {
             identities("update"),
             export,
             password,
+            token,
         ]);
     }
     p

@@ -294,11 +294,24 @@ async fn fields_the_mapping_leaves_out_stay_with_git() {
 
 /// Tries to create the IdentitySource `name` as `client`; the refusal's message if any.
 async fn try_source(client: &kube::Client, ns: &str, name: &str) -> Result<(), String> {
+    let backend = json!({"hrExport": {"configMap": {"name": "hr", "key": "workers.csv"}}});
+    try_source_of(client, ns, name, backend).await
+}
+
+/// [`try_source`] with `backend`'s fields in the spec.
+async fn try_source_of(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    backend: Value,
+) -> Result<(), String> {
+    let mut spec = json!({"mapping": mapping()});
+    if let (Some(spec), Some(backend)) = (spec.as_object_mut(), backend.as_object()) {
+        spec.extend(backend.clone());
+    }
     let obj: IdentitySource = serde_json::from_value(json!({
         "apiVersion": "roster.dev/v1alpha1", "kind": "IdentitySource",
-        "metadata": {"name": name},
-        "spec": {"hrExport": {"configMap": {"name": "hr", "key": "workers.csv"}},
-            "mapping": mapping()}}))
+        "metadata": {"name": name}, "spec": spec}))
     .expect("an IdentitySource");
     Api::<IdentitySource>::namespaced(client.clone(), ns)
         .create(&Default::default(), &obj)
@@ -374,7 +387,13 @@ async fn a_source_needs_an_author_who_could_write_identities_and_read_the_export
     let blind = blind.expect_err("a source reading a ConfigMap its author cannot read");
     assert!(blind.contains("get on the ConfigMap"), "{blind}");
 
-    try_source(&as_user(cp, "u-src-writer").await, &ns, "theirs")
+    let writer = as_user(cp, "u-src-writer").await;
+    try_source(&writer, &ns, "theirs")
         .await
         .expect("an author who could write the Identities by hand");
+    // A push source names a token Secret: its author must be able to read that token.
+    let push = json!({"scim": {"tokenSecretRef": {"name": "hr-token", "key": "token"}}});
+    let tokenless = try_source_of(&writer, &ns, "pushed", push).await;
+    let tokenless = tokenless.expect_err("a push source whose token its author cannot read");
+    assert!(tokenless.contains("get on the Secret holding its push token"), "{tokenless}");
 }
