@@ -134,6 +134,9 @@ pub enum Feed {
     /// read by the IdentitySource `hr`; a leaver's entry is marked
     /// `employeeType: terminated`, which the source's disabled filter matches.
     Directory,
+    /// `scim2-cli`, as the HR system, pushes the person to the IdentitySource `hr`'s
+    /// SCIM endpoint: created, moved by a PATCH of the department, deleted as a leaver.
+    ScimPush,
 }
 
 /// The person the scenario takes through: `{stem}.ada`, Identity `{stem}-ada` (from an
@@ -151,7 +154,7 @@ impl Person<'_> {
     fn identity(&self) -> String {
         match self.feed {
             Feed::Identity => format!("{}-ada", self.stem),
-            Feed::HrExport | Feed::Directory => self.user(),
+            Feed::HrExport | Feed::Directory | Feed::ScimPush => self.user(),
         }
     }
 }
@@ -186,6 +189,9 @@ async fn person(s: &Scenario, p: &Person<'_>, department: &str, state: &str) {
             let terminated = state == "Terminated";
             crate::identity_source::ldap::directory_person(p.stem, &user, department, terminated)
                 .await;
+        }
+        Feed::ScimPush => {
+            crate::identity_source::scim::hr_person(s, p.stem, &user, department, state).await;
         }
     }
 }
@@ -305,6 +311,7 @@ pub async fn joiner_mover_leaver_from(s: &Scenario, stem: &str, feed: Feed) {
         Feed::Identity => {}
         Feed::HrExport => hr_source(s).await,
         Feed::Directory => crate::identity_source::ldap::directory_source(s, stem).await,
+        Feed::ScimPush => crate::identity_source::scim::push_source(s, "hr", json!({})).await,
     }
     let p = Person { stem, feed };
     person(s, &p, "engineering", "Active").await;

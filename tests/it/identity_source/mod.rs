@@ -395,5 +395,8 @@ async fn a_source_needs_an_author_who_could_write_identities_and_read_the_export
     let push = json!({"scim": {"tokenSecretRef": {"name": "hr-token", "key": "token"}}});
     let tokenless = try_source_of(&writer, &ns, "pushed", push).await;
     let tokenless = tokenless.expect_err("a push source whose token its author cannot read");
-    assert!(tokenless.contains("get on the Secret holding its push token"), "{tokenless}");
+    assert!(
+        tokenless.contains("get on the Secret holding its push token"),
+        "{tokenless}"
+    );
 }

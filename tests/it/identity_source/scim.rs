@@ -9,7 +9,14 @@ use kube::Api;
 use roster::api::{IdentitySource, LifecycleState, ScimUser};
 use serde_json::{Value, json};
 
-use crate::{harness::operator, lifecycle::Scenario};
+use crate::{
+    four_connectors::{Feed, joiner_mover_leaver_from},
+    harness::operator,
+    lifecycle::Scenario,
+};
+
+/// The enterprise extension's URN, for PATCH paths.
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// The bearer token the tests' HR system presents.
 const TOKEN: &str = "it-hr-push-token";
@@ -86,6 +93,65 @@ pub async fn scim2(s: &Scenario, name: &str, args: &[&str], stdin: Option<Value>
     })
     .await
     .expect("scim2 thread")
+}
+
+/// The SCIM id of the pushed user `user_name`, if it was pushed.
+async fn pushed_id(s: &Scenario, user_name: &str) -> Option<String> {
+    Api::<ScimUser>::namespaced(s.client.clone(), &s.ns)
+        .list(&Default::default())
+        .await
+        .expect("list ScimUsers")
+        .items
+        .into_iter()
+        .find(|u| u.spec.resource["userName"] == user_name)
+        .and_then(|u| u.metadata.name)
+}
+
+/// `scim2-cli` as the HR system: pushes `user` in `department` (with a colleague,
+/// `{stem}.grace`, whose record stays, so the source is never empty), moves them by a
+/// PATCH, or deletes them when `state` is `Terminated`.
+pub async fn hr_person(s: &Scenario, stem: &str, user: &str, department: &str, state: &str) {
+    let create = |name: &str, department: &str| {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+            "userName": name, "displayName": "Ada Lovelace", "active": true,
+            "name": {"givenName": "Ada", "familyName": "Lovelace"},
+            "emails": [{"value": format!("{name}@example.com"), "type": "work", "primary": true}],
+            ENTERPRISE: {"department": department}})
+    };
+    let colleague = format!("{stem}.grace");
+    if pushed_id(s, &colleague).await.is_none() {
+        scim2(
+            s,
+            "hr",
+            &["create", "user"],
+            Some(create(&colleague, "sales")),
+        )
+        .await;
+    }
+    match (pushed_id(s, user).await, state) {
+        (None, _) => {
+            scim2(s, "hr", &["create", "user"], Some(create(user, department))).await;
+        }
+        (Some(id), "Terminated") => {
+            scim2(s, "hr", &["delete", "user", &id], None).await;
+        }
+        (Some(id), _) => {
+            let path = format!("{ENTERPRISE}:department");
+            scim2(
+                s,
+                "hr",
+                &["modify", "user", &id, "replace", &path, department],
+                None,
+            )
+            .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_scim_push_takes_a_person_through_four_apps() {
+    let s = Scenario::new("hrscim", json!({})).await;
+    joiner_mover_leaver_from(&s, "hrscim", Feed::ScimPush).await;
 }
 
 /// Runs scim2-tester's `check_server` on the source `name`; returns each check's
