@@ -57,10 +57,21 @@ enum Command {
         #[arg(long, env = "ROSTER_OWNER_GRACE_SECONDS", default_value_t = 7 * 24 * 3600)]
         owner_grace_seconds: u32,
         /// Serve the SCIM 2.0 endpoint that HR systems and IdPs push IdentitySources'
-        /// people to, on this address (e.g. `0.0.0.0:8443`); off when unset. Put TLS in
-        /// front of it (an Ingress or a mesh): pushes carry bearer tokens.
+        /// people to, on this address (e.g. `0.0.0.0:8443`); off when unset. It needs
+        /// `--scim-tls-cert` and `--scim-tls-key`, or `--scim-plaintext`.
         #[arg(long, env = "ROSTER_SCIM_ADDR")]
         scim_addr: Option<SocketAddr>,
+        /// The SCIM endpoint's certificate chain (PEM), e.g. a mounted
+        /// `kubernetes.io/tls` Secret's `tls.crt`.
+        #[arg(long, env = "ROSTER_SCIM_TLS_CERT")]
+        scim_tls_cert: Option<std::path::PathBuf>,
+        /// The SCIM endpoint's private key (PEM), e.g. the Secret's `tls.key`.
+        #[arg(long, env = "ROSTER_SCIM_TLS_KEY")]
+        scim_tls_key: Option<std::path::PathBuf>,
+        /// Serve the SCIM endpoint over plain HTTP: only when TLS ends in front of it
+        /// (an Ingress, a mesh) or for a demo on loopback. Pushes carry bearer tokens.
+        #[arg(long, env = "ROSTER_SCIM_PLAINTEXT")]
+        scim_plaintext: bool,
     },
     /// Print the governance numbers — entitlement accuracy, deprovisioning completion,
     /// exceptions needing a person — for the cluster of the current kubeconfig.
@@ -96,6 +107,9 @@ fn main() -> ExitCode {
             allow_target_networks,
             owner_grace_seconds,
             scim_addr,
+            scim_tls_cert,
+            scim_tls_key,
+            scim_plaintext,
         } => {
             telemetry::init_logging(log_format);
             // 8 MiB a thread, not 2: CEL evaluation recurses once per level of a
@@ -115,6 +129,15 @@ fn main() -> ExitCode {
                 timing: Default::default(),
             });
             let targets = roster::connector::target::TargetPolicy::allowing(allow_target_networks);
+            let scim = match operator::scim::Options::from_flags(
+                scim_addr,
+                scim_tls_cert,
+                scim_tls_key,
+                scim_plaintext,
+            ) {
+                Ok(scim) => scim,
+                Err(err) => return fail(&err.to_string()),
+            };
             let options = operator::RunOptions {
                 probe_addr,
                 leader,
@@ -122,7 +145,7 @@ fn main() -> ExitCode {
                 owner_grace: k8s_openapi::jiff::SignedDuration::from_secs(i64::from(
                     owner_grace_seconds,
                 )),
-                scim_addr,
+                scim,
             };
             match runtime.block_on(operator::run(options)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -40,8 +40,8 @@ pub struct RunOptions {
     pub targets: crate::connector::target::TargetPolicy,
     /// How long a Service identity keeps its access after its owner left.
     pub owner_grace: k8s_openapi::jiff::SignedDuration,
-    /// Where the SCIM push endpoint is served; `None`: not at all.
-    pub scim_addr: Option<SocketAddr>,
+    /// How the SCIM push endpoint is served; `None`: not at all.
+    pub scim: Option<scim::Options>,
 }
 
 /// This process's identity in a leader election: the Pod's name in a cluster (a
@@ -100,6 +100,9 @@ pub enum Error {
     /// Roster's objects could not be listed.
     #[error("cannot list Roster's objects: {0}")]
     List(#[source] kube::Error),
+    /// The SCIM endpoint's certificate or key cannot be used.
+    #[error(transparent)]
+    ScimTls(#[from] scim::tls::TlsError),
     /// Another replica leads now, or the Lease could not be renewed in time.
     #[error("leadership lost; stopping so that the new leader acts alone")]
     LeadershipLost,
@@ -136,24 +139,9 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     tracing::info!(addr = %opts.probe_addr, "serving /healthz, /readyz and /metrics");
     // Every replica takes pushes: they are kept in the apiserver, where the leader's
     // source loop sees them.
-    let scim = match opts.scim_addr {
+    let scim = match opts.scim {
         None => None,
-        Some(addr) => {
-            let mut missing = Vec::new();
-            check_served::<ScimUser>(&client, &mut missing).await?;
-            if !missing.is_empty() {
-                return Err(Error::CrdsMissing(missing));
-            }
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| Error::Bind { addr, source })?;
-            tracing::info!(addr = %addr, "serving the SCIM push endpoint for IdentitySources");
-            Some(tokio::spawn(scim::serve(
-                listener,
-                client.clone(),
-                stopped(),
-            )))
-        }
+        Some(scim) => Some(serve_scim(&client, scim, stopped()).await?),
     };
 
     // A standby watches nothing and writes nothing until it leads.
@@ -211,6 +199,35 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     }
     stop.signals.abort();
     finish(http).await
+}
+
+/// Starts the SCIM push endpoint: its store's CRD served, its TLS usable, its address
+/// bound, or the operator does not start.
+async fn serve_scim(
+    client: &Client,
+    scim: scim::Options,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, Error> {
+    let mut missing = Vec::new();
+    check_served::<ScimUser>(client, &mut missing).await?;
+    if !missing.is_empty() {
+        return Err(Error::CrdsMissing(missing));
+    }
+    let tls = match &scim.tls {
+        Some((cert, key)) => Some(scim::tls::acceptor(cert, key)?),
+        None => None,
+    };
+    let addr = scim.addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    tracing::info!(%addr, tls = tls.is_some(), "serving the SCIM push endpoint for IdentitySources");
+    Ok(tokio::spawn(scim::serve(
+        listener,
+        client.clone(),
+        tls,
+        stop,
+    )))
 }
 
 /// Sets `ready` once every cache has finished its first list.

@@ -9,6 +9,7 @@
 //! leader's source loop watches the kept users.
 
 mod store;
+pub mod tls;
 mod users;
 
 use std::{collections::HashMap, future::Future, sync::Arc};
@@ -44,24 +45,83 @@ struct Endpoint {
     scheme: &'static str,
 }
 
-/// Serves the SCIM endpoint on `listener` until `shutdown`.
+/// How `roster run` serves the endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Where.
+    pub addr: std::net::SocketAddr,
+    /// The PEM certificate chain and key files; `None`: plain HTTP, asked for.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// Why the endpoint's flags do not make a setting.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FlagError {
+    /// TLS files or plain HTTP without an address, or one TLS file without the other.
+    #[error("{0}")]
+    Incomplete(&'static str),
+    /// An address with neither TLS nor an explicit `--scim-plaintext`.
+    #[error(
+        "--scim-addr needs --scim-tls-cert and --scim-tls-key (pushes carry bearer tokens), or --scim-plaintext when TLS ends in front of it"
+    )]
+    NoTransport,
+}
+
+impl Options {
+    /// The setting the flags make: `None` when the endpoint is off.
+    pub fn from_flags(
+        addr: Option<std::net::SocketAddr>,
+        cert: Option<std::path::PathBuf>,
+        key: Option<std::path::PathBuf>,
+        plaintext: bool,
+    ) -> Result<Option<Self>, FlagError> {
+        let tls = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(FlagError::Incomplete(
+                    "--scim-tls-cert and --scim-tls-key go together",
+                ));
+            }
+        };
+        match (addr, &tls, plaintext) {
+            (None, None, false) => Ok(None),
+            (None, _, _) => Err(FlagError::Incomplete(
+                "the SCIM TLS and plaintext flags need --scim-addr",
+            )),
+            (Some(_), Some(_), true) => Err(FlagError::Incomplete(
+                "--scim-plaintext and the SCIM TLS files exclude each other",
+            )),
+            (Some(_), None, false) => Err(FlagError::NoTransport),
+            (Some(addr), _, _) => Ok(Some(Self { addr, tls })),
+        }
+    }
+}
+
+/// Serves the SCIM endpoint on `listener` until `shutdown`, over TLS when `tls`.
 pub async fn serve(
     listener: TcpListener,
     client: Client,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let endpoint = Arc::new(Endpoint {
         client,
-        scheme: "http",
+        scheme: if tls.is_some() { "https" } else { "http" },
     });
     let app = Router::new()
         .route("/sources/{namespace}/{name}/scim/v2/{*rest}", any(handle))
         .fallback(|| async { error(StatusCode::NOT_FOUND, None, "no such endpoint") })
         .layer(DefaultBodyLimit::max(BODY_MAX))
         .with_state(endpoint);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        Some(acceptor) => tls::serve(listener, acceptor, app, shutdown).await,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 /// One request, as the handlers see it.
@@ -237,6 +297,27 @@ pub(crate) fn unavailable(why: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_make_tls_or_an_explicit_plaintext() {
+        let addr = Some("127.0.0.1:8443".parse().expect("addr"));
+        let (c, k) = (Some("c.pem".into()), Some("k.pem".into()));
+        assert_eq!(Options::from_flags(None, None, None, false), Ok(None));
+        assert_eq!(
+            Options::from_flags(addr, None, None, false),
+            Err(FlagError::NoTransport),
+            "pushes carry tokens: no plain HTTP unless asked for"
+        );
+        assert!(Options::from_flags(addr, c.clone(), None, false).is_err());
+        assert!(Options::from_flags(None, c.clone(), k.clone(), false).is_err());
+        assert!(Options::from_flags(addr, c.clone(), k.clone(), true).is_err());
+        let tls = Options::from_flags(addr, c, k, false).expect("tls");
+        assert!(tls.is_some_and(|o| o.tls.is_some()));
+        let plain = Options::from_flags(addr, None, None, true).expect("plain");
+        assert!(plain.is_some_and(|o| o.tls.is_none()));
+    }
+
     #[test]
     fn tokens_compare_whole() {
         assert!(super::same(b"abc", b"abc"));

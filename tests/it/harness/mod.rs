@@ -8,7 +8,7 @@
 //! component is never a silent skip.
 
 pub mod apps;
-mod certs;
+pub mod certs;
 pub mod control_plane;
 pub mod faults;
 pub mod ldap;

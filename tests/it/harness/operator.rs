@@ -40,7 +40,7 @@ pub fn shared() -> &'static SharedOperator {
         let log = process::temp_dir("roster-operator-").join("roster.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
         cmd.args(["run", "--probe-addr", &format!("127.0.0.1:{port}")])
-            .args(["--scim-addr", &scim])
+            .args(["--scim-addr", &scim, "--scim-plaintext"])
             .env("KUBECONFIG", &cp.kubeconfig)
             .env("ROSTER_ALLOW_TARGET_NETWORKS", LOOPBACK)
             .env(

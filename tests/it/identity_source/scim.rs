@@ -154,6 +154,64 @@ async fn a_scim_push_takes_a_person_through_four_apps() {
     joiner_mover_leaver_from(&s, "hrscim", Feed::ScimPush).await;
 }
 
+#[tokio::test]
+async fn a_standby_takes_pushes_over_tls_and_the_leader_applies_them() {
+    use crate::harness::{certs, control_plane, operator::Operator, process};
+
+    let s = Scenario::new("scimtls", json!({})).await;
+    push_source(&s, "hr", json!({})).await;
+    let dir = process::temp_dir("roster-scim-tls-");
+    let ca = certs::loopback_server(&dir);
+    let addr = format!("127.0.0.1:{}", process::free_port());
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    // A second operator on the shared cluster: the shared one holds the Lease, so this
+    // one stands by, and still takes pushes.
+    let standby = Operator::start_with(
+        &control_plane().kubeconfig,
+        "info",
+        &[
+            ("ROSTER_SCIM_ADDR", addr.as_str()),
+            ("ROSTER_SCIM_TLS_CERT", &cert.display().to_string()),
+            ("ROSTER_SCIM_TLS_KEY", &key.display().to_string()),
+        ],
+    );
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA"))
+        .build()
+        .expect("client");
+    let users = format!("https://{addr}/sources/{}/hr/scim/v2/Users", s.ns);
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "scimtls.cy", "active": true});
+    s.eventually("the standby takes a push over TLS", || async {
+        https
+            .post(&users)
+            .bearer_auth(TOKEN)
+            .json(&user)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 201)
+    })
+    .await;
+    s.eventually("the leader makes the pushed joiner an Identity", || async {
+        s.identities()
+            .get_opt("scimtls.cy")
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    })
+    .await;
+    let plain = reqwest::get(format!("http://{addr}/")).await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| !r.status().is_success()));
+    let log = standby.log();
+    assert!(
+        log.contains("waiting to lead")
+            && !log.contains("\"leading\"")
+            && !log.contains(" leading"),
+        "the second operator stood by:\n{log}"
+    );
+}
+
 /// Runs scim2-tester's `check_server` on the source `name`; returns each check's
 /// (status, title, reason).
 async fn tester(s: &Scenario, name: &str) -> Vec<(String, String, String)> {
