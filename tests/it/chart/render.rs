@@ -103,6 +103,13 @@ fn the_defaults_render_the_operator_with_least_privilege() {
         .filter_map(Value::as_str)
         .collect();
     assert!(args.contains(&"--leader-elect=true"), "{args:?}");
+    assert!(
+        !args.iter().any(|a| a.starts_with("--scim")),
+        "no SCIM endpoint unless asked: {args:?}"
+    );
+    let operator_rules =
+        serde_yaml_ng::to_string(&find(&docs, "ClusterRole/roster")["rules"]).expect("yaml");
+    assert!(!operator_rules.contains("scimusers"), "{operator_rules}");
     for wanted in [
         "CustomResourceDefinition/identities.roster.dev",
         "CustomResourceDefinition/connectors.roster.dev",
@@ -180,6 +187,24 @@ fn the_wide_values_render_replicas_monitoring_and_a_network_policy() {
         text.contains("team-reader") && text.contains("deployer"),
         "{text}"
     );
+    // The SCIM endpoint: its flags with the mounted TLS Secret, a Service, its rights.
+    let pod = &deployment["spec"]["template"]["spec"];
+    let args = serde_yaml_ng::to_string(&pod["containers"][0]["args"]).expect("yaml");
+    for flag in [
+        "--scim-addr=0.0.0.0:8443",
+        "--scim-tls-cert=/etc/roster/scim-tls/tls.crt",
+        "--scim-tls-key=/etc/roster/scim-tls/tls.key",
+    ] {
+        assert!(args.contains(flag), "{flag} in {args}");
+    }
+    assert_eq!(
+        pod["volumes"][0]["secret"]["secretName"].as_str(),
+        Some("roster-scim-tls")
+    );
+    find(&docs, "Service/roster-system/roster-scim");
+    let operator_rules =
+        serde_yaml_ng::to_string(&find(&docs, "ClusterRole/roster")["rules"]).expect("yaml");
+    assert!(operator_rules.contains("scimusers"), "{operator_rules}");
     assert_no_empty_resource_names(&docs);
 }
 
