@@ -210,7 +210,9 @@ fn sources(client: &Client, scim: bool) -> (Controller<IdentitySource>, JoinHand
     .default_backoff()
     .touched_objects()
     .filter_map(|user| async move {
-        let user = user.ok()?;
+        let user = user
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot watch pushed SCIM users; retrying"))
+            .ok()?;
         let ns = kube::ResourceExt::namespace(&user)?;
         Some(ObjectRef::<IdentitySource>::new(&user.spec.source).within(&ns))
     });

@@ -1,6 +1,7 @@
 //! Reading a source's backend into records: an HR export from a ConfigMap, people from
-//! an LDAP directory, or the users pushed to Roster's SCIM endpoint. What cannot be read is a [`Refused`] read (a condition, and
-//! nothing applied); only an apiserver failure is an error worth a retry.
+//! an LDAP directory, or the users pushed to Roster's SCIM endpoint. What cannot be read
+//! is a [`Refused`] read (a condition, and nothing applied); only an apiserver failure is
+//! an error worth a retry.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, ResourceExt, api::ListParams};

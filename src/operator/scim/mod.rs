@@ -287,12 +287,51 @@ pub(crate) fn error(status: StatusCode, scim_type: Option<&str>, detail: &str) -
 
 /// The apiserver failed: the pushing system should retry.
 pub(crate) fn unavailable(why: &str) -> Response {
-    tracing::warn!(error = %why, "SCIM push: the apiserver failed");
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        None,
-        "Roster cannot reach its store now; retry",
-    )
+    Refusal::unavailable(why).into_response()
+}
+
+/// A request refused with a SCIM error: small enough to travel in a `Result`, made a
+/// response at the edge.
+pub(crate) struct Refusal {
+    status: StatusCode,
+    scim_type: Option<&'static str>,
+    detail: String,
+}
+
+impl Refusal {
+    /// `400` with `scim_type`.
+    pub(crate) fn bad(scim_type: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            scim_type: Some(scim_type),
+            detail: detail.into(),
+        }
+    }
+
+    /// `409 uniqueness`: `user_name` is another user's in the source.
+    pub(crate) fn taken(user_name: &str) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            scim_type: Some("uniqueness"),
+            detail: format!("userName {user_name:?} is taken in this source"),
+        }
+    }
+
+    /// `503`: the apiserver failed (`why`, logged, never shown), the pusher should retry.
+    pub(crate) fn unavailable(why: &str) -> Self {
+        tracing::warn!(error = %why, "SCIM push: the apiserver failed");
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            scim_type: None,
+            detail: "Roster cannot reach its store now; retry".into(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.status, self.scim_type, &self.detail)
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use axum::{
 use serde_json::Value;
 
 use super::{
-    Request, error, json_answer,
+    Refusal, Request, error, json_answer,
     store::{Kept, Store},
     unavailable,
 };
@@ -22,30 +22,6 @@ use crate::lifecycle::source::scim::{
 /// How often a write whose user changed underneath is tried again, when the pushing
 /// system sent no `If-Match` (it asked for last-writer-wins).
 const TRIES: usize = 3;
-
-/// A request refused with a SCIM error: small enough to travel in a `Result`, made a
-/// response at the edge.
-pub(super) struct Refusal {
-    status: StatusCode,
-    scim_type: Option<&'static str>,
-    detail: String,
-}
-
-impl Refusal {
-    fn bad(scim_type: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            scim_type: Some(scim_type),
-            detail: detail.into(),
-        }
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        error(self.status, self.scim_type, &self.detail)
-    }
-}
 
 /// What a list or search asks for.
 struct Query {
@@ -151,7 +127,7 @@ pub(super) async fn create(store: &Store, req: &Request) -> Response {
     };
     let user_name = user_name(&user);
     match store.taken(&user_name, None).await {
-        Ok(true) => return taken(&user_name),
+        Ok(true) => return Refusal::taken(&user_name).into_response(),
         Ok(false) => {}
         Err(e) => return unavailable(&e.to_string()),
     }
@@ -188,40 +164,17 @@ pub(super) async fn one(store: &Store, req: &Request, id: &str) -> Response {
             Err(e) => return unavailable(&e.to_string()),
         };
         if method == Method::GET {
-            let user = render(kept.resource(), &kept.id(), &kept.meta(&req.base));
-            let (attributes, excluded) = (
-                names(req.query.get("attributes").map(String::as_str)),
-                names(req.query.get("excludedAttributes").map(String::as_str)),
-            );
-            let shown = project(&user, &attributes, &excluded);
-            return json_answer(StatusCode::OK, &shown, Some(&kept.version()));
+            return shown(&kept, req);
         }
         if let Some(refused) = precondition(&req.headers, &kept) {
             return refused;
         }
-        let outcome = match (&method, &body) {
-            (&Method::DELETE, _) => store.delete(&kept).await.map(|()| None),
-            (_, Some(b)) => {
-                let next = if method == Method::PUT {
-                    checked(b)
-                } else {
-                    patch::apply(kept.resource(), b)
-                        .map_err(|e| Refusal::bad(e.scim_type(), e.to_string()))
-                        .and_then(|p| checked(&p))
-                };
-                let next = match next {
-                    Ok(n) => n,
-                    Err(refused) => return refused.into_response(),
-                };
-                let name = user_name(&next);
-                match store.taken(&name, Some(&kept.id())).await {
-                    Ok(true) => return taken(&name),
-                    Ok(false) => {}
-                    Err(e) => return unavailable(&e.to_string()),
-                }
-                store.replace(&kept, next).await.map(Some)
-            }
-            (_, None) => return super::not_allowed(),
+        let outcome = match &body {
+            None => store.delete(&kept).await.map(|()| None),
+            Some(b) => match next(store, &kept, method == Method::PUT, b).await {
+                Ok(n) => store.replace(&kept, n).await.map(Some),
+                Err(refused) => return refused.into_response(),
+            },
         };
         match outcome {
             Ok(None) => return StatusCode::NO_CONTENT.into_response(),
@@ -248,6 +201,35 @@ pub(super) async fn one(store: &Store, req: &Request, id: &str) -> Response {
         None,
         "the User kept changing while it was written; retry",
     )
+}
+
+/// `GET /Users/{id}`: the user, with the attributes asked for.
+fn shown(kept: &Kept, req: &Request) -> Response {
+    let user = render(kept.resource(), &kept.id(), &kept.meta(&req.base));
+    let (attributes, excluded) = (
+        names(req.query.get("attributes").map(String::as_str)),
+        names(req.query.get("excludedAttributes").map(String::as_str)),
+    );
+    let shown = project(&user, &attributes, &excluded);
+    json_answer(StatusCode::OK, &shown, Some(&kept.version()))
+}
+
+/// What `kept` becomes under a PUT of `body` (`put`) or a PATCH: checked, and its
+/// `userName` still its own in the source.
+async fn next(store: &Store, kept: &Kept, put: bool, body: &Value) -> Result<Value, Refusal> {
+    let next = if put {
+        checked(body)?
+    } else {
+        let patched = patch::apply(kept.resource(), body)
+            .map_err(|e| Refusal::bad(e.scim_type(), e.to_string()))?;
+        checked(&patched)?
+    };
+    let name = user_name(&next);
+    match store.taken(&name, Some(&kept.id())).await {
+        Ok(false) => Ok(next),
+        Ok(true) => Err(Refusal::taken(&name)),
+        Err(e) => Err(Refusal::unavailable(&e.to_string())),
+    }
 }
 
 /// `If-Match` against the kept version: `412` when it differs.
@@ -283,12 +265,4 @@ fn user_name(user: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
-}
-
-fn taken(user_name: &str) -> Response {
-    error(
-        StatusCode::CONFLICT,
-        Some("uniqueness"),
-        &format!("userName {user_name:?} is taken in this source"),
-    )
 }
