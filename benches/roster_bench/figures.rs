@@ -160,6 +160,8 @@ pub struct Run {
     pub saas: Option<crate::saas::Saas>,
     /// Leavers whose row left an HR export.
     pub hr: Option<crate::hr::HrLeavers>,
+    /// Leavers HR deleted over SCIM.
+    pub push: Option<crate::push::PushLeavers>,
 }
 
 fn seconds(s: f64) -> String {
@@ -242,6 +244,17 @@ pub fn render(r: &Run) -> String {
             h.people,
             seconds(h.joined_seconds),
             h.poll_seconds
+        ));
+    }
+    if let Some(p) = &r.push {
+        out.push_str(&latency_row(
+            "  from HR over SCIM (DELETE answered → gone)",
+            p.leavers.as_ref(),
+        ));
+        out.push_str(&format!(
+            "    {} people pushed and joined in {}\n",
+            p.people,
+            seconds(p.joined_seconds)
         ));
     }
     out.push_str("  target: p99 ≤ 5 s idle, ≤ 10 s under load\n\n");

@@ -29,6 +29,7 @@ mod floor;
 mod hr;
 mod leavers;
 mod phases;
+mod push;
 mod saas;
 mod scrape;
 mod world;
@@ -82,6 +83,10 @@ struct Args {
     /// IdentitySource reads, then this many leave by their rows (0: skip).
     #[arg(long, default_value_t = 20)]
     hr_leavers: usize,
+    /// Leavers timed from a SCIM push: twice as many people are pushed to an
+    /// IdentitySource's SCIM endpoint, then this many are deleted there (0: skip).
+    #[arg(long, default_value_t = 20)]
+    push_leavers: usize,
     /// Identities no binding matches, applied at the end for the memory figure.
     #[arg(long, default_value_t = 0)]
     idle_identities: usize,
@@ -154,7 +159,7 @@ async fn run(args: &Args) -> Result<Run, String> {
     let long = Duration::from_secs(3600);
     eprintln!("starting the control plane, the four apps and the release operator");
     let cp = control_plane();
-    let mut operator = Operator::start_logging(&cp.kubeconfig, "warn");
+    let mut operator = start_operator(&cp.kubeconfig);
     let world = World::new(n, contractors, args.rate_limit, args.poll_seconds).await;
     ready(&operator).await?;
     let scim = format!("{}/scim", world.ns);
@@ -232,6 +237,17 @@ async fn run(args: &Args) -> Result<Run, String> {
     } else {
         None
     };
+    let push = if args.push_leavers > 0 {
+        let people = args.push_leavers * 2;
+        eprintln!(
+            "from HR over SCIM: {people} people pushed, then {} deleted",
+            args.push_leavers
+        );
+        let endpoint = format!("http://{}", scim_addr());
+        Some(push::scenario(&world, &endpoint, people, args.push_leavers, long).await?)
+    } else {
+        None
+    };
     let idle_rss_mib = idle_memory(&operator, &world, args.idle_identities).await?;
     let second = operator.usage();
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
@@ -265,7 +281,27 @@ async fn run(args: &Args) -> Result<Run, String> {
         idle_rss_mib,
         saas,
         hr,
+        push,
     })
+}
+
+/// Where the operator serves its SCIM push endpoint: one loopback port for the run, so a
+/// restarted operator serves it at the same place.
+fn scim_addr() -> &'static str {
+    static ADDR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ADDR.get_or_init(|| format!("127.0.0.1:{}", harness::process::free_port()))
+}
+
+/// The release operator, serving the SCIM push endpoint in plain HTTP on loopback.
+pub fn start_operator(kubeconfig: &std::path::Path) -> Operator {
+    Operator::start_with(
+        kubeconfig,
+        "warn",
+        &[
+            ("ROSTER_SCIM_ADDR", scim_addr()),
+            ("ROSTER_SCIM_PLAINTEXT", "true"),
+        ],
+    )
 }
 
 /// Applies `count` Identities no binding matches and waits until the operator has

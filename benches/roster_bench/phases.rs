@@ -99,7 +99,7 @@ pub async fn cold_start(
     let api0 = scrape::apiserver(&w.client).await?;
     operator.terminate();
     let started = Instant::now();
-    *operator = Operator::start_logging(kubeconfig, "warn");
+    *operator = crate::start_operator(kubeconfig);
     crate::ready(operator).await?;
     let ready_seconds = started.elapsed().as_secs_f64();
     let settled = loop {
