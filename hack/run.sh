@@ -28,6 +28,7 @@ KCM_PORT=${KCM_PORT:-18257}
 # Deployments work; node, volume and cloud controllers have nothing to do here.
 CONTROLLERS=clusterrole-aggregation-controller,namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,deployment-controller,replicaset-controller
 PROBE_ADDR=${PROBE_ADDR:-127.0.0.1:18081}
+SCIM_PUSH_ADDR=${SCIM_PUSH_ADDR:-127.0.0.1:18443} # where HR systems push (docs/sources/scim.md)
 NAMESPACE=${NAMESPACE:-roster-demo}
 SCIM_PORT=18080
 SCIM_TOKEN=demo-token-change-me # the token examples/connectors.yaml puts in its Secret
@@ -261,15 +262,17 @@ KUBECONFIG
   "$roster" admission-policy | kubectl apply --server-side -f - >/dev/null
   kubectl wait --for condition=Established --timeout 60s crd \
     identities.roster.dev roles.roster.dev rolebindings.roster.dev connectors.roster.dev \
-    identitysources.roster.dev >/dev/null
+    identitysources.roster.dev scimusers.roster.dev >/dev/null
 
   log "applying examples/ into namespace $NAMESPACE"
   kubectl create namespace "$NAMESPACE" >/dev/null
   kubectl apply --server-side -n "$NAMESPACE" -f examples/ >/dev/null
 
-  log "starting the operator (probes on $PROBE_ADDR)"
+  log "starting the operator (probes on $PROBE_ADDR, SCIM pushes on $SCIM_PUSH_ADDR)"
+  # Plain HTTP for the push endpoint: a demo on loopback (docs/sources/scim.md for TLS).
   KUBECONFIG="$KUBECONFIG_FILE" nohup "$roster" run --probe-addr "$PROBE_ADDR" \
-    --allow-target-network 127.0.0.0/8 >"$STATE/roster.log" 2>&1 &
+    --allow-target-network 127.0.0.0/8 \
+    --scim-addr "$SCIM_PUSH_ADDR" --scim-plaintext >"$STATE/roster.log" 2>&1 &
   echo $! >"$STATE/roster.pid"
   wait_for "the operator's /readyz" 60 curl -sf "http://$PROBE_ADDR/readyz"
   synced() { [[ $(kubectl get identities -o jsonpath='{.items[*].status.conditions[?(@.type=="Synced")].status}') == "True True True" ]]; }
