@@ -248,7 +248,7 @@ pub fn render(r: &Run) -> String {
     }
     if let Some(p) = &r.push {
         out.push_str(&latency_row(
-            "  from HR over SCIM (DELETE answered → gone)",
+            "  from HR over SCIM (a DELETE)",
             p.leavers.as_ref(),
         ));
         out.push_str(&format!(
