@@ -8,9 +8,11 @@
 //!   Connector of each entitlement it adds or changes (`connectors.roster.dev`, by name),
 //!   unless the author holds `escalate` on the Role.
 //! - An IdentitySource's create, or a change of its spec, needs `create` and `update` on
-//!   `identities.roster.dev` and `get` on the ConfigMap or bind password Secret it reads:
-//!   a source writes Identities, and must not let its author mint people they could not
-//!   mint by hand.
+//!   `identities.roster.dev` and `get` on the ConfigMap, bind password or push token
+//!   Secret it reads: a source writes Identities, and must not let its author mint
+//!   people they could not mint by hand.
+//! - Writing a `ScimUser` (a user pushed to a source) needs `patch` on
+//!   `identities.roster.dev`: only Roster's SCIM endpoint writes them for a pushing system.
 //! - Setting or changing a Connector's (or an IdentitySource's) approval annotations
 //!   (`roster.dev/approve-removals`, `roster.dev/approve-leavers`,
 //!   `roster.dev/approved-by`) needs `roster.dev/approved-by`
@@ -50,6 +52,9 @@ pub const APPROVAL_POLICY: &str = "roster.dev-approval";
 pub const SOURCE_POLICY: &str = "roster.dev-source";
 /// The policy recording who approves an IdentitySource's held leavers.
 pub const SOURCE_APPROVAL_POLICY: &str = "roster.dev-source-approval";
+/// The policy guarding pushed SCIM users: each becomes a worker of its source, so writing
+/// one takes what writing an Identity takes.
+pub const SCIM_USER_POLICY: &str = "roster.dev-scim-user";
 
 /// The Connector annotations an approval consists of; the last names the approver.
 const APPROVAL_ANNOTATIONS: [&str; 3] = [
@@ -249,6 +254,27 @@ fn source_policy() -> ValidatingAdmissionPolicy {
     p
 }
 
+/// ScimUsers: Roster's SCIM endpoint writes them for a pushing system it has checked the
+/// token of; anyone else writing one by hand would mint a worker through the source, so
+/// it needs `patch` on `identities.roster.dev`, as writing the Identity itself would.
+fn scim_user_policy() -> ValidatingAdmissionPolicy {
+    policy(
+        SCIM_USER_POLICY,
+        "scimusers",
+        Vec::new(),
+        Validation {
+            expression: format!(
+                "authorizer.group('{GROUP}').resource('identities').check('patch').allowed()"
+            ),
+            message_expression: Some(format!(
+                "request.userInfo.username + ' may not write a ScimUser in namespace ' + object.metadata.namespace + ': a pushed user becomes an Identity, so that needs verb patch on identities.{GROUP} (HR systems push through the SCIM endpoint)'"
+            )),
+            reason: Some("Forbidden".into()),
+            ..Validation::default()
+        },
+    )
+}
+
 /// Every policy.
 pub fn policies() -> Vec<ValidatingAdmissionPolicy> {
     vec![
@@ -257,6 +283,7 @@ pub fn policies() -> Vec<ValidatingAdmissionPolicy> {
         approval_policy(APPROVAL_POLICY, "connectors", "Connector"),
         source_policy(),
         approval_policy(SOURCE_APPROVAL_POLICY, "identitysources", "IdentitySource"),
+        scim_user_policy(),
     ]
 }
 

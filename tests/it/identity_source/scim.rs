@@ -212,6 +212,44 @@ async fn a_standby_takes_pushes_over_tls_and_the_leader_applies_them() {
     );
 }
 
+#[tokio::test]
+async fn a_scim_user_written_by_hand_needs_what_an_identity_needs() {
+    use crate::escalation::{as_user, grant, rule};
+
+    let cp = crate::harness::control_plane();
+    let admin = cp.client().await;
+    let ns = cp.namespace(&admin, "scimforge").await;
+    // Rights on the store alone: not enough to mint a worker by writing into it.
+    grant(
+        &admin,
+        &ns,
+        "u-scim-forger",
+        vec![rule("scimusers", &["create", "update"], &[])],
+    )
+    .await;
+    let forger = as_user(cp, "u-scim-forger").await;
+    let forged: ScimUser = serde_json::from_value(json!({"apiVersion": "roster.dev/v1alpha1",
+        "kind": "ScimUser", "metadata": {"name": "forged"},
+        "spec": {"source": "hr", "resource": {"userName": "mallory"}}}))
+    .expect("a ScimUser");
+    let api = Api::<ScimUser>::namespaced(forger, &ns);
+    let start = std::time::Instant::now();
+    let refused = loop {
+        match api.create(&Default::default(), &forged).await {
+            Err(e) if e.to_string().contains("may not write a ScimUser") => break e.to_string(),
+            other if start.elapsed() > std::time::Duration::from_secs(30) => {
+                panic!("the ScimUser policy did not refuse within 30 s: {other:?}")
+            }
+            // RBAC and the policy may still be on their way to the authorizer's cache.
+            _ => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    };
+    assert!(
+        refused.contains("needs verb patch on identities.roster.dev"),
+        "{refused}"
+    );
+}
+
 /// Runs scim2-tester's `check_server` on the source `name`; returns each check's
 /// (status, title, reason).
 async fn tester(s: &Scenario, name: &str) -> Vec<(String, String, String)> {
