@@ -5,12 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{
-    Api,
-    api::{Patch, PatchParams},
-};
-use roster::api::{IdentitySource, RoleBinding};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -20,7 +14,6 @@ use crate::{
     world::{Person, World},
 };
 
-const MANAGER: &str = "roster-bench";
 const TOKEN: &str = "roster-bench-push-token";
 
 /// What the SCIM push phase measured.
@@ -34,29 +27,6 @@ pub struct PushLeavers {
     pub leavers: Option<Latency>,
 }
 
-async fn apply<K>(w: &World, obj: Value) -> Result<(), String>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
-{
-    let name = obj["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    Api::<K>::namespaced(w.client.clone(), &w.ns)
-        .patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("apply {name}: {e}"))
-}
-
 /// `people` join by a push to the operator's SCIM endpoint at `endpoint`
 /// (`http://host:port`), then `leavers` of them are deleted one by one.
 pub async fn scenario(
@@ -67,32 +37,26 @@ pub async fn scenario(
     limit: Duration,
 ) -> Result<PushLeavers, String> {
     let everyone: Vec<Person> = (0..people).map(|i| Person::new('p', i)).collect();
-    apply::<RoleBinding>(
-        w,
+    let apply = |obj: Value| crate::harness::apply(&w.client, &w.ns, obj);
+    apply(
         json!({"apiVersion": "roster.dev/v1alpha1", "kind": "RoleBinding",
         "metadata": {"name": "hr-push"},
         "spec": {"role": "staff",
             "subjects": {"expression": "identity.username.startsWith(\"bench.p\")"}}}),
     )
-    .await?;
-    apply::<Secret>(
-        w,
-        json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "hr-push-token"}, "stringData": {"token": TOKEN}}),
-    )
-    .await?;
+    .await;
+    apply(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "hr-push-token"}, "stringData": {"token": TOKEN}}))
+    .await;
     // Limits that let every timed leaver through: this measures speed, the integration
     // tests the safeguard. A push is read at once; the poll is only a backstop.
-    apply::<IdentitySource>(
-        w,
-        json!({"apiVersion": "roster.dev/v1alpha1",
+    apply(json!({"apiVersion": "roster.dev/v1alpha1",
         "kind": "IdentitySource", "metadata": {"name": "hr-push"},
         "spec": {"scim": {"tokenSecretRef": {"name": "hr-push-token", "key": "token"}},
             "pollSeconds": 3600,
             "mapping": {"username": "userName", "attributes": {"department": "department"}},
-            "safeguard": {"maxRemovals": 100_000, "maxPercent": 100, "windowSeconds": 60}}}),
-    )
-    .await?;
+            "safeguard": {"maxRemovals": 100_000, "maxPercent": 100, "windowSeconds": 60}}}))
+    .await;
     let users = format!("{endpoint}/sources/{}/hr-push/scim/v2/Users", w.ns);
     let http = reqwest::Client::new();
     let started = Instant::now();

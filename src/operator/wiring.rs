@@ -205,7 +205,7 @@ fn sources(client: &Client, scim: bool) -> (Controller<IdentitySource>, JoinHand
     }
     let pushed = watcher(
         Api::<ScimUser>::all(client.clone()),
-        watcher::Config::default().labels(crate::operator::scim::SOURCE_LABEL),
+        watcher::Config::default().labels(crate::lifecycle::source::SOURCE_LABEL),
     )
     .default_backoff()
     .touched_objects()

@@ -31,7 +31,6 @@ use crate::{
     lifecycle::source::scim::schema::{self, ERROR},
     provision::secrets,
 };
-pub use store::SOURCE_LABEL;
 
 /// The largest request body taken: a User is a few hundred bytes, a PATCH a few more.
 const BODY_MAX: usize = 256 * 1024;

@@ -13,14 +13,12 @@ use serde_json::Value;
 use crate::{
     api::{ScimUser, ScimUserSpec},
     lifecycle::source::{
-        label_value,
+        SOURCE_LABEL, label_value,
         plan::digest_str,
         scim::{path, resource::Meta},
     },
 };
 
-/// Label naming the source a user was pushed to.
-pub const SOURCE_LABEL: &str = "roster.dev/source";
 /// Label holding a digest of the lower-cased `userName` (unique per source).
 pub const USERNAME_LABEL: &str = "roster.dev/scim-username";
 /// Label holding a digest of the `externalId`.

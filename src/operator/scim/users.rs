@@ -225,6 +225,10 @@ async fn next(store: &Store, kept: &Kept, put: bool, body: &Value) -> Result<Val
         checked(&patched)?
     };
     let name = user_name(&next);
+    // The lookup is an apiserver request: only a new userName needs it.
+    if name.eq_ignore_ascii_case(&user_name(kept.resource())) {
+        return Ok(next);
+    }
     match store.taken(&name, Some(&kept.id())).await {
         Ok(false) => Ok(next),
         Ok(true) => Err(Refusal::taken(&name)),

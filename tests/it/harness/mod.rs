@@ -47,7 +47,7 @@ pub fn synced(identity: &roster::api::Identity) -> bool {
 /// Server-side applies `obj` (a Secret or any Roster kind; namespaced ones into `ns`).
 pub async fn apply(client: &Client, ns: &str, obj: serde_json::Value) {
     use k8s_openapi::api::core::v1::Secret;
-    use roster::api::{Connector, Identity, Role, RoleBinding};
+    use roster::api::{Connector, Identity, IdentitySource, Role, RoleBinding};
     let name = obj["metadata"]["name"].as_str().expect("name").to_owned();
     let pp = PatchParams::apply("it").force();
     let patch = Patch::Apply(&obj);
@@ -66,6 +66,10 @@ pub async fn apply(client: &Client, ns: &str, obj: serde_json::Value) {
             .await
             .map(|_| ()),
         Some("RoleBinding") => Api::<RoleBinding>::namespaced(c, ns)
+            .patch(&name, &pp, &patch)
+            .await
+            .map(|_| ()),
+        Some("IdentitySource") => Api::<IdentitySource>::namespaced(c, ns)
             .patch(&name, &pp, &patch)
             .await
             .map(|_| ()),
