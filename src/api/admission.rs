@@ -206,7 +206,7 @@ fn approval_policy(name: &str, resource: &str, kind: &str) -> ValidatingAdmissio
 
 /// IdentitySources: whoever creates one or changes its spec could write Identities
 /// (`create` and `update` on `identities.roster.dev`) and read the ConfigMap, the bind
-/// password Secret or the push token Secret it names, so a source never lets its author mint people they could not mint by hand. One
+/// password Secret, the download credentials or the push token Secret it names, so a source never lets its author mint people they could not mint by hand. One
 /// validation per check: each authorizer call is costly enough that three in one
 /// expression exceed the apiserver's per-expression cost limit.
 fn source_policy() -> ValidatingAdmissionPolicy {
@@ -226,8 +226,16 @@ fn source_policy() -> ValidatingAdmissionPolicy {
         )
     };
     let export = needs(
-        "!has(object.spec.hrExport) || authorizer.group('').resource('configmaps').namespace(object.metadata.namespace).name(object.spec.hrExport.configMap.name).check('get').allowed()".into(),
+        "!has(object.spec.hrExport) || !has(object.spec.hrExport.configMap) || authorizer.group('').resource('configmaps').namespace(object.metadata.namespace).name(object.spec.hrExport.configMap.name).check('get').allowed()".into(),
         "verb get on the ConfigMap it reads",
+    );
+    let download_token = needs(
+        "!has(object.spec.hrExport) || !has(object.spec.hrExport.http) || !has(object.spec.hrExport.http.tokenSecretRef) || authorizer.group('').resource('secrets').namespace(object.metadata.namespace).name(object.spec.hrExport.http.tokenSecretRef.name).check('get').allowed()".into(),
+        "verb get on the Secret holding its download token",
+    );
+    let download_password = needs(
+        "!has(object.spec.hrExport) || !has(object.spec.hrExport.http) || !has(object.spec.hrExport.http.basicAuth) || authorizer.group('').resource('secrets').namespace(object.metadata.namespace).name(object.spec.hrExport.http.basicAuth.passwordSecretRef.name).check('get').allowed()".into(),
+        "verb get on the Secret holding its download password",
     );
     let password = needs(
         "!has(object.spec.ldap) || authorizer.group('').resource('secrets').namespace(object.metadata.namespace).name(object.spec.ldap.bindPasswordSecretRef.name).check('get').allowed()".into(),
@@ -247,6 +255,8 @@ fn source_policy() -> ValidatingAdmissionPolicy {
         spec.validations.get_or_insert_with(Vec::new).extend([
             identities("update"),
             export,
+            download_token,
+            download_password,
             password,
             token,
         ]);

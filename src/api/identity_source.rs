@@ -92,17 +92,65 @@ fn default_poll_seconds() -> i64 {
     60
 }
 
-/// An HR export held in a ConfigMap of the source's namespace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// An HR export: a file held in a ConfigMap of the source's namespace, or one fetched
+/// from the HR system over HTTPS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.configMap) != has(self.http)")
+    .message("an hrExport reads exactly one of configMap or http"))]
 #[serde(rename_all = "camelCase")]
 pub struct HrExport {
-    /// The ConfigMap and key holding the file.
-    pub config_map: ConfigMapKeyRef,
+    /// The ConfigMap and key holding the file, written by whatever job fetches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapKeyRef>,
+
+    /// The URL the file is fetched from on every read (a Workday report-as-a-service URL,
+    /// a file an HR job publishes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<ExportDownload>,
 
     /// `Csv` (a header row, then one row per worker) or `Json` (an array of objects, one
     /// per worker, or an object whose `workers` field is that array).
     #[serde(default)]
     pub format: ExportFormat,
+}
+
+/// Where an export is downloaded from, and how Roster proves who it is. The address is
+/// checked against the operator's target policy (`--allow-target-network`) like every
+/// Connector's, and redirects stay on the same origin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("!(has(self.tokenSecretRef) && has(self.basicAuth))")
+    .message("an export download authenticates with tokenSecretRef or basicAuth, not both"))]
+#[serde(rename_all = "camelCase")]
+pub struct ExportDownload {
+    /// `https://host/path?query`; `http://` only with `allowPlaintext`. Credentials do not
+    /// belong in it: name a Secret instead.
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://"))]
+    pub url: String,
+    /// A bearer token sent as `Authorization: Bearer`, in a Secret of the source's
+    /// namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<LocalSecretKeyRef>,
+    /// HTTP basic authentication (Workday's integration system users sign in this way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// A PEM CA bundle to trust besides the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<LocalSecretKeyRef>,
+    /// Allow `http://`: the export (and any credentials) then cross the network in the
+    /// clear. For loopback demos only.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+}
+
+/// A user name and the Secret holding its password.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuth {
+    /// The user name.
+    #[schemars(length(min = 1, max = 256))]
+    pub username: String,
+    /// The password, in a Secret of the source's namespace.
+    pub password_secret_ref: LocalSecretKeyRef,
 }
 
 /// People in an LDAP directory (pull). Entries below `baseDn` matching `filter` are the

@@ -12,6 +12,7 @@ pub mod target;
 pub mod testing;
 pub mod tls;
 pub mod transport;
+pub mod web;
 
 use std::collections::BTreeSet;
 

@@ -42,15 +42,20 @@ fn parse(raw: &str, field: &str) -> Result<(Url, String), ConnectorError> {
 
 /// The SCIM base URL: `https`, or `http` with `allowPlaintext`.
 pub fn scim_url(raw: &str, allow_plaintext: bool) -> Result<Url, ConnectorError> {
-    let (url, _) = parse(raw, "scim.baseUrl")?;
+    https_url(raw, "scim.baseUrl", allow_plaintext)
+}
+
+/// An `https` URL, or `http` with `allowPlaintext`; `field` names it in messages.
+pub fn https_url(raw: &str, field: &str, allow_plaintext: bool) -> Result<Url, ConnectorError> {
+    let (url, _) = parse(raw, field)?;
     match url.scheme() {
         "https" => Ok(url),
         "http" if allow_plaintext => Ok(url),
         "http" => Err(refused(format!(
-            "scim.baseUrl {raw:?} is plain http, which would send the bearer token unencrypted"
+            "{field} {raw:?} is plain http, which would send credentials and data unencrypted"
         ))),
         other => Err(ConnectorError::Config(format!(
-            "scim.baseUrl has scheme {other:?}; SCIM is served over https"
+            "{field} has scheme {other:?}; Roster speaks https"
         ))),
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode, header};
 use serde_json::Value;
 
-use crate::connector::{ConnectorError, truncate_body};
+use crate::connector::{ConnectorError, truncate_body, web};
 
 /// Attempts per request, the first included.
 const ATTEMPTS: u32 = 4;
@@ -70,13 +70,13 @@ pub async fn send(
         let retry_after = match outcome {
             Err(err) => {
                 // A refused address or redirect stays refused: retrying it is pointless.
-                if let Some(refused) = super::client::policy_error(&err) {
+                if let Some(refused) = web::policy_error(&err) {
                     return Err(refused);
                 }
                 if attempt >= ATTEMPTS {
                     return Err(ConnectorError::Unreachable {
                         target: url.to_owned(),
-                        reason: describe(&err),
+                        reason: web::describe(&err),
                     });
                 }
                 None
@@ -87,7 +87,7 @@ pub async fn send(
                 if retryable && attempt < ATTEMPTS {
                     retry_after(resp.headers())
                 } else {
-                    let body = read_capped(resp, url).await?;
+                    let body = web::read_capped(resp, url, MAX_BODY).await?;
                     return classify(status, body);
                 }
             }
@@ -97,36 +97,6 @@ pub async fn send(
         tokio::time::sleep(pause).await;
         wait *= 2;
         attempt += 1;
-    }
-}
-
-/// The body, read chunk by chunk up to [`MAX_BODY`]: a server that answers with
-/// gigabytes fails the call instead of the operator's memory.
-async fn read_capped(mut resp: reqwest::Response, url: &str) -> Result<Vec<u8>, ConnectorError> {
-    let too_big = || {
-        ConnectorError::Malformed(format!(
-            "the response from {url} is larger than {MAX_BODY} bytes"
-        ))
-    };
-    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(too_big());
-    }
-    let mut body = Vec::new();
-    loop {
-        let chunk = resp
-            .chunk()
-            .await
-            .map_err(|e| ConnectorError::Unreachable {
-                target: url.to_owned(),
-                reason: describe(&e),
-            })?;
-        let Some(chunk) = chunk else {
-            return Ok(body);
-        };
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(too_big());
-        }
-        body.extend_from_slice(&chunk);
     }
 }
 
@@ -168,27 +138,6 @@ fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
         .parse()
         .ok()?;
     Some(Duration::from_secs(secs))
-}
-
-/// A transport error in words, without the URL's query (reqwest includes the URL).
-fn describe(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
-    let mut root = None;
-    while let Some(s) = source {
-        root = Some(s.to_string());
-        source = s.source();
-    }
-    match root {
-        Some(r) => format!("{kind}: {}", truncate_body(&r)),
-        None => kind.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 //! fill `User.groups`. Writes are PATCHes; a 204 with no body is as good as a 200. Where
 //! the server hands out ETags, account writes carry `If-Match`.
 
-mod client;
 mod http;
 mod wire;
 
@@ -86,7 +85,7 @@ impl ScimConnector {
             return Err(ConnectorError::Config("the bearer token is empty".into()));
         }
         let base = transport::scim_url(base_url, network.allow_plaintext)?;
-        let http = client::build(&base, ca_pem, &network.policy)?;
+        let http = crate::connector::web::build(&base, ca_pem, &network.policy)?;
         Ok(Self {
             http,
             base: base.as_str().trim_end_matches('/').to_owned(),

@@ -1,4 +1,4 @@
-//! Reading a source's backend into records: an HR export from a ConfigMap, people from
+//! Reading a source's backend into records: an HR export from a ConfigMap or a URL, people from
 //! an LDAP directory, or the users pushed to Roster's SCIM endpoint. What cannot be read
 //! is a [`Refused`] read (a condition, and nothing applied); only an apiserver failure is
 //! an error worth a retry.
@@ -8,10 +8,15 @@ use kube::{Api, ResourceExt, api::ListParams};
 
 use super::report::Refused;
 use crate::{
-    api::{HrExport, IdentitySource, LdapDirectory, LocalSecretKeyRef, ScimUser},
+    api::{
+        ConfigMapKeyRef, ExportDownload, IdentitySource, LdapDirectory, LocalSecretKeyRef, ScimUser,
+    },
     connector::{
+        ConnectorError,
         ldap::{self, people::PeopleSearch},
         target::Network,
+        transport,
+        web::download::{self, Credentials, Download},
     },
     controller::{Context, Error},
     lifecycle::source::{export::Record, mapping, scim},
@@ -25,14 +30,11 @@ pub async fn records(
     ns: &str,
 ) -> Result<Result<Vec<Record>, Refused>, Error> {
     match (&src.spec.hr_export, &src.spec.ldap, &src.spec.scim) {
-        (Some(export), _, _) => hr_export(ctx, export, ns).await,
+        (Some(_), _, _) => hr_export(ctx, src, ns).await,
         (None, Some(directory), _) => Ok(directory_people(ctx, src, directory, ns).await),
         (None, None, Some(_)) => pushed(ctx, src, ns).await.map(Ok),
         // The schema refuses a source with none; one from before the rule is told so.
-        (None, None, None) => Ok(Err(Refused {
-            reason: "NoBackend",
-            message: "the source names none of hrExport, ldap or scim".into(),
-        })),
+        (None, None, None) => Ok(Err(no_backend())),
     }
 }
 
@@ -64,28 +66,93 @@ async fn pushed(ctx: &Context, src: &IdentitySource, ns: &str) -> Result<Vec<Rec
 
 async fn hr_export(
     ctx: &Context,
-    export: &HrExport,
+    src: &IdentitySource,
     ns: &str,
 ) -> Result<Result<Vec<Record>, Refused>, Error> {
-    let reference = &export.config_map;
+    let Some(export) = &src.spec.hr_export else {
+        return Ok(Err(no_backend()));
+    };
+    let text: Result<String, Refused> = match (&export.config_map, &export.http) {
+        (Some(reference), _) => config_map_export(ctx, reference, ns).await?,
+        (None, Some(download)) => downloaded(ctx, download, ns).await,
+        (None, None) => Err(Refused {
+            reason: "NoBackend",
+            message: "hrExport names neither configMap nor http".to_owned(),
+        }),
+    };
+    Ok(text.and_then(|text| {
+        crate::lifecycle::source::export::parse(&text, export.format).map_err(|e| Refused {
+            reason: e.reason(),
+            message: format!("{e}; nothing is applied until the export is whole"),
+        })
+    }))
+}
+
+async fn config_map_export(
+    ctx: &Context,
+    reference: &ConfigMapKeyRef,
+    ns: &str,
+) -> Result<Result<String, Refused>, Error> {
     let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
         .get_opt(&reference.name)
         .await?;
-    let Some(text) = cm.and_then(|cm| cm.data?.remove(&reference.key)) else {
-        return Ok(Err(Refused {
+    Ok(cm
+        .and_then(|cm| cm.data?.remove(&reference.key))
+        .ok_or_else(|| Refused {
             reason: "ExportNotFound",
             message: format!(
                 "ConfigMap {:?} has no key {:?} in namespace {ns}; nothing is applied until it does",
                 reference.name, reference.key
             ),
-        }));
+        }))
+}
+
+/// The export downloaded from `download.url`. Anything short of the whole file — an
+/// error status, a refused address, a sign-in page, a cut transfer — is refused, and
+/// nothing is applied until the download succeeds.
+async fn downloaded(ctx: &Context, download: &ExportDownload, ns: &str) -> Result<String, Refused> {
+    let refused = |e: ConnectorError| Refused {
+        reason: e.reason(),
+        message: format!("hrExport.http: {e}; nothing is applied until the export downloads"),
     };
-    Ok(
-        crate::lifecycle::source::export::parse(&text, export.format).map_err(|e| Refused {
-            reason: e.reason(),
-            message: format!("{e}; nothing is applied until the export is whole"),
+    let url = transport::https_url(&download.url, "hrExport.http.url", download.allow_plaintext)
+        .map_err(refused)?;
+    let field = |f: &str| format!("hrExport.http.{f}");
+    let credentials = match (&download.token_secret_ref, &download.basic_auth) {
+        (Some(r), _) => Some(Credentials::Bearer(
+            text_secret(ctx, ns, &field("tokenSecretRef"), r).await?,
+        )),
+        (None, Some(basic)) => Some(Credentials::Basic {
+            username: basic.username.clone(),
+            password: text_secret(
+                ctx,
+                ns,
+                &field("basicAuth.passwordSecretRef"),
+                &basic.password_secret_ref,
+            )
+            .await?,
         }),
-    )
+        (None, None) => None,
+    };
+    let ca_pem = match &download.ca_secret_ref {
+        Some(r) => Some(secret(ctx, ns, &field("caSecretRef"), r).await?),
+        None => None,
+    };
+    download::fetch(&Download {
+        url: &url,
+        credentials: credentials.as_ref(),
+        ca_pem: ca_pem.as_deref(),
+        policy: ctx.backends.policy(),
+    })
+    .await
+    .map_err(refused)
+}
+
+fn no_backend() -> Refused {
+    Refused {
+        reason: "NoBackend",
+        message: "the source names none of hrExport, ldap or scim".into(),
+    }
 }
 
 async fn directory_people(
@@ -94,19 +161,15 @@ async fn directory_people(
     directory: &LdapDirectory,
     ns: &str,
 ) -> Result<Vec<Record>, Refused> {
-    let password = secret(
+    let password = text_secret(
         ctx,
         ns,
-        "bindPasswordSecretRef",
+        "ldap.bindPasswordSecretRef",
         &directory.bind_password_secret_ref,
     )
     .await?;
-    let password = String::from_utf8(password).map_err(|_| Refused {
-        reason: "SecretInvalid",
-        message: "ldap.bindPasswordSecretRef: the password is not UTF-8 text".into(),
-    })?;
     let ca_pem = match &directory.ca_secret_ref {
-        Some(r) => Some(secret(ctx, ns, "caSecretRef", r).await?),
+        Some(r) => Some(secret(ctx, ns, "ldap.caSecretRef", r).await?),
         None => None,
     };
     let settings = ldap::Settings {
@@ -148,7 +211,7 @@ async fn directory_people(
         .collect())
 }
 
-/// A Secret's value for the field `ldap.{field}`, or why it cannot be read.
+/// A Secret's value for the spec field `field`, or why it cannot be read.
 async fn secret(
     ctx: &Context,
     ns: &str,
@@ -159,6 +222,21 @@ async fn secret(
         .await
         .map_err(|e| Refused {
             reason: e.reason(),
-            message: format!("ldap.{field}: {e}"),
+            message: format!("{field}: {e}"),
         })
+}
+
+/// [`secret`], as text: a password or token.
+async fn text_secret(
+    ctx: &Context,
+    ns: &str,
+    field: &str,
+    r: &LocalSecretKeyRef,
+) -> Result<String, Refused> {
+    let value = secret(ctx, ns, field, r).await?;
+    let text = String::from_utf8(value).map_err(|_| Refused {
+        reason: "SecretInvalid",
+        message: format!("{field}: the value is not UTF-8 text"),
+    })?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
 }

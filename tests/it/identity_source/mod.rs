@@ -1,6 +1,6 @@
-//! IdentitySources on the real apiserver: an HR export in a ConfigMap (here) or people
-//! in the harness's slapd ([`ldap`]) drive joiners, movers and leavers through every
-//! app, and a broken source — emptied, truncated, a filter matching nobody, dripping
+//! IdentitySources on the real apiserver: an HR export in a ConfigMap (here) or from a
+//! URL ([`download`]), people in the harness's slapd ([`ldap`]) or pushed over SCIM
+//! ([`scim`]) drive joiners, movers and leavers through every app, and a broken source — emptied, truncated, a filter matching nobody, dripping
 //! leavers — is held by the safeguard with nobody deprovisioned.
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -16,6 +16,7 @@ use crate::{
     lifecycle::Scenario,
 };
 
+pub mod download;
 pub mod ldap;
 pub mod scim;
 
@@ -399,4 +400,30 @@ async fn a_source_needs_an_author_who_could_write_identities_and_read_the_export
         tokenless.contains("get on the Secret holding its push token"),
         "{tokenless}"
     );
+    // A download sends a token or password the author must be able to read: else the
+    // source would send a Secret they cannot see to a URL they chose.
+    let secret = json!({"name": "hr-download", "key": "secret"});
+    for (auth, what) in [
+        (json!({"tokenSecretRef": secret}), "download token"),
+        (
+            json!({"basicAuth": {"username": "isu", "passwordSecretRef": secret}}),
+            "download password",
+        ),
+    ] {
+        let mut http = json!({"url": "https://hr.example.com/report"});
+        if let (Some(http), Some(auth)) = (http.as_object_mut(), auth.as_object()) {
+            http.extend(auth.clone());
+        }
+        let download = json!({"hrExport": {"http": http}});
+        let refused = try_source_of(&writer, &ns, "downloaded", download).await;
+        let refused = refused.expect_err("a download whose credentials its author cannot read");
+        assert!(
+            refused.contains(&format!("get on the Secret holding its {what}")),
+            "{refused}"
+        );
+    }
+    let open = json!({"hrExport": {"http": {"url": "https://hr.example.com/report"}}});
+    try_source_of(&writer, &ns, "open", open)
+        .await
+        .expect("a download without credentials needs no Secret");
 }

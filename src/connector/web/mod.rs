@@ -1,5 +1,5 @@
-//! The HTTP client a SCIM connector uses, built so that the token goes only where the
-//! policy allows: every name is resolved through the [`TargetPolicy`], a literal address
+//! HTTP clients for the apps and feeds Roster sends credentials to (SCIM connectors, HR
+//! export downloads), built so that a token goes only where the policy allows: every name is resolved through the [`TargetPolicy`], a literal address
 //! is checked before the first request, redirects stay on the same origin, and no proxy
 //! stands between Roster and the address it checked.
 
@@ -11,7 +11,9 @@ use reqwest::{
     redirect,
 };
 
-use crate::connector::{ConnectorError, target::TargetPolicy};
+use crate::connector::{ConnectorError, target::TargetPolicy, truncate_body};
+
+pub mod download;
 
 /// The most redirects followed for one request.
 const MAX_REDIRECTS: usize = 5;
@@ -124,6 +126,61 @@ pub fn policy_error(err: &reqwest::Error) -> Option<ConnectorError> {
         source = s.source();
     }
     None
+}
+
+/// The body, read chunk by chunk up to `max` bytes: a server that answers with gigabytes
+/// fails the call instead of the operator's memory.
+pub async fn read_capped(
+    mut resp: reqwest::Response,
+    url: &str,
+    max: usize,
+) -> Result<Vec<u8>, ConnectorError> {
+    let too_big = || {
+        ConnectorError::Malformed(format!(
+            "the response from {url} is larger than {max} bytes"
+        ))
+    };
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    loop {
+        let chunk = resp
+            .chunk()
+            .await
+            .map_err(|e| ConnectorError::Unreachable {
+                target: url.to_owned(),
+                reason: describe(&e),
+            })?;
+        let Some(chunk) = chunk else {
+            return Ok(body);
+        };
+        if body.len() + chunk.len() > max {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+}
+
+/// A transport error in words, without the URL's query (reqwest includes the URL).
+pub fn describe(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    let mut root = None;
+    while let Some(s) = source {
+        root = Some(s.to_string());
+        source = s.source();
+    }
+    match root {
+        Some(r) => format!("{kind}: {}", truncate_body(&r)),
+        None => kind.to_owned(),
+    }
 }
 
 #[cfg(test)]
