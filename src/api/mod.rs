@@ -34,9 +34,9 @@ pub use identity::{
     IdentityKind, IdentitySpec, IdentityStatus, LifecycleState,
 };
 pub use identity_source::{
-    BasicAuth, ConfigMapKeyRef, ExportDownload, ExportFormat, FieldMapping, HrExport,
-    IdentitySource, IdentitySourceSpec, IdentitySourceStatus, ImportSafeguard, LdapDirectory,
-    MissingWorker, ScimPush, SourceClash, SourcePolicy, SourceQuarantine,
+    BasicAuth, ComputedFields, ConfigMapKeyRef, ExportDownload, ExportFormat, FieldMapping,
+    HrExport, IdentitySource, IdentitySourceSpec, IdentitySourceStatus, ImportSafeguard,
+    LdapDirectory, MissingWorker, ScimPush, SourceClash, SourcePolicy, SourceQuarantine,
 };
 pub use role::{EntitlementRef, Role, RoleSpec, RoleStatus};
 pub use role_binding::{RoleBinding, RoleBindingSpec, RoleBindingStatus, Subjects};

@@ -153,7 +153,9 @@ mod tests {
         assert_eq!(binding_ready(&spec("eng"), true, Ok(())).status, "True");
         let d = binding_ready(&spec("eng"), false, Ok(()));
         assert_eq!((d.status, d.reason.as_str()), ("False", "RoleNotFound"));
-        let bad = SubjectError::Expression("Syntax error".into());
+        let bad = SubjectError::Expression(crate::lifecycle::expression::ExpressionError::Invalid(
+            "Syntax error".into(),
+        ));
         let d = binding_ready(&spec("eng"), true, Err(&bad));
         assert_eq!(
             (d.status, d.reason.as_str()),

@@ -65,7 +65,8 @@ pub fn depth(expr: &Expr) -> usize {
     deepest
 }
 
-fn children(expr: &Expr) -> Vec<&Expr> {
+/// The direct sub-expressions of `expr`.
+pub fn children(expr: &Expr) -> Vec<&Expr> {
     match expr {
         Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => Vec::new(),
         Expr::Select(s) => vec![&s.operand.expr],

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod bounds;
 pub mod budget;
 pub mod cel_cost;
+pub mod expression;
 pub mod inventory;
 pub mod model;
 pub mod owner;

@@ -9,7 +9,7 @@ use kube::{
 };
 use serde::Serialize;
 
-use super::cel_cost;
+use super::expression::{self, ExpressionError};
 use crate::api::{Identity, Subjects};
 
 /// A binding's subject rule, compiled once and evaluated for many identities.
@@ -25,28 +25,9 @@ pub enum SubjectError {
     /// The label selector is malformed.
     #[error("invalid label selector: {0}")]
     Selector(String),
-    /// The CEL expression does not parse.
-    #[error("invalid CEL expression: {0}")]
-    Expression(String),
-    /// The CEL expression is longer than [`cel_cost::MAX_BYTES`].
-    #[error("the CEL expression is {0} bytes long; the limit is {max}", max = cel_cost::MAX_BYTES)]
-    ExpressionTooLarge(usize),
-    /// The CEL expression could take more than [`cel_cost::MAX_COST`] steps per identity.
-    #[error(
-        "the CEL expression could take {0} steps per identity; the limit is {max} \
-         (nested comprehensions over lists of unknown size cost the most)",
-        max = cel_cost::MAX_COST
-    )]
-    ExpressionTooCostly(u64),
-    /// The CEL expression nests brackets deeper than [`cel_cost::MAX_NESTING`], or its
-    /// parsed tree is deeper than [`cel_cost::MAX_DEPTH`].
-    #[error(
-        "the CEL expression nests {0} levels deep; the limits are {nesting} brackets and \
-         {depth} levels of operators",
-        nesting = cel_cost::MAX_NESTING,
-        depth = cel_cost::MAX_DEPTH
-    )]
-    ExpressionTooDeep(usize),
+    /// The CEL expression cannot be used.
+    #[error(transparent)]
+    Expression(#[from] ExpressionError),
 }
 
 impl SubjectError {
@@ -54,59 +35,9 @@ impl SubjectError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Selector(_) => "InvalidSelector",
-            Self::Expression(_) => "InvalidExpression",
-            Self::ExpressionTooLarge(_) => "ExpressionTooLarge",
-            Self::ExpressionTooCostly(_) => "ExpressionTooCostly",
-            Self::ExpressionTooDeep(_) => "ExpressionTooDeep",
+            Self::Expression(e) => e.reason(),
         }
     }
-}
-
-/// Below this size and nesting an expression parses on any thread's stack (a debug
-/// build parses ten levels or a 250-operator chain in 2 MiB).
-const INLINE_BYTES: usize = 256;
-const INLINE_NESTING: usize = 4;
-/// The stack a larger expression is parsed on: enough for [`cel_cost::MAX_BYTES`] at
-/// [`cel_cost::MAX_NESTING`], in a debug build, with room to spare.
-const PARSE_STACK: usize = 32 << 20;
-
-/// Parses `source`, on a thread of its own with a large stack unless it is small: the
-/// parser recurses, and a stack overflow would abort the operator.
-fn parse(source: &str) -> Result<cel::Program, SubjectError> {
-    let compile =
-        |s: &str| cel::Program::compile(s).map_err(|e| SubjectError::Expression(e.to_string()));
-    if source.len() <= INLINE_BYTES && cel_cost::nesting(source) <= INLINE_NESTING {
-        return compile(source);
-    }
-    let owned = source.to_owned();
-    std::thread::Builder::new()
-        .name("cel-parse".into())
-        .stack_size(PARSE_STACK)
-        .spawn(move || compile(&owned))
-        .map_err(|e| SubjectError::Expression(format!("cannot start the parser: {e}")))?
-        .join()
-        .unwrap_or_else(|_| Err(SubjectError::Expression("the parser failed".into())))
-}
-
-/// Compiles a subject expression within the size and cost limits.
-fn compile(source: &str) -> Result<cel::Program, SubjectError> {
-    if source.len() > cel_cost::MAX_BYTES {
-        return Err(SubjectError::ExpressionTooLarge(source.len()));
-    }
-    let nesting = cel_cost::nesting(source);
-    if nesting > cel_cost::MAX_NESTING {
-        return Err(SubjectError::ExpressionTooDeep(nesting));
-    }
-    let program = parse(source)?;
-    let depth = cel_cost::depth(&program.expression().expr);
-    if depth > cel_cost::MAX_DEPTH {
-        return Err(SubjectError::ExpressionTooDeep(depth));
-    }
-    let cost = cel_cost::estimate(&program.expression().expr);
-    if cost > cel_cost::MAX_COST {
-        return Err(SubjectError::ExpressionTooCostly(cost));
-    }
-    Ok(program)
 }
 
 /// The identity as a CEL expression sees it: `identity.username`, `identity.kind`,
@@ -133,7 +64,11 @@ impl SubjectMatcher {
             .map(Selector::try_from)
             .transpose()
             .map_err(|e| SubjectError::Selector(e.to_string()))?;
-        let expression = subjects.expression.as_deref().map(compile).transpose()?;
+        let expression = subjects
+            .expression
+            .as_deref()
+            .map(expression::compile)
+            .transpose()?;
         Ok(Self {
             names: subjects.identities.clone(),
             selector,
@@ -266,7 +201,10 @@ mod tests {
         let bad = SubjectMatcher::new(&subjects(
             serde_json::json!({"expression": "identity.attributes.("}),
         ));
-        assert!(matches!(bad, Err(SubjectError::Expression(_))));
+        assert!(matches!(
+            bad,
+            Err(SubjectError::Expression(ExpressionError::Invalid(_)))
+        ));
         let not_bool = SubjectMatcher::new(&subjects(
             serde_json::json!({"expression": "identity.username"}),
         ))
@@ -279,10 +217,16 @@ mod tests {
         let costly = SubjectMatcher::new(&subjects(serde_json::json!({
             "expression": "identity.labels.all(a, identity.labels.all(b, a != b))"
         })));
-        assert!(matches!(costly, Err(SubjectError::ExpressionTooCostly(_))));
+        assert!(matches!(
+            costly,
+            Err(SubjectError::Expression(ExpressionError::TooCostly(_)))
+        ));
         let long = format!("identity.username == \"{}\"", "a".repeat(5000));
         let large = SubjectMatcher::new(&subjects(serde_json::json!({"expression": long})));
-        assert!(matches!(large, Err(SubjectError::ExpressionTooLarge(_))));
+        assert!(matches!(
+            large,
+            Err(SubjectError::Expression(ExpressionError::TooLarge(_)))
+        ));
         // Both would overflow the stack: the first parsing, the second evaluating.
         for deep in [
             format!("{}true{}", "(".repeat(90), ")".repeat(90)),
@@ -290,7 +234,10 @@ mod tests {
         ] {
             let refused = SubjectMatcher::new(&subjects(serde_json::json!({"expression": deep})));
             assert!(
-                matches!(refused, Err(SubjectError::ExpressionTooDeep(_))),
+                matches!(
+                    refused,
+                    Err(SubjectError::Expression(ExpressionError::TooDeep(_)))
+                ),
                 "{:?}",
                 refused.err()
             );

@@ -83,8 +83,8 @@ pub async fn reconcile(src: Arc<IdentitySource>, ctx: Arc<Context>) -> Result<Ac
         let current = src.status.clone().unwrap_or_default();
         let generation = src.metadata.generation;
         let now = Timestamp::now();
-        let records = match read::records(&ctx, &src, &ns).await? {
-            Ok(records) => records,
+        let (mapping, records) = match read::mapped(&ctx, &src, &ns).await? {
+            Ok(read) => read,
             Err(refused) => {
                 refuse(&ctx, &src, &refused).await?;
                 return Ok(Action::requeue(poll));
@@ -100,7 +100,7 @@ pub async fn reconcile(src: Arc<IdentitySource>, ctx: Arc<Context>) -> Result<Ac
         let plan = plan::plan(
             &key,
             &records,
-            &src.spec.mapping,
+            &mapping,
             src.spec.policy.missing,
             &existing,
             now,

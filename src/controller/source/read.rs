@@ -9,7 +9,8 @@ use kube::{Api, ResourceExt, api::ListParams};
 use super::report::Refused;
 use crate::{
     api::{
-        ConfigMapKeyRef, ExportDownload, IdentitySource, LdapDirectory, LocalSecretKeyRef, ScimUser,
+        ConfigMapKeyRef, ExportDownload, FieldMapping, IdentitySource, LdapDirectory,
+        LocalSecretKeyRef, ScimUser,
     },
     connector::{
         ConnectorError,
@@ -19,12 +20,33 @@ use crate::{
         web::download::{self, Credentials, Download},
     },
     controller::{Context, Error},
-    lifecycle::source::{export::Record, mapping, scim},
+    lifecycle::source::{computed, export::Record, mapping, scim},
     provision::secrets,
 };
 
+/// The source's records, with any computed fields filled in, and the mapping that reads
+/// them; or why the source cannot be read.
+pub async fn mapped(
+    ctx: &Context,
+    src: &IdentitySource,
+    ns: &str,
+) -> Result<Result<(FieldMapping, Vec<Record>), Refused>, Error> {
+    let records = match records(ctx, src, ns).await? {
+        Ok(records) => records,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    Ok(match computed::expand(&src.spec.mapping, &records) {
+        Ok(Some(expanded)) => Ok(expanded),
+        Ok(None) => Ok((src.spec.mapping.clone(), records)),
+        Err(e) => Err(Refused {
+            reason: e.reason(),
+            message: format!("{e}; nothing is applied until the mapping is fixed"),
+        }),
+    })
+}
+
 /// The source's records, or why it cannot be read.
-pub async fn records(
+async fn records(
     ctx: &Context,
     src: &IdentitySource,
     ns: &str,
@@ -186,7 +208,11 @@ async fn directory_people(
             allow_plaintext: directory.allow_plaintext,
         },
     };
-    let attributes = mapping::columns(&src.spec.mapping);
+    let read_by_expressions = computed::columns(&src.spec.mapping);
+    let mut attributes = mapping::columns(&src.spec.mapping);
+    attributes.extend(read_by_expressions.iter().map(String::as_str));
+    attributes.sort_unstable();
+    attributes.dedup();
     let search = PeopleSearch {
         base_dn: &directory.base_dn,
         filter: &directory.filter,
@@ -207,6 +233,7 @@ async fn directory_people(
             row: i + 1,
             cells,
             nested: Vec::new(),
+            errors: Vec::new(),
         })
         .collect())
 }

@@ -16,6 +16,8 @@ pub struct Record {
     pub cells: BTreeMap<String, String>,
     /// Fields that are objects or arrays (JSON), which no mapping can use.
     pub nested: Vec<String>,
+    /// Why the row cannot be used, found before mapping (a computed value that failed).
+    pub errors: Vec<String>,
 }
 
 /// Why an export cannot be read at all.
@@ -105,6 +107,7 @@ fn parse_csv(text: &str) -> Result<Vec<Record>, ExportError> {
             row: i + 1,
             cells,
             nested: Vec::new(),
+            errors: Vec::new(),
         });
     }
     Ok(out)

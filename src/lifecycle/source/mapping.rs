@@ -104,6 +104,12 @@ pub fn map(record: &Record, mapping: &FieldMapping) -> Result<Worker, RowProblem
         ));
     }
     let name = name.unwrap_or_default();
+    if let Some(error) = record.errors.first() {
+        return Err(problem(
+            Some(&name),
+            format!("row {row} ({username}): {error}"),
+        ));
+    }
     if let Some(field) = record.nested.iter().find(|f| used(mapping, f)) {
         return Err(problem(
             Some(&name),
@@ -183,6 +189,7 @@ pub fn columns(mapping: &FieldMapping) -> Vec<&str> {
         manager,
         state,
         attributes,
+        computed: _,
     } = mapping;
     let optional = [
         display_name,

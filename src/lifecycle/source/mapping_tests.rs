@@ -22,6 +22,7 @@ fn record(cells: &[(&str, &str)]) -> Record {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         nested: Vec::new(),
+        errors: Vec::new(),
     }
 }
 

@@ -2,11 +2,13 @@
 //! say which source owns them and the safeguard that bounds its leavers. Pure.
 //!
 //! - [`export`]: the file → records, whole or not at all.
+//! - [`computed`]: CEL over a record → the values of computed fields.
 //! - [`mapping`]: a record → the worker's Identity fields.
 //! - [`plan`]: workers vs Identities → creations, updates, leavers and clashes.
 //! - [`safeguard`]: whether the leavers may be applied.
 //! - [`scim`]: users pushed over SCIM 2.0 → records.
 
+pub mod computed;
 pub mod export;
 pub mod mapping;
 pub mod plan;

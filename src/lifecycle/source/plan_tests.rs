@@ -27,6 +27,7 @@ fn row(n: usize, cells: &[(&str, &str)]) -> Record {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         nested: Vec::new(),
+        errors: Vec::new(),
     }
 }
 

@@ -427,3 +427,76 @@ async fn a_source_needs_an_author_who_could_write_identities_and_read_the_export
         .await
         .expect("a download without credentials needs no Secret");
 }
+
+#[tokio::test]
+async fn computed_fields_come_from_cel_over_the_row() {
+    let s = scim_scenario("hrcel").await;
+    let csv = "user,first,last,code\nhrcel.ada,Ada,Lovelace,ENG-7\nhrcel.bob,Bob,Byte,SAL-1\n";
+    export(&s, "hr", csv).await;
+    let computed = |department: &str| {
+        json!({"username": "user", "computed": {
+            "displayName": "row.first + ' ' + row.last",
+            "email": "(row.first + '.' + row.last + '@example.com').lowerAscii()",
+            "attributes": {"department": department}}})
+    };
+    let by_code = "row.code.startsWith('ENG') ? 'engineering' : 'sales'";
+    source(&s, "hr", computed(by_code), json!({})).await;
+    s.eventually("ada joins through the computed department", || {
+        active_downstream(&s, "hrcel.ada")
+    })
+    .await;
+    let ada = s.get("hrcel.ada").await.spec;
+    assert_eq!(ada.display_name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(ada.emails, vec!["ada.lovelace@example.com".to_owned()]);
+    assert_eq!(
+        s.get("hrcel.bob").await.spec.attributes["department"],
+        "sales"
+    );
+
+    // An expression the export no longer satisfies: the read is not applied to that
+    // row, and ada keeps her department and her access.
+    let broken = "row.team.startsWith('ENG') ? 'engineering' : 'sales'";
+    source(&s, "hr", computed(broken), json!({})).await;
+    s.eventually("the rows it fails on are reported", || async {
+        status(&s, "hr").await.row_error_count == 2
+    })
+    .await;
+    assert_eq!(
+        s.get("hrcel.ada").await.spec.attributes["department"],
+        "engineering"
+    );
+    assert!(active_downstream(&s, "hrcel.ada").await);
+
+    // An expression that cannot be used at all refuses the whole read.
+    source(
+        &s,
+        "hr",
+        computed("row.code.replace('E', 'EEEE')"),
+        json!({}),
+    )
+    .await;
+    s.eventually("a growing function is refused", || {
+        condition_is(&s, "hr", "Synced", ("False", "InvalidExpression"))
+    })
+    .await;
+    assert!(active_downstream(&s, "hrcel.ada").await);
+
+    // A field both mapped and computed is refused by the schema.
+    let both = json!({"username": "user", "email": "mail",
+        "computed": {"email": "row.mail.lowerAscii()"}});
+    let obj: IdentitySource = serde_json::from_value(json!({
+        "apiVersion": "roster.dev/v1alpha1", "kind": "IdentitySource",
+        "metadata": {"name": "both"},
+        "spec": {"hrExport": {"configMap": {"name": "hr", "key": "workers.csv"}}, "mapping": both}}))
+    .expect("an IdentitySource");
+    let refused = Api::<IdentitySource>::namespaced(s.client.clone(), &s.ns)
+        .create(&Default::default(), &obj)
+        .await
+        .expect_err("mapped and computed at once");
+    assert!(
+        refused
+            .to_string()
+            .contains("either mapped from a column or computed"),
+        "{refused}"
+    );
+}
