@@ -366,6 +366,9 @@ pub struct SourcePolicy {
     /// they delete).
     #[serde(default = "suspend")]
     pub inactive: MissingWorker,
+    /// What becomes of the Service identities a worker owns when the worker leaves.
+    #[serde(default)]
+    pub owned_services: OwnedServices,
 }
 
 impl Default for SourcePolicy {
@@ -373,8 +376,23 @@ impl Default for SourcePolicy {
         Self {
             missing: MissingWorker::default(),
             inactive: suspend(),
+            owned_services: OwnedServices::default(),
         }
     }
+}
+
+/// Who a leaver's Service identities answer to next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OwnedServices {
+    /// Each service's status names the leaver's manager as who could take it over; a
+    /// person sets the new owner (in Git, where `owner` is kept). The service keeps its
+    /// access for the grace period, then is disabled until then.
+    #[default]
+    Report,
+    /// The source sets each service's `owner` to the leaver's manager (the `manager`
+    /// attribute), when the manager has an active Person Identity. Done once per service
+    /// and owner: put back, it is reported instead, so Roster never fights Git over it.
+    ReassignToManager,
 }
 
 fn suspend() -> MissingWorker {

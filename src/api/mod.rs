@@ -36,7 +36,8 @@ pub use identity::{
 pub use identity_source::{
     BasicAuth, ComputedFields, ConfigMapKeyRef, ExportDownload, ExportFormat, FieldMapping,
     HrExport, IdentitySource, IdentitySourceSpec, IdentitySourceStatus, ImportSafeguard,
-    LdapDirectory, MissingWorker, ScimPush, SourceClash, SourcePolicy, SourceQuarantine,
+    LdapDirectory, MissingWorker, OwnedServices, ScimPush, SourceClash, SourcePolicy,
+    SourceQuarantine,
 };
 pub use role::{EntitlementRef, Role, RoleSpec, RoleStatus};
 pub use role_binding::{RoleBinding, RoleBindingSpec, RoleBindingStatus, Subjects};

@@ -74,7 +74,12 @@ pub fn standing(
             format!("its owner Identity {name:?} is being deleted")
         }
         Some(o) if effective_state(o, now).0 == Effective::Terminated => {
-            format!("its owner Identity {name:?} has left (Terminated or past validUntil)")
+            let left =
+                format!("its owner Identity {name:?} has left (Terminated or past validUntil)");
+            match o.spec.attributes.get("manager") {
+                Some(m) => format!("{left}; {m:?}, their manager, could take it over"),
+                None => left,
+            }
         }
         Some(_) => return Standing::Answered,
     };

@@ -131,3 +131,15 @@ fn a_lapsed_service_is_disabled_and_keeps_its_entitlements() {
     assert!(!apply(&Standing::Answered, &mut untouched));
     assert_eq!(untouched, resolution());
 }
+
+#[test]
+fn a_leavers_manager_is_named_as_who_could_take_the_service_over() {
+    let mut left = bob("Terminated");
+    left.spec
+        .attributes
+        .insert("manager".into(), "grace".into());
+    let Standing::Grace { why, .. } = standing(&bot().spec, Some(&left), None, at(0), GRACE) else {
+        panic!("a grace period");
+    };
+    assert!(why.contains("\"grace\", their manager"), "{why}");
+}

@@ -7,6 +7,7 @@
 //! person). Only Identities carrying the source's `roster.dev/source` annotation are
 //! ever written. Deleting a source leaves its Identities as they are.
 
+mod handover;
 mod read;
 pub mod report;
 
@@ -117,6 +118,7 @@ pub async fn reconcile(src: Arc<IdentitySource>, ctx: Arc<Context>) -> Result<Ac
         let desired = report::applied(&current, generation, &read, &crate::time::now());
         write_status(&ctx, &src, &desired).await?;
         announce(&ctx, &src, &key, &current, &plan, &verdict, &failures).await;
+        handover::hand_over(&ctx, &src, &key, now).await;
         Ok(Action::requeue(if failures.is_empty() {
             poll
         } else {

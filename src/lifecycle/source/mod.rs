@@ -7,6 +7,7 @@
 //! - [`plan`]: workers vs Identities → creations, updates, leavers and clashes.
 //! - [`safeguard`]: whether the leavers may be applied.
 //! - [`scim`]: users pushed over SCIM 2.0 → records.
+//! - [`succession`]: a leaver's Service identities → their manager, by policy.
 
 pub mod computed;
 pub mod export;
@@ -14,6 +15,7 @@ pub mod mapping;
 pub mod plan;
 pub mod safeguard;
 pub mod scim;
+pub mod succession;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;

@@ -19,6 +19,7 @@ use crate::{
 pub mod download;
 pub mod ldap;
 pub mod scim;
+pub mod succession;
 
 /// The column names [`people`] writes, mapped.
 fn mapping() -> Value {
