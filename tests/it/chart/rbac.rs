@@ -31,6 +31,8 @@ const RELEASE: &str = "roster-rbac";
 struct Run {
     operator: Arc<Mutex<Option<Operator>>>,
     kubeconfig: PathBuf,
+    /// Where it serves SCIM pushes (plain HTTP on loopback).
+    scim: String,
 }
 
 impl Run {
@@ -43,6 +45,8 @@ impl Run {
         let env = [
             ("POD_NAMESPACE", RELEASE),
             ("ROSTER_LEADER_ELECT_LEASE", RELEASE),
+            ("ROSTER_SCIM_ADDR", self.scim.as_str()),
+            ("ROSTER_SCIM_PLAINTEXT", "true"),
         ];
         *op = Some(Operator::start_with(&self.kubeconfig, "info", &env));
     }
@@ -58,6 +62,7 @@ fn install_release(cp: &ControlPlane, tenant: &str, hr: &str) -> String {
         format!("fullnameOverride={RELEASE}"),
         format!("leaderElection.leaseName={RELEASE}"),
         "admissionPolicy.enabled=false".to_owned(),
+        "scimEndpoint.enabled=true".to_owned(),
         format!("rbac.secrets.namespaces={{{tenant},{hr}}}"),
         format!("rbac.kubernetesConnector.accountNamespaces={{{tenant}}}"),
         format!(
@@ -102,15 +107,18 @@ async fn the_operator_with_only_the_charts_token_takes_a_person_through_four_app
     crate::identity_source::export_in(&s.client, &hr, "hr", "user,department\n").await;
     let mapping = json!({"username": "user"});
     crate::identity_source::source_in(&s.client, &hr, "hr", mapping, json!({})).await;
-    let ns = s.ns.clone();
-    let token = off_runtime(move || install_release(cp, &ns, &hr)).await;
+    push_source(&s.client, &hr).await;
+    let (ns, hr_ns) = (s.ns.clone(), hr.clone());
+    let token = off_runtime(move || install_release(cp, &ns, &hr_ns)).await;
     let run = Run {
         operator,
         kubeconfig: cp.kubeconfig_for(RELEASE, &token),
+        scim: format!("127.0.0.1:{}", crate::harness::process::free_port()),
     };
     run.restart();
 
     joiner_mover_leaver(&s, "chart").await;
+    pushed_joiner(&s, &run, &hr).await;
     leaver_metrics(&run, &s.ns).await;
     let log = s.log();
     let refused: Vec<&str> = log.lines().filter(|l| refusal(l)).collect();
@@ -123,8 +131,55 @@ async fn the_operator_with_only_the_charts_token_takes_a_person_through_four_app
     let rules = off_runtime(move || release_rules(cp)).await;
     assert!(rules.len() >= 10, "{} rules", rules.len());
     for (n, rule) in rules.into_iter().enumerate() {
-        without(cp, &s, &run, rule, n).await;
+        without(cp, &s, &run, &hr, rule, n).await;
     }
+}
+
+/// The push token of the IdentitySource `push`.
+const PUSH_TOKEN: &str = "chart-rbac-push-token";
+
+/// The IdentitySource `push` in `ns`, taking SCIM pushes.
+async fn push_source(client: &kube::Client, ns: &str) {
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "push-token"},
+        "stringData": {"token": PUSH_TOKEN}});
+    crate::harness::apply(client, ns, secret).await;
+    let source = json!({"apiVersion": "roster.dev/v1alpha1", "kind": "IdentitySource",
+        "metadata": {"name": "push"},
+        "spec": {"scim": {"tokenSecretRef": {"name": "push-token", "key": "token"}},
+            "mapping": {"username": "userName"}}});
+    crate::harness::apply(client, ns, source).await;
+}
+
+/// A user pushed over SCIM becomes an Identity: the endpoint's ScimUser writes and the
+/// leader's watch of them are the chart's rules on scimusers.
+async fn pushed_joiner(s: &Scenario, run: &Run, hr: &str) {
+    s.eventually("the endpoint takes the push", || async {
+        push(run, hr, "chartrbac-pushed").await == Some(201)
+    })
+    .await;
+    s.eventually("the pushed user becomes an Identity", || async {
+        s.identities()
+            .get_opt("chartrbac-pushed")
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    })
+    .await;
+}
+
+/// Pushes `user` to the source `push` in `hr`; the HTTP status, if there was an answer.
+async fn push(run: &Run, hr: &str, user: &str) -> Option<u16> {
+    let url = format!("http://{}/sources/{hr}/push/scim/v2/Users", run.scim);
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user, "active": true});
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(PUSH_TOKEN)
+        .json(&body)
+        .send()
+        .await;
+    answer.ok().map(|r| r.status().as_u16())
 }
 
 /// The leaver's latency per connector, the changes the scenario wrote and the reads it
@@ -160,8 +215,16 @@ async fn leaver_metrics(run: &Run, ns: &str) {
 }
 
 /// With `rule` taken away, a fresh operator must say plainly that it was refused while
-/// the `n`th extra person joins; then the rule goes back and the Connectors recover.
-async fn without(cp: &'static ControlPlane, s: &Scenario, run: &Run, rule: Rule, n: usize) {
+/// the `n`th extra person joins and another is pushed over SCIM to the source in `hr`;
+/// then the rule goes back and the Connectors recover.
+async fn without(
+    cp: &'static ControlPlane,
+    s: &Scenario,
+    run: &Run,
+    hr: &str,
+    rule: Rule,
+    n: usize,
+) {
     let taken = rule.clone();
     off_runtime(move || taken.take_away(cp)).await;
     run.restart();
@@ -172,6 +235,12 @@ async fn without(cp: &'static ControlPlane, s: &Scenario, run: &Run, rule: Rule,
             "attributes": {"department": "engineering"}}),
     )
     .await;
+    // Whether the endpoint takes it is what is being tested, not its answer: pushed
+    // once the fresh operator listens, if it does (without some rules it stops at once).
+    let (pushed, start) = (format!("chartrbac-min{n}"), Instant::now());
+    while push(run, hr, &pushed).await.is_none() && start.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let said = said_plainly(s, &probe, Duration::from_secs(60)).await;
     let said = said.unwrap_or_else(|| {
         let lease = cp.kubectl(&["get", "lease", RELEASE, "-n", RELEASE, "-o", "yaml"]);
