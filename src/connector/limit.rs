@@ -157,6 +157,19 @@ impl Connector for RateLimited {
         self.bounded("create", self.inner.create(identity, desired, active))
             .await
     }
+    async fn create_answered(
+        &self,
+        identity: &str,
+        desired: &DesiredAccount,
+        active: bool,
+    ) -> Result<(String, Option<ObservedAccount>), ConnectorError> {
+        let _slot = self.admit().await;
+        self.bounded(
+            "create",
+            self.inner.create_answered(identity, desired, active),
+        )
+        .await
+    }
     async fn adopt(&self, account: &ObservedAccount, identity: &str) -> Result<(), ConnectorError> {
         let _slot = self.admit().await;
         self.bounded("adopt", self.inner.adopt(account, identity))

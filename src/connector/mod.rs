@@ -72,6 +72,20 @@ pub trait Connector: Send + Sync {
         desired: &DesiredAccount,
         active: bool,
     ) -> Result<String, ConnectorError>;
+    /// [`Connector::create`], and the account as the app's answer to the create describes
+    /// it, where that answer is the created resource (SCIM's `201` body). That answer is
+    /// the app's own read of the result, so a pass that only creates and grants needs no
+    /// second read; `None`: the caller reads the account back.
+    async fn create_answered(
+        &self,
+        identity: &str,
+        desired: &DesiredAccount,
+        active: bool,
+    ) -> Result<(String, Option<ObservedAccount>), ConnectorError> {
+        self.create(identity, desired, active)
+            .await
+            .map(|id| (id, None))
+    }
     /// Puts Roster's mark for `identity` on an existing account.
     async fn adopt(&self, account: &ObservedAccount, identity: &str) -> Result<(), ConnectorError>;
     /// Brings the account's attributes in line.

@@ -19,6 +19,10 @@ pub struct Nothing {
     pub gate: Option<Arc<(AtomicUsize, Semaphore)>>,
     /// `check` fails as if the app refused the connection.
     pub refuse_check: bool,
+    /// `create_answered` answers with the created account (id `created`), as SCIM does.
+    pub answer_creates: bool,
+    /// `grant` of this entitlement fails as if the app refused it.
+    pub refuse_grant: Option<String>,
 }
 
 #[async_trait]
@@ -57,6 +61,26 @@ impl Connector for Nothing {
     async fn create(&self, _: &str, _: &DesiredAccount, _: bool) -> Result<String, ConnectorError> {
         Ok(String::new())
     }
+    async fn create_answered(
+        &self,
+        identity: &str,
+        desired: &DesiredAccount,
+        active: bool,
+    ) -> Result<(String, Option<ObservedAccount>), ConnectorError> {
+        if !self.answer_creates {
+            return Ok((String::new(), None));
+        }
+        let account = ObservedAccount {
+            id: "created".into(),
+            username: desired.username.clone(),
+            owner: Some(identity.to_owned()),
+            active,
+            attributes: desired.attributes.clone(),
+            entitlements: Default::default(),
+            version: Some("W/\"1\"".into()),
+        };
+        Ok((account.id.clone(), Some(account)))
+    }
     async fn adopt(&self, _: &ObservedAccount, _: &str) -> Result<(), ConnectorError> {
         Ok(())
     }
@@ -73,8 +97,13 @@ impl Connector for Nothing {
     async fn delete(&self, _: &ObservedAccount) -> Result<(), ConnectorError> {
         Ok(())
     }
-    async fn grant(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
-        Ok(())
+    async fn grant(&self, _: &str, entitlement: &str) -> Result<(), ConnectorError> {
+        match &self.refuse_grant {
+            Some(refused) if refused == entitlement => {
+                Err(ConnectorError::Rejected(format!("{entitlement} refused")))
+            }
+            _ => Ok(()),
+        }
     }
     async fn revoke(&self, _: &str, _: &str) -> Result<(), ConnectorError> {
         Ok(())

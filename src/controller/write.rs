@@ -77,6 +77,9 @@ pub struct Written {
     pub failed: Option<(Change, ConnectorError)>,
     /// The approval that released this account's held removals, if one did.
     pub approval: Option<Approval>,
+    /// The account as the app's answers showed it, when they are its read-back
+    /// ([`execute::Outcome::answered`]).
+    pub answered: Option<ObservedAccount>,
 }
 
 /// Carries out `changes` for one account through the breakers, execute and evidence.
@@ -108,6 +111,7 @@ pub async fn write(ctx: &Context, w: &Write<'_>, mut changes: Vec<Change>) -> Wr
     let outcome =
         execute::execute(w.backend, w.removing.who, w.desired, w.observed, &changes).await;
     written.applied = outcome.applied;
+    written.answered = outcome.answered;
     written.failed = outcome.failed;
     written
 }

@@ -110,6 +110,18 @@ impl Connector for Metered {
         self.call("create", self.inner.create(identity, desired, active))
             .await
     }
+    async fn create_answered(
+        &self,
+        identity: &str,
+        desired: &DesiredAccount,
+        active: bool,
+    ) -> Result<(String, Option<ObservedAccount>), ConnectorError> {
+        self.call(
+            "create",
+            self.inner.create_answered(identity, desired, active),
+        )
+        .await
+    }
     async fn adopt(&self, account: &ObservedAccount, identity: &str) -> Result<(), ConnectorError> {
         self.call("adopt", self.inner.adopt(account, identity))
             .await

@@ -397,6 +397,19 @@ impl Connector for ScimConnector {
         desired: &DesiredAccount,
         active: bool,
     ) -> Result<String, ConnectorError> {
+        self.create_answered(identity, desired, active)
+            .await
+            .map(|(id, _)| id)
+    }
+
+    /// The `201` body is the created User (RFC 7644 §3.3): the account as the app holds
+    /// it, mark included, in no group yet.
+    async fn create_answered(
+        &self,
+        identity: &str,
+        desired: &DesiredAccount,
+        active: bool,
+    ) -> Result<(String, Option<ObservedAccount>), ConnectorError> {
         let mut body = attribute_body(&desired.attributes);
         body["schemas"] = json!([USER_SCHEMA]);
         body["userName"] = json!(desired.username);
@@ -412,7 +425,8 @@ impl Connector for ScimConnector {
             ))),
             s if s.is_success() => {
                 let user: wire::User = resp.json()?;
-                Ok(user.id)
+                let id = user.id.clone();
+                Ok((id, Some(Self::account(user, BTreeSet::new()))))
             }
             s => Err(unexpected(s, &resp.body, "create User")),
         }

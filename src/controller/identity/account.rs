@@ -11,10 +11,10 @@ use crate::{
         Context,
         hold::{self, Removing},
         status::truncate,
-        write::{self, Subject, Write},
+        write::{self, Subject, Write, Written},
     },
     lifecycle::{
-        ConnectorKey, DesiredAccount, Managed,
+        ConnectorKey, DesiredAccount, Managed, ObservedAccount,
         audit::Grounds,
         budget::{Cause, Feeds, breaker_for},
         plan::{Ledger, Policy, plan},
@@ -109,25 +109,9 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
     if let Some((_, e)) = &written.failed {
         error = error.or(Some((e.reason(), e.to_string())));
     }
-    let (mut verified, mut read_back) = (observed.clone(), !written.tried);
-    if written.tried {
-        // Read back: status reports what the app says now, not what Roster asked for.
-        let unread = match backend.observe(username).await {
-            Ok(o) => {
-                (verified, read_back) = (o, true);
-                None
-            }
-            Err(e) => {
-                let message = e.to_string();
-                error = error.or(Some((e.reason(), message.clone())));
-                Some(message)
-            }
-        };
-        let found = unread.map_or(Ok(verified.as_ref()), Err);
-        write::record(ctx, &write, &written, found).await;
-    } else if written.failed.is_some() {
-        write::record(ctx, &write, &written, Ok(observed.as_ref())).await;
-    }
+    let (verified, read_back, unread) =
+        read_back(ctx, &write, &written, backend.as_ref(), username).await;
+    error = error.or(unread);
     let applied = written.applied;
     let failed = written.failed.as_ref().map(|(c, _)| c);
     outcome::settle(outcome::Facts {
@@ -152,6 +136,48 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         error,
         now: input.now,
     })
+}
+
+/// The account after `written`, as the app says it is: the answers to the writes when
+/// they are its read-back, else a fresh read when anything was tried, else what was
+/// observed before; whether it was read after the writes; and why a read failed. Records
+/// the evidence of the writes either way.
+async fn read_back(
+    ctx: &Context,
+    write: &Write<'_>,
+    written: &Written,
+    backend: &dyn crate::connector::Connector,
+    username: &str,
+) -> (
+    Option<ObservedAccount>,
+    bool,
+    Option<(&'static str, String)>,
+) {
+    let observed = write.observed.cloned();
+    if let Some(answer) = written.answered.clone() {
+        // A joiner's create and grants, each answered by the app with its result: that
+        // is the read-back, and a second read would double the joiner's cost at the app.
+        write::record(ctx, write, written, Ok(Some(&answer))).await;
+        return (Some(answer), true, None);
+    }
+    if !written.tried {
+        if written.failed.is_some() {
+            write::record(ctx, write, written, Ok(observed.as_ref())).await;
+        }
+        return (observed, true, None);
+    }
+    // Read back: status reports what the app says now, not what Roster asked for.
+    match backend.observe(username).await {
+        Ok(found) => {
+            write::record(ctx, write, written, Ok(found.as_ref())).await;
+            (found, true, None)
+        }
+        Err(e) => {
+            let message = e.to_string();
+            write::record(ctx, write, written, Err(message.clone())).await;
+            (observed, false, Some((e.reason(), message)))
+        }
+    }
 }
 
 /// The ownership mark's value: the Identity's name.
