@@ -115,12 +115,20 @@ async fn a_service_loses_its_access_a_grace_period_after_its_owner_leaves() {
         bot_state().await == Some((false, 1))
     })
     .await;
-    let log = op.log();
-    let disables: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("roster::audit") && l.contains("identity=ow-bot"))
-        .filter(|l| l.contains("action=\"Disabled\""))
-        .collect();
+    // Each record is written after the read-back, a moment after the app shows the
+    // account disabled.
+    let disabled = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("roster::audit") && l.contains("identity=ow-bot"))
+            .filter(|l| l.contains("action=\"Disabled\""))
+            .map(str::to_owned)
+            .collect::<Vec<String>>()
+    };
+    op.eventually("both disables recorded", LIMIT, || async {
+        disabled(&op.log()).len() >= 2
+    })
+    .await;
+    let disables = disabled(&op.log());
     assert_eq!(disables.len(), 2, "{disables:#?}");
     assert!(
         disables
