@@ -141,8 +141,13 @@ async fn downloaded(ctx: &Context, download: &ExportDownload, ns: &str) -> Resul
         .map_err(refused)?;
     let field = |f: &str| format!("hrExport.http.{f}");
     let credentials = match (&download.token_secret_ref, &download.basic_auth) {
+        // A token as the SCIM connector takes one: a trailing newline from `echo` is
+        // not part of it. A password is taken as it is, as the LDAP connector takes it.
         (Some(r), _) => Some(Credentials::Bearer(
-            text_secret(ctx, ns, &field("tokenSecretRef"), r).await?,
+            text_secret(ctx, ns, &field("tokenSecretRef"), r)
+                .await?
+                .trim()
+                .to_owned(),
         )),
         (None, Some(basic)) => Some(Credentials::Basic {
             username: basic.username.clone(),
@@ -261,9 +266,8 @@ async fn text_secret(
     r: &LocalSecretKeyRef,
 ) -> Result<String, Refused> {
     let value = secret(ctx, ns, field, r).await?;
-    let text = String::from_utf8(value).map_err(|_| Refused {
+    String::from_utf8(value).map_err(|_| Refused {
         reason: "SecretInvalid",
         message: format!("{field}: the value is not UTF-8 text"),
-    })?;
-    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+    })
 }
