@@ -1,5 +1,6 @@
 //! A Connector's `rateLimit`: a token bucket in front of every downstream operation, and
-//! a bound on the operations in flight that a leaver's operations do not wait for.
+//! a bound on the operations in flight that a leaver's operations do not wait for (and
+//! that other work does not start while a leaver's run: [`precedence`]).
 //!
 //! Without the bound, 32 joiner reconciles had 32 requests queued at a single-threaded
 //! app, and a leaver's requests waited behind them (seconds each at 1,000 accounts). The
@@ -23,19 +24,10 @@ use crate::{
     lifecycle::{AccountAttributes, DesiredAccount, NameCase, ObservedAccount},
 };
 
-tokio::task_local! {
-    static URGENT: bool;
-}
+mod precedence;
 
-/// Runs `work` with its downstream operations marked urgent: they skip the in-flight
-/// bound (a leaver's deprovisioning).
-pub async fn urgently<F: Future>(work: F) -> F::Output {
-    URGENT.scope(true, work).await
-}
-
-fn is_urgent() -> bool {
-    URGENT.try_with(|u| *u).unwrap_or(false)
-}
+pub use precedence::{GRACE, MAX_YIELD, urgently};
+use precedence::{Precedence, Running, is_urgent};
 
 /// A backend whose every operation first waits for a slot (unless urgent) and a token.
 pub struct RateLimited {
@@ -44,6 +36,8 @@ pub struct RateLimited {
     /// Four fifths of `limiter`'s rate and burst: what work other than leavers may use.
     others: DefaultDirectRateLimiter,
     in_flight: Arc<Semaphore>,
+    /// Leavers' operations running on the app, which other work waits for.
+    precedence: Precedence,
     /// How long one operation may take once admitted.
     deadline: Duration,
 }
@@ -71,6 +65,7 @@ impl RateLimited {
             limiter: RateLimiter::direct(quota(rate, burst)),
             others: RateLimiter::direct(quota(share(rate), share(burst))),
             in_flight: Arc::new(Semaphore::new(slots)),
+            precedence: Precedence::default(),
             deadline: CALL_DEADLINE,
         }
     }
@@ -96,20 +91,36 @@ impl RateLimited {
             })
     }
 
-    /// Waits for a slot and a token of the others' share (urgent callers need neither),
-    /// then a token of the Connector's rate; the slot is held while the operation runs.
-    async fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        let slot = if is_urgent() {
-            None
-        } else {
-            // The semaphore is never closed: acquiring fails only at shutdown.
-            let slot = self.in_flight.clone().acquire_owned().await.ok();
-            self.others.until_ready().await;
-            slot
-        };
+    /// An urgent caller waits only for a token of the Connector's rate, and counts as
+    /// running (from before that wait) until the value returned is dropped. Other work
+    /// waits for a slot, for the app to be free of leavers, and for a token of the
+    /// others' share, then of the Connector's; the slot is held while the operation runs.
+    async fn admit(&self) -> Admitted<'_> {
+        if is_urgent() {
+            // Counted from before its token: other work starts nothing new meanwhile.
+            let running = self.precedence.enter();
+            self.limiter.until_ready().await;
+            return Admitted {
+                _urgent: Some(running),
+                _slot: None,
+            };
+        }
+        // The semaphore is never closed: acquiring fails only at shutdown.
+        let slot = self.in_flight.clone().acquire_owned().await.ok();
+        self.precedence.after_urgent().await;
+        self.others.until_ready().await;
         self.limiter.until_ready().await;
-        slot
+        Admitted {
+            _urgent: None,
+            _slot: slot,
+        }
     }
+}
+
+/// What an admitted operation holds while it runs: a leaver's count, or another's slot.
+struct Admitted<'a> {
+    _urgent: Option<Running<'a>>,
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 #[async_trait]
@@ -215,139 +226,4 @@ impl Connector for RateLimited {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use crate::connector::testing::Nothing;
-
-    #[tokio::test]
-    async fn an_operation_that_never_answers_fails_at_its_deadline() {
-        let stuck = Arc::new((AtomicUsize::new(0), Semaphore::new(0)));
-        let limited = RateLimited::new(
-            Arc::new(Nothing {
-                gate: Some(stuck),
-                ..Nothing::default()
-            }),
-            &RateLimit {
-                requests_per_second: 100,
-                burst: 100,
-                max_in_flight: 1,
-            },
-        )
-        .with_deadline(Duration::from_millis(50));
-        match limited.observe("x").await {
-            Err(ConnectorError::Unreachable { reason, .. }) => {
-                assert!(reason.starts_with("no answer within"), "{reason}");
-            }
-            other => panic!("expected a deadline error, got {other:?}"),
-        }
-        // The slot it held is free again: the next call is admitted.
-        assert!(limited.in_flight.available_permits() == 1);
-    }
-
-    /// After the burst, the bucket has no token left: the next call would wait.
-    #[tokio::test]
-    async fn the_burst_is_spent_by_calls() {
-        let limited = RateLimited::new(
-            Arc::new(Nothing::default()),
-            &RateLimit {
-                requests_per_second: 1,
-                burst: 2,
-                max_in_flight: 1,
-            },
-        );
-        assert!(limited.limiter.check().is_ok(), "a fresh bucket has tokens");
-        limited.observe("x").await.unwrap();
-        assert!(
-            limited.limiter.check().is_err(),
-            "burst of 2 spent by one check and one call"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_leavers_operation_does_not_wait_for_the_busy_slots() {
-        let gate = Arc::new((AtomicUsize::new(0), Semaphore::new(0)));
-        let limited = Arc::new(RateLimited::new(
-            Arc::new(Nothing {
-                gate: Some(gate.clone()),
-                ..Nothing::default()
-            }),
-            &RateLimit {
-                requests_per_second: 10_000,
-                burst: 10_000,
-                max_in_flight: 2,
-            },
-        ));
-        let entered = || gate.0.load(Ordering::SeqCst);
-        let settle = || tokio::time::sleep(std::time::Duration::from_millis(50));
-        let mut calls = Vec::new();
-        for _ in 0..3 {
-            let l = limited.clone();
-            calls.push(tokio::spawn(async move { l.observe("joiner").await }));
-        }
-        settle().await;
-        assert_eq!(entered(), 2, "two slots: the third joiner waits");
-        let l = limited.clone();
-        calls.push(tokio::spawn(urgently(
-            async move { l.observe("leaver").await },
-        )));
-        settle().await;
-        assert_eq!(entered(), 3, "the leaver went in beside the busy slots");
-        gate.1.add_permits(4);
-        for call in calls {
-            assert!(call.await.is_ok_and(|r| r.is_ok()));
-        }
-        assert_eq!(entered(), 4);
-    }
-
-    /// Other work spends its four fifths; the last fifth is still there for a leaver.
-    #[tokio::test]
-    async fn a_fifth_of_the_rate_stays_free_for_leavers() {
-        let limited = RateLimited::new(
-            Arc::new(Nothing::default()),
-            &RateLimit {
-                requests_per_second: 1,
-                burst: 10,
-                max_in_flight: 10,
-            },
-        );
-        for _ in 0..8 {
-            limited
-                .observe("joiner")
-                .await
-                .expect("within the others' burst");
-        }
-        assert!(
-            limited.others.check().is_err(),
-            "the others' share is spent"
-        );
-        let leaver = tokio::time::timeout(
-            std::time::Duration::from_millis(200),
-            urgently(limited.observe("leaver")),
-        )
-        .await;
-        assert!(leaver.is_ok(), "the leaver's call takes a reserved token");
-        let joiner =
-            tokio::time::timeout(std::time::Duration::from_millis(200), limited.observe("j")).await;
-        assert!(
-            joiner.is_err(),
-            "another joiner waits for the others' bucket"
-        );
-    }
-
-    #[test]
-    fn nonsense_limits_become_one() {
-        let limited = RateLimited::new(
-            Arc::new(Nothing::default()),
-            &RateLimit {
-                requests_per_second: 0,
-                burst: -5,
-                max_in_flight: 0,
-            },
-        );
-        assert!(limited.limiter.check().is_ok());
-        assert!(limited.limiter.check().is_err(), "a burst of one");
-    }
-}
+mod tests;
