@@ -126,3 +126,72 @@ async fn a_body_past_the_cap_fails_the_call_instead_of_filling_memory() {
         "{err:?}"
     );
 }
+
+/// The member values of group `id`, as the server holds them.
+async fn members(direct: &scim::Direct, id: &str) -> Vec<String> {
+    let group = direct.get(&format!("/Groups/{id}")).await;
+    group["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|v| v["value"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_grant_to_a_group_renamed_since_its_id_was_looked_up_fails_and_the_next_finds_the_new_one()
+ {
+    // Grants reuse a group's id for a few seconds rather than looking the name up each
+    // time. A rename in between, with a new group under the old name, must not send the
+    // next grant to the renamed group unnoticed, nor keep it going there.
+    let base = scim::tenant("renamed");
+    let direct = scim::Direct::new(&base);
+    let c = ScimConnector::new(&base, scim::TOKEN, None, &Network::loopback_plaintext())
+        .expect("connector");
+    let desired = |username: &str| roster::lifecycle::DesiredAccount {
+        username: username.into(),
+        kind: Default::default(),
+        attributes: Default::default(),
+        active: true,
+        entitlements: Default::default(),
+    };
+    let old = direct.group("staff").await;
+    let [ada, bob, cy] = ["ada", "bob", "cy"].map(|n| (n, desired(n)));
+    let ada = c.create(ada.0, &ada.1, true).await.expect("create ada");
+    let bob = c.create(bob.0, &bob.1, true).await.expect("create bob");
+    let cy = c.create(cy.0, &cy.1, true).await.expect("create cy");
+    c.grant(&ada, "staff").await.expect("grant ada");
+
+    direct
+        .patch(
+            &format!("/Groups/{old}"),
+            serde_json::json!([{"op": "replace", "path": "displayName", "value": "staff-old"}]),
+        )
+        .await;
+    let new = direct.group("staff").await;
+    let err = c
+        .grant(&bob, "staff")
+        .await
+        .expect_err("a grant to the renamed group must not pass as a grant to staff");
+    assert!(
+        matches!(&err, ConnectorError::Conflict(m) if m.contains("renamed \"staff-old\"")),
+        "{err:?}"
+    );
+    c.grant(&bob, "staff").await.expect("the next grant");
+    assert!(members(&direct, &new).await.contains(&bob), "bob in staff");
+
+    // A group deleted and made again under the same name: the remembered id is gone.
+    let resp = reqwest::Client::new()
+        .delete(format!("{base}/Groups/{new}"))
+        .bearer_auth(scim::TOKEN)
+        .send()
+        .await
+        .expect("DELETE");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let newest = direct.group("staff").await;
+    c.grant(&cy, "staff").await.expect("grant cy");
+    assert_eq!(members(&direct, &newest).await, vec![cy.clone()]);
+    assert_eq!(members(&direct, &old).await, vec![ada, bob]);
+}

@@ -3,9 +3,12 @@
 //!
 //! Membership is read from Groups (`members[value eq "id"]`), because servers need not
 //! fill `User.groups`. Writes are PATCHes; a 204 with no body is as good as a 200. Where
-//! the server hands out ETags, account writes carry `If-Match`.
+//! the server hands out ETags, account writes carry `If-Match`. A grant reuses a group's
+//! id for a few seconds, confirmed by the PATCH's answer (`group_ids`).
 
+mod group_ids;
 mod http;
+mod membership;
 mod wire;
 
 use std::collections::BTreeSet;
@@ -68,6 +71,8 @@ pub struct ScimConnector {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// Groups' ids by name, kept a few seconds for grants.
+    group_ids: group_ids::GroupIds,
 }
 
 impl ScimConnector {
@@ -90,6 +95,7 @@ impl ScimConnector {
             http,
             base: base.as_str().trim_end_matches('/').to_owned(),
             token: token.to_owned(),
+            group_ids: group_ids::GroupIds::default(),
         })
     }
 
@@ -152,17 +158,6 @@ impl ScimConnector {
         resp.json()
     }
 
-    /// The group whose displayName is `name`.
-    async fn group(&self, name: &str) -> Result<Option<wire::Group>, ConnectorError> {
-        let list = self
-            .groups(&[
-                ("filter", format!("displayName eq {}", filter_value(name))),
-                ("excludedAttributes", "members".into()),
-            ])
-            .await?;
-        Ok(list.resources.into_iter().find(|g| g.display_name == name))
-    }
-
     /// PATCHes `path` with `operations`, with `If-Match` when a version is known; a 412
     /// means someone else changed it first.
     async fn patch(
@@ -171,9 +166,22 @@ impl ScimConnector {
         operations: Value,
         version: Option<&str>,
     ) -> Result<(), ConnectorError> {
+        self.patch_answered(path, operations, version, &[])
+            .await
+            .map(drop)
+    }
+
+    /// The same, with `query` (which attributes the answer should carry), and the answer.
+    async fn patch_answered(
+        &self,
+        path: &str,
+        operations: Value,
+        version: Option<&str>,
+        query: &[(&str, String)],
+    ) -> Result<Response, ConnectorError> {
         let body = json!({"schemas": [PATCH_SCHEMA], "Operations": operations});
         let resp = self
-            .call(Method::PATCH, path, &[], Some(&body), version)
+            .call(Method::PATCH, path, query, Some(&body), version)
             .await?;
         match resp.status {
             StatusCode::PRECONDITION_FAILED => Err(ConnectorError::Conflict(format!(
@@ -182,32 +190,9 @@ impl ScimConnector {
             StatusCode::NOT_FOUND => {
                 Err(ConnectorError::Conflict(format!("{path} no longer exists")))
             }
-            s if s.is_success() => Ok(()),
+            s if s.is_success() => Ok(resp),
             s => Err(unexpected(s, &resp.body, "PATCH")),
         }
-    }
-
-    async fn membership_patch(
-        &self,
-        account_id: &str,
-        entitlement: &str,
-        add: bool,
-    ) -> Result<(), ConnectorError> {
-        let Some(group) = self.group(entitlement).await? else {
-            return if add {
-                Err(ConnectorError::EntitlementNotFound(entitlement.to_owned()))
-            } else {
-                Ok(())
-            };
-        };
-        let op = if add {
-            json!([{"op": "add", "path": "members", "value": [{"value": account_id}]}])
-        } else {
-            json!([{"op": "remove", "path": format!("members[value eq {}]", filter_value(account_id))}])
-        };
-        // Membership PATCHes add or remove one member and commute with concurrent ones, so
-        // they go without If-Match; a stale group version must not block a leaver.
-        self.patch(&resource("Groups", &group.id)?, op, None).await
     }
 
     fn account(user: wire::User, entitlements: BTreeSet<String>) -> ObservedAccount {

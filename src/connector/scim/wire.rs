@@ -82,3 +82,10 @@ pub struct ServiceProviderConfig {
     #[serde(default)]
     pub sort: Supported,
 }
+
+/// A group's answer when only its name was asked for (`attributes=displayName`).
+#[derive(Debug, Deserialize)]
+pub struct GroupName {
+    #[serde(rename = "displayName")]
+    pub display_name: Option<String>,
+}
