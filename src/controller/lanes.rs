@@ -11,14 +11,16 @@
 //! Nor does someone who starts leaving while already waiting in the general lane: kube
 //! runs one reconcile per object at a time, so the termination of a person whose
 //! reconcile is queued behind a fan-out (a Connector's status change re-queues its
-//! holders) only takes effect once that reconcile runs. Waiting requests look again
-//! every [`RECHECK`] and move to the leavers' lane.
+//! holders) only takes effect once that reconcile runs. A waiting request looks again
+//! when its Identity changes ([`Wakers::wake`], from the watch) and when its `validUntil`
+//! comes, and moves to the leavers' lane. (It used to look every 250 ms: 100,000 waiting
+//! joiners would have been 400,000 wake-ups a second.)
 
 use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::jiff::Timestamp;
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     api::{Identity, LifecycleState},
@@ -29,9 +31,8 @@ use crate::{
 pub const GENERAL: usize = 32;
 /// Reconciles of leavers at once, on top of [`GENERAL`].
 pub const LEAVERS: usize = 8;
-/// How often a request waiting in the general lane checks whether its Identity has
-/// started leaving.
-pub const RECHECK: Duration = Duration::from_millis(250);
+/// The longest a waiting request sleeps before looking at a far-off `validUntil` again.
+const FAR: Duration = Duration::from_secs(24 * 3600);
 
 /// One lane: its permits, and how many wait for one and hold one.
 struct Lane {
@@ -89,13 +90,15 @@ pub struct Lanes {
     waiting: Arc<Waiting>,
 }
 
-/// The identities waiting for a turn, by name (with how many of their requests wait:
-/// kube runs one per object, so at most one in practice).
+/// The identities waiting for a turn, by name: how many of their requests wait (kube
+/// runs one per object, so at most one in practice), and what wakes them.
 #[derive(Default)]
-struct Waiting(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+struct Waiting(std::sync::Mutex<std::collections::HashMap<String, (usize, Arc<Notify>)>>);
 
 impl Waiting {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, usize>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (usize, Arc<Notify>)>> {
         // Each update is one insert or removal: a panic elsewhere cannot tear it.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -105,14 +108,21 @@ impl Waiting {
 struct Queued {
     waiting: Arc<Waiting>,
     who: String,
+    wake: Arc<Notify>,
 }
 
 impl Queued {
     fn on(waiting: &Arc<Waiting>, who: &str) -> Self {
-        *waiting.lock().entry(who.to_owned()).or_default() += 1;
+        let wake = {
+            let mut all = waiting.lock();
+            let entry = all.entry(who.to_owned()).or_default();
+            entry.0 += 1;
+            entry.1.clone()
+        };
         Self {
             waiting: waiting.clone(),
             who: who.to_owned(),
+            wake,
         }
     }
 }
@@ -120,11 +130,26 @@ impl Queued {
 impl Drop for Queued {
     fn drop(&mut self) {
         let mut all = self.waiting.lock();
-        if let Some(n) = all.get_mut(&self.who) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(entry) = all.get_mut(&self.who) {
+            entry.0 -= 1;
+            if entry.0 == 0 {
                 all.remove(&self.who);
             }
+        }
+    }
+}
+
+/// Wakes the requests of an identity that changed, so that they look whether it is
+/// leaving now.
+#[derive(Clone)]
+pub struct Wakers(Arc<Waiting>);
+
+impl Wakers {
+    /// The identity named `who` changed (or went).
+    pub fn wake(&self, who: &str) {
+        if let Some((_, wake)) = self.0.lock().get(who) {
+            // A permit is kept if the request is between two looks: the change is not lost.
+            wake.notify_one();
         }
     }
 }
@@ -138,13 +163,19 @@ impl Default for Lanes {
 /// Whether `identity` is leaving at `now`: being deleted, suspended, terminated, or past
 /// its own `validUntil`. Pure.
 pub fn leaving(identity: &Identity, now: Timestamp) -> bool {
-    identity.metadata.deletion_timestamp.is_some()
+    until_leaving(identity, now) == Some(Duration::ZERO)
+}
+
+/// How long until `identity` leaves: zero if it is leaving at `now`, the time to its
+/// `validUntil` if it has one, `None` if nothing says it will. Pure.
+pub fn until_leaving(identity: &Identity, now: Timestamp) -> Option<Duration> {
+    if identity.metadata.deletion_timestamp.is_some()
         || identity.spec.state != LifecycleState::Active
-        || identity
-            .spec
-            .valid_until
-            .as_ref()
-            .is_some_and(|t| t.0 <= now)
+    {
+        return Some(Duration::ZERO);
+    }
+    let until = identity.spec.valid_until.as_ref()?.0;
+    Some(Duration::try_from(until.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
 impl Lanes {
@@ -172,24 +203,35 @@ impl Lanes {
         self.waiting.lock().contains_key(who)
     }
 
+    /// What wakes waiting requests when their Identity changes.
+    pub fn wakers(&self) -> Wakers {
+        Wakers(self.waiting.clone())
+    }
+
     /// Waits for a turn for the identity named `who`: in the leavers' lane while
-    /// `leaving_now` says so, else in the general lane until it does.
-    pub async fn turn(&self, who: &str, leaving_now: impl Fn() -> bool) -> Option<Turn> {
-        let _queued = Queued::on(&self.waiting, who);
-        if leaving_now() {
+    /// `until_leaving` says zero, else in the general lane until it does. It is asked
+    /// again when [`Wakers::wake`] names `who` and when the time it gave has passed.
+    pub async fn turn(
+        &self,
+        who: &str,
+        until_leaving: impl Fn() -> Option<Duration>,
+    ) -> Option<Turn> {
+        let queued = Queued::on(&self.waiting, who);
+        if until_leaving() == Some(Duration::ZERO) {
             return self.leavers.take().await;
         }
         {
             let general = self.general.take();
             tokio::pin!(general);
             loop {
+                let due = match until_leaving() {
+                    Some(Duration::ZERO) => break,
+                    due => due.map(|d| d.min(FAR)),
+                };
                 tokio::select! {
                     turn = &mut general => return turn,
-                    () = tokio::time::sleep(RECHECK) => {
-                        if leaving_now() {
-                            break;
-                        }
-                    }
+                    () = queued.wake.notified() => {}
+                    () = tokio::time::sleep(due.unwrap_or(FAR)), if due.is_some() => {}
                 }
             }
             // The general request ends here, before the wait for a leaver's turn: tokio
@@ -206,16 +248,27 @@ mod tests {
 
     use super::*;
 
+    fn staying() -> Option<Duration> {
+        None
+    }
+
+    fn leaving_now() -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+
+    /// Long enough for a woken request to have moved.
+    const MOMENT: Duration = Duration::from_millis(100);
+
     #[tokio::test]
     async fn turns_are_first_come_first_served() {
         let lanes = Arc::new(Lanes::new(1, 1));
-        let first = lanes.turn("x", || false).await;
+        let first = lanes.turn("x", staying).await;
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut waiting = Vec::new();
         for i in 0..20 {
             let (lanes, order) = (lanes.clone(), order.clone());
             waiting.push(tokio::spawn(async move {
-                let _turn = lanes.turn("x", || false).await;
+                let _turn = lanes.turn("x", staying).await;
                 order.lock().unwrap().push(i);
             }));
             // Each waiter queues before the next one starts.
@@ -231,18 +284,18 @@ mod tests {
     #[tokio::test]
     async fn who_waits_is_known_until_their_turn_comes_or_they_give_up() {
         let lanes = Arc::new(Lanes::new(1, 1));
-        let busy = lanes.turn("ada", || false).await;
+        let busy = lanes.turn("ada", staying).await;
         assert!(
             !lanes.is_waiting("ada"),
             "ada has her turn: she waits no more"
         );
         let bob = {
             let lanes = lanes.clone();
-            tokio::spawn(async move { lanes.turn("bob", || false).await.is_some() })
+            tokio::spawn(async move { lanes.turn("bob", staying).await.is_some() })
         };
         let carol = {
             let lanes = lanes.clone();
-            tokio::spawn(async move { lanes.turn("carol", || false).await })
+            tokio::spawn(async move { lanes.turn("carol", staying).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(lanes.is_waiting("bob") && lanes.is_waiting("carol"));
@@ -260,8 +313,9 @@ mod tests {
     #[tokio::test]
     async fn a_leaver_does_not_wait_behind_joiners() {
         let lanes = Lanes::new(1, 1);
-        let _busy = lanes.turn("x", || false).await;
-        let leaver = tokio::time::timeout(Duration::from_secs(1), lanes.turn("x", || true)).await;
+        let _busy = lanes.turn("x", staying).await;
+        let leaver =
+            tokio::time::timeout(Duration::from_secs(1), lanes.turn("x", leaving_now)).await;
         assert!(leaver.is_ok(), "the leaver lane is free while joiners wait");
     }
 
@@ -269,22 +323,53 @@ mod tests {
     async fn someone_who_starts_leaving_while_waiting_changes_lanes() {
         use std::sync::atomic::{AtomicBool, Ordering};
         let lanes = Arc::new(Lanes::new(1, 1));
-        let _busy = lanes.turn("x", || false).await;
+        let _busy = lanes.turn("x", staying).await;
         let left = Arc::new(AtomicBool::new(false));
         let waiting = {
             let (lanes, left) = (lanes.clone(), left.clone());
-            tokio::spawn(async move { lanes.turn("x", || left.load(Ordering::Relaxed)).await })
+            tokio::spawn(async move {
+                lanes
+                    .turn("x", || {
+                        left.load(Ordering::Relaxed).then_some(Duration::ZERO)
+                    })
+                    .await
+            })
         };
-        tokio::time::sleep(RECHECK * 2).await;
+        tokio::time::sleep(MOMENT).await;
         assert!(
             !waiting.is_finished(),
             "a joiner waits for the general lane"
         );
         left.store(true, Ordering::Relaxed);
-        let turn = tokio::time::timeout(RECHECK * 8, waiting).await;
+        lanes.wakers().wake("x");
+        let turn = tokio::time::timeout(MOMENT, waiting).await;
         assert!(
             turn.is_ok_and(|t| t.is_ok_and(|p| p.is_some())),
             "once leaving, it takes the leavers' lane"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn someone_whose_valid_until_comes_while_waiting_changes_lanes() {
+        let lanes = Arc::new(Lanes::new(1, 1));
+        let _busy = lanes.turn("x", staying).await;
+        let ends = tokio::time::Instant::now() + Duration::from_secs(3600);
+        let waiting = {
+            let lanes = lanes.clone();
+            tokio::spawn(async move {
+                lanes
+                    .turn("x", || {
+                        Some(ends.saturating_duration_since(tokio::time::Instant::now()))
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(3599)).await;
+        assert!(!waiting.is_finished(), "still valid: it waits its turn");
+        let turn = tokio::time::timeout(Duration::from_secs(2), waiting).await;
+        assert!(
+            turn.is_ok_and(|t| t.is_ok_and(|p| p.is_some())),
+            "past validUntil, nothing woke it, and it took the leavers' lane"
         );
     }
 
@@ -292,24 +377,31 @@ mod tests {
     async fn someone_who_changed_lanes_leaves_the_general_turn_to_the_next() {
         use std::sync::atomic::{AtomicBool, Ordering};
         let lanes = Arc::new(Lanes::new(1, 1));
-        let busy_general = lanes.turn("x", || false).await;
-        let _busy_leavers = lanes.turn("x", || true).await;
+        let busy_general = lanes.turn("x", staying).await;
+        let _busy_leavers = lanes.turn("x", leaving_now).await;
         let left = Arc::new(AtomicBool::new(false));
         let mover = {
             let (lanes, left) = (lanes.clone(), left.clone());
-            tokio::spawn(async move { lanes.turn("x", || left.load(Ordering::Relaxed)).await })
+            tokio::spawn(async move {
+                lanes
+                    .turn("x", || {
+                        left.load(Ordering::Relaxed).then_some(Duration::ZERO)
+                    })
+                    .await
+            })
         };
-        tokio::time::sleep(RECHECK * 2).await;
+        tokio::time::sleep(MOMENT).await;
         left.store(true, Ordering::Relaxed);
+        lanes.wakers().wake("x");
         // Now waiting in the leavers' lane, which stays busy.
-        tokio::time::sleep(RECHECK * 2).await;
+        tokio::time::sleep(MOMENT).await;
         let joiner = {
             let lanes = lanes.clone();
-            tokio::spawn(async move { lanes.turn("x", || false).await })
+            tokio::spawn(async move { lanes.turn("x", staying).await })
         };
-        tokio::time::sleep(RECHECK).await;
+        tokio::time::sleep(MOMENT).await;
         drop(busy_general);
-        let turn = tokio::time::timeout(RECHECK * 4, joiner).await;
+        let turn = tokio::time::timeout(MOMENT, joiner).await;
         assert!(
             turn.is_ok_and(|t| t.is_ok_and(|p| p.is_some())),
             "the freed general turn goes to the joiner, not to the mover who left that lane"
@@ -323,15 +415,15 @@ mod tests {
         let lanes = Arc::new(Lanes::metered(&metrics));
         let mut held = Vec::new();
         for _ in 0..GENERAL {
-            held.push(lanes.turn("x", || false).await);
+            held.push(lanes.turn("x", staying).await);
         }
         let waiters: Vec<_> = (0..3)
             .map(|_| {
                 let lanes = lanes.clone();
-                tokio::spawn(async move { lanes.turn("x", || false).await.is_some() })
+                tokio::spawn(async move { lanes.turn("x", staying).await.is_some() })
             })
             .collect();
-        let leaver = lanes.turn("x", || true).await;
+        let leaver = lanes.turn("x", leaving_now).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         let text = metrics.encode().unwrap();
         for line in [
@@ -439,7 +531,7 @@ mod starvation {
                 Box::pin(async move {
                     let (tx, seen, lanes) = &*ctx;
                     let _turn = match lanes {
-                        Some(l) => l.turn("x", || false).await,
+                        Some(l) => l.turn("x", || None).await,
                         None => None,
                     };
                     tokio::time::sleep(Duration::from_millis(1)).await;

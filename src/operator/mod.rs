@@ -157,14 +157,15 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     };
     standby.store(false, Ordering::Release);
 
-    let wiring = wiring::wire(&client, scim.is_some());
+    let lanes = controller::lanes::Lanes::metered(&metrics);
+    let wiring = wiring::wire(&client, scim.is_some(), lanes.wakers());
     let stores = wiring.stores.clone();
     let _ = served_stores.set(stores.clone());
     let ctx = Arc::new(Context {
         identity_triggers: wiring.identity_triggers.clone(),
         connector_triggers: wiring.connector_triggers.clone(),
         budgets: Default::default(),
-        lanes: controller::lanes::Lanes::metered(&metrics),
+        lanes,
         last_scans: Default::default(),
         backends: crate::provision::Backends::new(opts.targets.clone(), metrics.clone()),
         owner_grace: opts.owner_grace,

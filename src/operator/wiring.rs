@@ -33,7 +33,7 @@ use super::{
 };
 use crate::{
     api::{Connector, Identity, IdentitySource, Role, RoleBinding, ScimUser},
-    controller::{Stores, identity, role, role_binding},
+    controller::{Stores, identity, lanes::Wakers, role, role_binding},
 };
 
 type Triggers<K> = mpsc::UnboundedSender<ObjectRef<K>>;
@@ -220,8 +220,8 @@ fn sources(client: &Client, scim: bool) -> (Controller<IdentitySource>, JoinHand
 }
 
 /// Builds the four controllers on four shared watches, and the IdentitySource one (which
-/// watches pushed SCIM users too when `scim`).
-pub fn wire(client: &Client, scim: bool) -> Wiring {
+/// watches pushed SCIM users too when `scim`). `wakers` learn of every Identity's change.
+pub fn wire(client: &Client, scim: bool, wakers: Wakers) -> Wiring {
     let (identity_reader, identity_writer) = reflector::store::<Identity>();
     let (role_reader, role_writer) = reflector::store::<Role>();
     let (binding_reader, binding_writer) = reflector::store::<RoleBinding>();
@@ -246,7 +246,8 @@ pub fn wire(client: &Client, scim: bool) -> Wiring {
     let (fan, fan_task) = FanOut::start();
     let (sources, sources_task) = sources(client, scim);
     let mut tasks = vec![fan_task, sources_task];
-    // An owner's change re-checks the Service identities it owns.
+    // An owner's change re-checks the Service identities it owns; any change wakes the
+    // Identity's own request if one waits for a turn.
     tasks.push(watch(
         Api::all(client.clone()),
         identity_writer,
@@ -259,6 +260,8 @@ pub fn wire(client: &Client, scim: bool) -> Wiring {
                 to_identities.clone(),
             );
             move |owner: &Identity| {
+                // A request of it waiting for a turn looks whether it now leaves.
+                wakers.wake(&kube::ResourceExt::name_any(owner));
                 let (owner, all, tx) = (owner.clone(), all.clone(), tx.clone());
                 fan.run(move || send_all(&tx, identity::owned_services(&owner, &all.state())));
             }

@@ -50,15 +50,17 @@ pub async fn reconcile(identity: Arc<Identity>, ctx: Arc<Context>) -> Result<Act
     instrumented("Identity", &ctx, async {
         ctx.stores.wait_until_ready().await?;
         let key = ObjectRef::from_obj(identity.as_ref());
-        let leaving_now = || {
-            lanes::leaving(&identity, now().0)
-                || ctx
-                    .stores
-                    .identities
-                    .get(&key)
-                    .is_none_or(|cached| lanes::leaving(&cached, now().0))
+        // Gone from the cache: its deletion was seen, and it leaves now.
+        let until_leaving = || {
+            let at = now().0;
+            let cached = ctx.stores.identities.get(&key);
+            let cached = cached.map_or(Some(Duration::ZERO), |c| lanes::until_leaving(&c, at));
+            lanes::until_leaving(&identity, at)
+                .into_iter()
+                .chain(cached)
+                .min()
         };
-        let _turn = ctx.lanes.turn(&key.name, leaving_now).await;
+        let _turn = ctx.lanes.turn(&key.name, until_leaving).await;
         // The wait may have been long: act on the Identity as it is now, not as it was
         // when the request was made. Gone from the cache: its deletion was seen.
         let Some(identity) = ctx.stores.identities.get(&key) else {
