@@ -121,6 +121,17 @@ pub struct Naive {
     pub roster_requests_per_interval: f64,
 }
 
+/// One Connector's operations of one kind over a phase.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operations {
+    pub connector: String,
+    pub operation: String,
+    pub count: f64,
+    /// The mean time the app took to answer one, once admitted.
+    pub mean_seconds: f64,
+}
+
 /// One run's figures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -134,6 +145,9 @@ pub struct Run {
     /// first Identity applied to the last account read back.
     pub joiner_accounts: usize,
     pub joiner_seconds: f64,
+    /// Where the joiners' time went at the apps: each Connector's operations, how many
+    /// and how long each took once admitted.
+    pub joiner_operations: Vec<Operations>,
     /// Leaver latency from the Identity's change to the account read back disabled and
     /// stripped on every app, with nothing else going on.
     pub leaver_idle: Option<Latency>,
@@ -304,6 +318,15 @@ fn joiners(r: &Run) -> String {
         r.scim_ceiling.requests,
         100.0 * roster / bare.max(f64::EPSILON)
     ));
+    for o in &r.joiner_operations {
+        out.push_str(&format!(
+            "    {:>5} {:10} {:>6.0} × {:>7.1} ms\n",
+            o.connector,
+            o.operation,
+            o.count,
+            o.mean_seconds * 1000.0
+        ));
+    }
     let naive_first = r.naive.cycles.first().cloned().unwrap_or_default();
     let naive_later = r.naive.cycles.get(1).cloned().unwrap_or_default();
     out.push_str(&format!(

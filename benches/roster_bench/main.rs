@@ -167,10 +167,9 @@ async fn run(args: &Args) -> Result<Run, String> {
     eprintln!("joiners: {n} identities");
     let before = scrape::operator(&operator.probe).await?;
     let joined = world.join_everyone(long).await?;
-    let joined_requests = phases::all_requests(
-        &scrape::operator(&operator.probe).await?.since(&before),
-        &scim,
-    );
+    let window = scrape::operator(&operator.probe).await?.since(&before);
+    let joined_requests = phases::all_requests(&window, &scim);
+    let joiner_operations = phases::operations(&window, &world.ns, &CONNECTORS);
     eprintln!("the bare client's ceiling on SCIM: {n} creates and grants");
     let names: Vec<String> = (0..n).map(|i| format!("floor.{i:06}")).collect();
     let scim_ceiling = floor::scim_ceiling(&names, IN_FLIGHT).await?;
@@ -258,6 +257,7 @@ async fn run(args: &Args) -> Result<Run, String> {
         rate_limit: args.rate_limit,
         joiner_accounts: n * CONNECTORS.len(),
         joiner_seconds: joined.as_secs_f64(),
+        joiner_operations,
         leaver_idle: Latency::of(&idle),
         leaver_quarantined: Latency::of(&quarantined),
         held_policy_removals,

@@ -8,7 +8,7 @@ use std::{
 };
 
 use crate::{
-    figures::{Backlog, ColdStart, Latency, Quiet, Scan},
+    figures::{Backlog, ColdStart, Latency, Operations, Quiet, Scan},
     floor,
     harness::operator::Operator,
     leavers,
@@ -21,6 +21,38 @@ const LISTS: [&str; 2] = ["list_accounts", "list_entitlements"];
 
 fn lists(s: &Samples, connector: Option<&str>) -> f64 {
     LISTS.iter().map(|op| requests(s, connector, op)).sum()
+}
+
+/// Each Connector's operations in `s` (a window), by kind, with their mean duration.
+pub fn operations(s: &Samples, ns: &str, connectors: &[&str]) -> Vec<Operations> {
+    let mut out = Vec::new();
+    for name in connectors {
+        let c = format!("connector=\"{ns}/{name}\"");
+        for op in [
+            "observe",
+            "create",
+            "grant",
+            "revoke",
+            "set_active",
+            "update",
+        ] {
+            let o = format!("operation=\"{op}\"");
+            let count = s.sum(
+                "roster_downstream_request_duration_seconds_count",
+                &[&c, &o],
+            );
+            if count > 0.0 {
+                let total = s.sum("roster_downstream_request_duration_seconds_sum", &[&c, &o]);
+                out.push(Operations {
+                    connector: (*name).to_owned(),
+                    operation: op.to_owned(),
+                    count,
+                    mean_seconds: total / count,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Every request to `connector`, whatever the operation.
