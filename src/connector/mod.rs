@@ -112,6 +112,13 @@ pub trait Connector: Send + Sync {
     fn knows_privilege(&self) -> bool {
         false
     }
+    /// Whether the app refuses to create a second account under a name it holds, so
+    /// that a create needs no read before it: an account someone else made since the
+    /// last scan fails the create and touches nothing. SCIM servers must (RFC 7643
+    /// §4.1.1: `userName` is unique across the service provider).
+    fn refuses_duplicates(&self) -> bool {
+        false
+    }
     /// Why granting `entitlement` would hand out more than ordinary access — superuser
     /// rights, impersonation, another account's login — if it would; `None` for an
     /// ordinary entitlement, or one that does not exist. The write path refuses a

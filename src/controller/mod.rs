@@ -9,6 +9,7 @@ pub mod connector;
 pub mod hold;
 pub mod identity;
 pub mod lanes;
+pub mod listed;
 pub mod role;
 pub mod role_binding;
 pub mod source;
@@ -134,6 +135,8 @@ pub struct Context {
     pub backends: crate::provision::Backends,
     /// When each Connector (`namespace/name`) was last scanned, in this process.
     pub last_scans: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// The usernames each Connector's last scan listed.
+    pub listed: listed::Listed,
     /// The Kubernetes client.
     pub client: Client,
     /// Publishes Events as [`MANAGER`].
@@ -215,6 +218,7 @@ fn test_context(stores: Stores) -> Context {
         lanes: Default::default(),
         backends: Default::default(),
         last_scans: Default::default(),
+        listed: Default::default(),
         recorder: kube::runtime::events::Recorder::new(client.clone(), MANAGER.into()),
         client,
         metrics: Arc::new(Metrics::new()),

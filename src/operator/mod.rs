@@ -167,6 +167,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         budgets: Default::default(),
         lanes,
         last_scans: Default::default(),
+        listed: Default::default(),
         backends: crate::provision::Backends::new(opts.targets.clone(), metrics.clone()),
         owner_grace: opts.owner_grace,
         source_removals: Default::default(),

@@ -81,6 +81,9 @@ impl Connector for Metered {
     fn knows_privilege(&self) -> bool {
         self.inner.knows_privilege()
     }
+    fn refuses_duplicates(&self) -> bool {
+        self.inner.refuses_duplicates()
+    }
     async fn check(&self) -> Result<Capabilities, ConnectorError> {
         self.call("check", self.inner.check()).await
     }

@@ -387,6 +387,57 @@ async fn suspend_then_resume() {
     .await;
 }
 
+/// A joiner whose name the last scan did not list is created without a read first. An
+/// account someone made after that scan must still be left alone: the app refuses the
+/// create, and the next pass reads and finds it is not Roster's.
+#[tokio::test]
+async fn an_account_made_after_the_scan_meets_a_refused_create_and_is_left_untouched() {
+    let s = Scenario::new("late", json!({"pollIntervalSeconds": 10})).await;
+    s.groups(&["staff"]).await;
+    s.role("staff", &["staff"]).await;
+    s.binding(
+        "staff",
+        json!({"role": "staff", "subjects": {"identities": ["late-dan"]}}),
+    )
+    .await;
+    s.eventually("a first scan", || async {
+        s.connector_status("scim").await.inventory.is_some()
+    })
+    .await;
+    s.scim.user("late.dan").await;
+    s.identity("late-dan", json!({"username": "late.dan"}))
+        .await;
+    s.eventually("a Conflict in status", || async {
+        s.get("late-dan").await.status.is_some_and(|st| {
+            st.accounts
+                .iter()
+                .any(|a| a.state == AccountState::Conflict)
+        })
+    })
+    .await;
+    let (user, groups) = s.scim_user("late.dan").await.expect("their account");
+    assert!(
+        user.get("externalId").is_none_or(Value::is_null),
+        "no mark was put on it: {user}"
+    );
+    assert!(groups.is_empty(), "nothing was granted: {groups:?}");
+    // The create was tried without a read, and refused: the path this test is about.
+    let events =
+        Api::<k8s_openapi::api::events::v1::Event>::namespaced(s.client.clone(), "default")
+            .list(&Default::default())
+            .await
+            .expect("events");
+    assert!(
+        events.items.iter().any(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("late-dan")
+                && e.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("appeared while Roster was creating it"))
+        }),
+        "no refused create recorded for late-dan"
+    );
+}
+
 #[tokio::test]
 async fn an_existing_account_roster_does_not_own_is_a_conflict_left_untouched() {
     let s = Scenario::new("conflict", json!({})).await;

@@ -134,6 +134,9 @@ impl Connector for RateLimited {
     fn knows_privilege(&self) -> bool {
         self.inner.knows_privilege()
     }
+    fn refuses_duplicates(&self) -> bool {
+        self.inner.refuses_duplicates()
+    }
     async fn check(&self) -> Result<Capabilities, ConnectorError> {
         let _slot = self.admit().await;
         self.bounded("check", self.inner.check()).await

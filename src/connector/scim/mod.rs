@@ -320,6 +320,10 @@ impl Connector for ScimConnector {
         })
     }
 
+    fn refuses_duplicates(&self) -> bool {
+        true
+    }
+
     async fn observe(&self, username: &str) -> Result<Option<ObservedAccount>, ConnectorError> {
         let list = self
             .users(&[("filter", format!("userName eq {}", filter_value(username)))])

@@ -14,6 +14,7 @@ use crate::{
     controller::{
         Context,
         hold::Removing,
+        listed::name_hash,
         write::{self, Subject, Write},
     },
     lifecycle::{
@@ -123,16 +124,20 @@ pub async fn scan(
     // Protection is per account; `assess` applies it from `protected`.
     let policy = Policy::of(&connector.spec, "", now, backend.name_case());
     let mut assessor = Assessor::new(&claims, &managed, &protected, &policy);
+    let mut listed = std::collections::HashSet::new();
     each_page(
         |c| async move { backend.list_accounts(c.as_deref()).await },
         |page: Vec<ObservedAccount>| {
             for mut account in page {
                 held.fill(&mut account);
                 assessor.add(&account);
+                listed.insert(name_hash(backend.name_case(), &account.username));
             }
         },
     )
     .await?;
+    ctx.listed
+        .record(&key.to_string(), connector.metadata.generation, listed);
     let accounts = assessor.accounts();
     let assessment = assessor.finish();
 

@@ -69,9 +69,13 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         .map(DesiredAccount::without_attributes);
     let desired = blanked.as_ref().or(input.desired);
     let username = input.identity.spec.username.as_str();
-    let observed = match backend.observe(username).await {
-        Ok(o) => o,
-        Err(e) => return failed(&input, e.reason(), e.to_string()),
+    let observed = if needs_no_read(ctx, &input, &connector, backend.as_ref()) {
+        None
+    } else {
+        match backend.observe(username).await {
+            Ok(o) => o,
+            Err(e) => return failed(&input, e.reason(), e.to_string()),
+        }
     };
     let identity = identity_name(input.identity);
     let ledger = ledger_of(input.previous);
@@ -178,6 +182,28 @@ async fn read_back(
             (observed, false, Some((e.reason(), message)))
         }
     }
+}
+
+/// Whether the account is a joiner's first on an app that refuses duplicates, under a
+/// name the app's last scan did not list: its create needs no read first (see
+/// `controller::listed`). Never for a leaver, whose probe must find an account a crash
+/// kept out of status, nor once status holds an entry here, a failed create's included.
+fn needs_no_read(
+    ctx: &Context,
+    input: &Input<'_>,
+    connector: &Connector,
+    backend: &dyn crate::connector::Connector,
+) -> bool {
+    input.desired.is_some()
+        && input.previous.is_none()
+        && !input.leaving
+        && backend.refuses_duplicates()
+        && ctx.listed.unlisted(
+            &input.key.to_string(),
+            connector.metadata.generation,
+            backend.name_case(),
+            &input.identity.spec.username,
+        )
 }
 
 /// The ownership mark's value: the Identity's name.
