@@ -194,17 +194,25 @@ pub async fn reconcile(connector: Arc<Connector>, ctx: Arc<Context>) -> Result<A
                 let checked = backend.check().await.map_err(ProvisionError::from);
                 // The first scan in a process waits one interval: start-up reconciles every
                 // identity anyway, and a scan racing them would report drift being fixed.
-                let due = ctx
+                // Its first look only lists the names, for the joiners meanwhile.
+                let (first, due) = ctx
                     .last_scans
                     .lock()
                     .map(|mut m| match m.get(&key) {
-                        Some(t) => t.elapsed() >= poll,
+                        Some(t) => (false, t.elapsed() >= poll),
                         None => {
                             m.insert(key.clone(), Instant::now());
-                            false
+                            (true, false)
                         }
                     })
-                    .unwrap_or(false);
+                    .unwrap_or((false, false));
+                if checked.is_ok()
+                    && first
+                    && let Err(e) = scan::list_names(&ctx, &connector, backend.as_ref()).await
+                {
+                    // Joiners read before their create until the first scan: slower only.
+                    tracing::warn!(connector = %key, error = %e, "cannot list the accounts' names");
+                }
                 let scanned = if checked.is_ok() && due {
                     let result = scan::scan(&ctx, &connector, backend.as_ref())
                         .await

@@ -68,6 +68,38 @@ where
     )))
 }
 
+/// Lists the accounts of `connector` and records their names without assessing them:
+/// a process's first look at a Connector, whose drift scan waits an interval. Joiners
+/// arriving meanwhile (a backlog at start-up, the first people of a new Connector) then
+/// need no read before their create (`controller::listed`). Only where a create refuses
+/// a duplicate: elsewhere the names are of no use.
+pub async fn list_names(
+    ctx: &Context,
+    connector: &Connector,
+    backend: &dyn Backend,
+) -> Result<(), ConnectorError> {
+    if !backend.refuses_duplicates() {
+        return Ok(());
+    }
+    let mut listed = std::collections::HashSet::new();
+    each_page(
+        |c| async move { backend.list_accounts(c.as_deref()).await },
+        |page: Vec<ObservedAccount>| {
+            for account in page {
+                listed.insert(name_hash(backend.name_case(), &account.username));
+            }
+        },
+    )
+    .await?;
+    let key = ConnectorKey::new(
+        connector.namespace().unwrap_or_default(),
+        connector.name_any(),
+    );
+    ctx.listed
+        .record(&key.to_string(), connector.metadata.generation, listed);
+    Ok(())
+}
+
 /// Scans `connector` through `backend`.
 pub async fn scan(
     ctx: &Context,
