@@ -1,6 +1,6 @@
 //! A Connector's `rateLimit`: a token bucket in front of every downstream operation, and
 //! a bound on the operations in flight that a leaver's operations do not wait for (and
-//! that other work does not start while a leaver's run: [`precedence`]).
+//! that other work does not start on while a leaver's operations run: [`precedence`]).
 //!
 //! Without the bound, 32 joiner reconciles had 32 requests queued at a single-threaded
 //! app, and a leaver's requests waited behind them (seconds each at 1,000 accounts). The
