@@ -6,6 +6,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::connector::testing::Nothing;
 
+/// A limiter in front of a double whose `observe` waits to be released, generous in
+/// rate, with `max_in_flight` slots.
+fn gated(max_in_flight: i32) -> (Arc<RateLimited>, Arc<(AtomicUsize, Semaphore)>) {
+    let gate = Arc::new((AtomicUsize::new(0), Semaphore::new(0)));
+    let limited = RateLimited::new(
+        Arc::new(Nothing {
+            gate: Some(gate.clone()),
+            ..Nothing::default()
+        }),
+        &RateLimit {
+            requests_per_second: 10_000,
+            burst: 10_000,
+            max_in_flight,
+        },
+    );
+    (Arc::new(limited), gate)
+}
+
 #[tokio::test]
 async fn an_operation_that_never_answers_fails_at_its_deadline() {
     let stuck = Arc::new((AtomicUsize::new(0), Semaphore::new(0)));
@@ -52,18 +70,7 @@ async fn the_burst_is_spent_by_calls() {
 
 #[tokio::test]
 async fn a_leavers_operation_does_not_wait_for_the_busy_slots() {
-    let gate = Arc::new((AtomicUsize::new(0), Semaphore::new(0)));
-    let limited = Arc::new(RateLimited::new(
-        Arc::new(Nothing {
-            gate: Some(gate.clone()),
-            ..Nothing::default()
-        }),
-        &RateLimit {
-            requests_per_second: 10_000,
-            burst: 10_000,
-            max_in_flight: 2,
-        },
-    ));
+    let (limited, gate) = gated(2);
     let entered = || gate.0.load(Ordering::SeqCst);
     let settle = || tokio::time::sleep(std::time::Duration::from_millis(50));
     let mut calls = Vec::new();
@@ -135,22 +142,6 @@ fn nonsense_limits_become_one() {
     );
     assert!(limited.limiter.check().is_ok());
     assert!(limited.limiter.check().is_err(), "a burst of one");
-}
-
-fn gated(max_in_flight: i32) -> (Arc<RateLimited>, Arc<(AtomicUsize, Semaphore)>) {
-    let gate = Arc::new((AtomicUsize::new(0), Semaphore::new(0)));
-    let limited = RateLimited::new(
-        Arc::new(Nothing {
-            gate: Some(gate.clone()),
-            ..Nothing::default()
-        }),
-        &RateLimit {
-            requests_per_second: 10_000,
-            burst: 10_000,
-            max_in_flight,
-        },
-    );
-    (Arc::new(limited), gate)
 }
 
 /// A single-threaded app shares itself between every open request: while a leaver's
