@@ -166,22 +166,9 @@ impl ScimConnector {
         operations: Value,
         version: Option<&str>,
     ) -> Result<(), ConnectorError> {
-        self.patch_answered(path, operations, version, &[])
-            .await
-            .map(drop)
-    }
-
-    /// The same, with `query` (which attributes the answer should carry), and the answer.
-    async fn patch_answered(
-        &self,
-        path: &str,
-        operations: Value,
-        version: Option<&str>,
-        query: &[(&str, String)],
-    ) -> Result<Response, ConnectorError> {
         let body = json!({"schemas": [PATCH_SCHEMA], "Operations": operations});
         let resp = self
-            .call(Method::PATCH, path, query, Some(&body), version)
+            .call(Method::PATCH, path, &[], Some(&body), version)
             .await?;
         match resp.status {
             StatusCode::PRECONDITION_FAILED => Err(ConnectorError::Conflict(format!(
@@ -190,7 +177,7 @@ impl ScimConnector {
             StatusCode::NOT_FOUND => {
                 Err(ConnectorError::Conflict(format!("{path} no longer exists")))
             }
-            s if s.is_success() => Ok(resp),
+            s if s.is_success() => Ok(()),
             s => Err(unexpected(s, &resp.body, "PATCH")),
         }
     }
