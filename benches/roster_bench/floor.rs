@@ -3,6 +3,7 @@
 //! and a naive per-user reconciler of the kind provisioning services run.
 
 use std::{
+    collections::HashMap,
     sync::atomic::{AtomicUsize, Ordering},
     time::Instant,
 };
@@ -51,17 +52,40 @@ fn add_member(id: &str) -> Value {
     json!([{"op": "add", "path": "members", "value": [{"value": id}]}])
 }
 
-/// The joiner ceiling on SCIM: `names` created and each added to one group, directly,
+/// A user to make, and the group it joins.
+pub struct Joiner {
+    pub name: String,
+    pub group: String,
+}
+
+/// Makes each group `joiners` name on `app`, prefixed `{stem}-`; their ids by name.
+async fn make_groups(
+    app: &scim::Direct,
+    stem: &str,
+    joiners: &[Joiner],
+) -> HashMap<String, String> {
+    let mut ids = HashMap::new();
+    for j in joiners {
+        if !ids.contains_key(&j.group) {
+            let id = app.group(&format!("{stem}-{}", j.group)).await;
+            ids.insert(j.group.clone(), id);
+        }
+    }
+    ids
+}
+
+/// The joiner ceiling on SCIM: `joiners` created and each added to its group, directly,
 /// `concurrency` at a time, on a fresh tenant of the same server — the creates and
 /// grants Roster makes, without its reads.
-pub async fn scim_ceiling(names: &[String], concurrency: usize) -> Result<Floor, String> {
+pub async fn scim_ceiling(joiners: &[Joiner], concurrency: usize) -> Result<Floor, String> {
     let app = scim::Direct::new(&scim::tenant("bare"));
-    let group = app.group("bare-staff").await;
+    let groups = make_groups(&app, "bare", joiners).await;
     let count = Counter::default();
     let started = Instant::now();
-    futures::stream::iter(names)
-        .map(|name| {
-            let (app, group, count) = (&app, &group, &count);
+    futures::stream::iter(joiners)
+        .map(|Joiner { name, group }| {
+            let (app, count) = (&app, &count);
+            let group = groups.get(group).map_or("", String::as_str);
             async move {
                 count.one();
                 let made = app
@@ -186,17 +210,16 @@ pub struct Cycle {
 
 /// The naive reconciler: each user looked up by filter, then its group, then whatever
 /// write is missing — one user at a time, every cycle, whether or not anything changed.
-/// Runs `cycles` cycles over `names` on a fresh tenant, `concurrency` users at a time.
-pub async fn naive(names: &[String], concurrency: usize, cycles: usize) -> Vec<Cycle> {
+/// Runs `cycles` cycles over `joiners` on a fresh tenant, `concurrency` users at a time.
+pub async fn naive(joiners: &[Joiner], concurrency: usize, cycles: usize) -> Vec<Cycle> {
     let app = scim::Direct::new(&scim::tenant("naive"));
-    let group_name = "naive-staff";
-    app.group(group_name).await;
+    make_groups(&app, "naive", joiners).await;
     let mut out = Vec::new();
     for _ in 0..cycles {
         let (reads, writes) = (Counter::default(), Counter::default());
         let started = Instant::now();
-        futures::stream::iter(names)
-            .for_each_concurrent(concurrency, |name| {
+        futures::stream::iter(joiners)
+            .for_each_concurrent(concurrency, |Joiner { name, group }| {
                 let (app, reads, writes) = (&app, &reads, &writes);
                 async move {
                     reads.one();
@@ -209,7 +232,7 @@ pub async fn naive(names: &[String], concurrency: usize, cycles: usize) -> Vec<C
                         }
                     };
                     reads.one();
-                    let filter = format!("displayName eq \"{group_name}\"");
+                    let filter = format!("displayName eq \"naive-{group}\"");
                     let filter = utf8_percent_encode(&filter, NON_ALPHANUMERIC);
                     let groups = app.get(&format!("/Groups?filter={filter}")).await;
                     let group = &groups["Resources"][0];

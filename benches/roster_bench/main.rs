@@ -40,8 +40,9 @@ use clap::Parser;
 
 use crate::{
     figures::{Latency, Naive, Process, Run},
+    floor::Joiner,
     harness::{apps::Census, control_plane, operator::Operator},
-    world::{CONNECTORS, Person, World},
+    world::{CONNECTORS, Departments, Person, World},
 };
 
 /// Requests in flight per Connector: Roster's default `rateLimit.maxInFlight`, and the
@@ -87,6 +88,10 @@ struct Args {
     /// IdentitySource's SCIM endpoint, then this many are deleted there (0: skip).
     #[arg(long, default_value_t = 20)]
     push_leavers: usize,
+    /// Staff per department: each department has its own Role, label-selector binding and
+    /// SCIM group (the contractors share one group).
+    #[arg(long, default_value_t = 500)]
+    department_size: usize,
     /// Identities no binding matches, applied at the end for the memory figure.
     #[arg(long, default_value_t = 0)]
     idle_identities: usize,
@@ -98,6 +103,9 @@ struct Args {
 impl Args {
     fn problem(&self) -> Option<String> {
         let staff = self.identities - self.identities / 4;
+        if self.department_size == 0 {
+            return Some("--department-size must be at least 1".to_owned());
+        }
         if self.identities < 8 || 3 * self.leavers > staff {
             return Some(format!(
                 "--leavers {} needs {} staff (three phases), and {} identities have {staff}",
@@ -122,6 +130,7 @@ fn main() -> ExitCode {
         figures::check();
         scrape::check();
         saas::check();
+        world::check();
         println!("roster-bench: checks passed; run the benchmark with hack/bench.sh");
         return ExitCode::SUCCESS;
     }
@@ -160,7 +169,20 @@ async fn run(args: &Args) -> Result<Run, String> {
     eprintln!("starting the control plane, the four apps and the release operator");
     let cp = control_plane();
     let mut operator = start_operator(&cp.kubeconfig);
-    let world = World::new(n, contractors, args.rate_limit, args.poll_seconds).await;
+    let departments = Departments {
+        size: args.department_size,
+    };
+    let backlog_size = args.backlog.unwrap_or(n);
+    let staff = n - contractors;
+    let world = World::new(
+        n,
+        contractors,
+        staff + backlog_size,
+        departments,
+        args.rate_limit,
+        args.poll_seconds,
+    )
+    .await;
     ready(&operator).await?;
     let scim = format!("{}/scim", world.ns);
 
@@ -171,8 +193,14 @@ async fn run(args: &Args) -> Result<Run, String> {
     let joined_requests = phases::all_requests(&window, &scim);
     let joiner_operations = phases::operations(&window, &world.ns, &CONNECTORS);
     eprintln!("the bare client's ceiling on SCIM: {n} creates and grants");
-    let names: Vec<String> = (0..n).map(|i| format!("floor.{i:06}")).collect();
-    let scim_ceiling = floor::scim_ceiling(&names, IN_FLIGHT).await?;
+    // The same spread over groups as Roster's: staff by department, then contractors.
+    let joiners: Vec<Joiner> = (0..n)
+        .map(|i| Joiner {
+            name: format!("floor.{i:06}"),
+            group: departments.group(i, staff),
+        })
+        .collect();
+    let scim_ceiling = floor::scim_ceiling(&joiners, IN_FLIGHT).await?;
 
     eprintln!(
         "steady state: {} s with nothing changing",
@@ -181,7 +209,7 @@ async fn run(args: &Args) -> Result<Run, String> {
     let (quiet, scans, per_interval) = phases::quiet(&world, &operator, args.quiet_seconds).await?;
     eprintln!("the naive per-user reconciler on SCIM: two cycles of {n}");
     let naive = Naive {
-        cycles: floor::naive(&names, IN_FLIGHT, 2).await,
+        cycles: floor::naive(&joiners, IN_FLIGHT, 2).await,
         roster_joiner_requests: joined_requests,
         roster_requests_per_interval: per_interval,
     };
@@ -209,8 +237,8 @@ async fn run(args: &Args) -> Result<Run, String> {
 
     // Last: a backlog this size after the joiners would lift the removal budget's share
     // above what the bad commit removes, and it would no longer trip.
-    let joiners: Vec<Person> = (0..args.backlog.unwrap_or(n))
-        .map(|i| Person::new('s', world.staff.len() + i))
+    let joiners: Vec<Person> = (0..backlog_size)
+        .map(|i| Person::staff(world.staff.len() + i, departments))
         .collect();
     eprintln!("leavers while {} joiners drain: {l}", joiners.len());
     let backlog = phases::backlog(&world, &joiners, &world.staff[2 * l..3 * l], long).await?;
@@ -319,7 +347,7 @@ async fn idle_memory(
     let reconciled =
         |s: &scrape::Samples| s.sum("roster_reconciliations_total", &[r#"kind="Identity""#]);
     let before = scrape::operator(&operator.probe).await?;
-    world::apply_identities(&world.client, people).await?;
+    world::apply_pairs(&world.client, people).await?;
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     eprintln!("  applied; RSS {:.1} MiB", mib(operator.usage().rss));
     let want = reconciled(&before) + count as f64;

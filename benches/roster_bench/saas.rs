@@ -190,16 +190,14 @@ pub async fn scenario(
             .collect()
     };
     let early = people('l', leavers);
-    crate::world::apply_identities(client, early.clone().into_iter()).await?;
+    crate::world::apply_pairs(client, early.clone().into_iter()).await?;
     wait_for(&direct, "saas.l", leavers, limit).await?;
 
     let started = Instant::now();
     let writes_before = counts.writes.load(Ordering::Relaxed);
     let applying = {
         let (client, later) = (client.clone(), people('j', joiners));
-        tokio::spawn(
-            async move { crate::world::apply_identities(&client, later.into_iter()).await },
-        )
+        tokio::spawn(async move { crate::world::apply_pairs(&client, later.into_iter()).await })
     };
     let api = Api::<Identity>::all(client.clone());
     let mut took = Vec::new();

@@ -1,5 +1,6 @@
-//! The benchmark's world: a namespace with a Connector on each of the four apps, one
-//! birthright Role, a binding for staff and one for contractors, and the people.
+//! The benchmark's world: a namespace with a Connector on each of the four apps, the
+//! people, and their access: the staff by department (a Role and a label-selector binding
+//! each, with the department's own SCIM group), the contractors by one birthright Role.
 
 use std::time::{Duration, Instant};
 
@@ -23,18 +24,65 @@ pub const STEM: &str = "bench";
 pub const CONNECTORS: [&str; 4] = ["scim", "ldap", "pg", "k8s"];
 const MANAGER: &str = "roster-bench";
 
-/// One person: the Identity's name and username.
+/// The label that puts a member of staff in a department.
+pub const DEPARTMENT_LABEL: &str = "bench.roster.dev/department";
+
+/// One person: the Identity's name and username, and the department of a member of staff.
 #[derive(Clone, Debug)]
 pub struct Person {
     pub name: String,
     pub username: String,
+    pub department: Option<String>,
 }
 
 impl Person {
+    /// The `i`th person of a `kind` that has no department.
     pub fn new(kind: char, i: usize) -> Self {
         Self {
             name: format!("{STEM}-{kind}{i:05}"),
             username: format!("{STEM}.{kind}{i:05}"),
+            department: None,
+        }
+    }
+
+    /// The `i`th member of staff, in their department.
+    pub fn staff(i: usize, departments: Departments) -> Self {
+        Self {
+            department: Some(departments.of(i)),
+            ..Self::new('s', i)
+        }
+    }
+}
+
+/// How the staff are spread over departments, each with its own SCIM group. A real
+/// organisation's app groups hold hundreds, not everyone; and scim2-server copies a whole
+/// group to change or answer it, so one group of 10,000 would measure that copy, for Roster
+/// and the bare client alike.
+#[derive(Clone, Copy, Debug)]
+pub struct Departments {
+    /// Staff per department.
+    pub size: usize,
+}
+
+impl Departments {
+    /// The department of the `i`th member of staff.
+    pub fn of(self, i: usize) -> String {
+        format!("d{:03}", i / self.size.max(1))
+    }
+
+    /// Every department `staff` people fill.
+    pub fn all(self, staff: usize) -> impl Iterator<Item = String> {
+        (0..staff.div_ceil(self.size.max(1))).map(move |d| self.of(d * self.size.max(1)))
+    }
+
+    /// The group suffix of person `i` of `people`, the first `staff` of them staff, as
+    /// Roster grants it (`staff-d000`…, and `staff` for the rest): the references grant
+    /// the same spread.
+    pub fn group(self, i: usize, staff: usize) -> String {
+        if i < staff {
+            format!("staff-{}", self.of(i))
+        } else {
+            "staff".to_owned()
         }
     }
 }
@@ -52,9 +100,17 @@ pub struct World {
 
 impl World {
     /// Makes the namespace, the four Connectors (each allowing `rate` requests a
-    /// second and scanning every `poll` seconds, default budgets otherwise) and the Role
-    /// with its two bindings.
-    pub async fn new(people: usize, contractors: usize, rate: u32, poll: u32) -> Self {
+    /// second and scanning every `poll` seconds, default budgets otherwise), the
+    /// contractors' Role and binding, and a Role and binding for each department that
+    /// `all_staff` people (those here and those who join later) fill.
+    pub async fn new(
+        people: usize,
+        contractors: usize,
+        all_staff: usize,
+        departments: Departments,
+        rate: u32,
+        poll: u32,
+    ) -> Self {
         let cp = control_plane();
         let client = cp.client().await;
         let ns = cp.namespace(&client, STEM).await;
@@ -66,7 +122,7 @@ impl World {
             apps,
             ldap: ldap::server().admin().await,
             staff: (0..people - contractors)
-                .map(|i| Person::new('s', i))
+                .map(|i| Person::staff(i, departments))
                 .collect(),
             contractors: (0..contractors).map(|i| Person::new('c', i)).collect(),
         };
@@ -83,17 +139,36 @@ impl World {
             w.apply(connector).await;
         }
         let entitlements = apps::make_staff(STEM, &w.apps.scim, &w.client).await;
-        w.apply(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role",
-            "metadata": {"name": "staff"}, "spec": {"entitlements": entitlements}}))
+        w.role("staff", &entitlements).await;
+        let expr = format!("identity.username.startsWith(\"{STEM}.c\")");
+        w.bind("contractors", "staff", json!({"expression": expr}))
             .await;
-        for (binding, kind) in [("staff", 's'), ("contractors", 'c')] {
-            let expr = format!("identity.username.startsWith(\"{STEM}.{kind}\")");
-            w.apply(json!({"apiVersion": "roster.dev/v1alpha1",
-                "kind": "RoleBinding", "metadata": {"name": binding},
-                "spec": {"role": "staff", "subjects": {"expression": expr}}}))
-                .await;
+        for dept in departments.all(all_staff) {
+            let group = format!("{STEM}-staff-{dept}");
+            w.apps.scim.group(&group).await;
+            let mut own = entitlements.as_array().cloned().unwrap_or_default();
+            own.retain(|e| e["connector"] != "scim");
+            own.push(json!({"connector": "scim", "name": group}));
+            let name = format!("staff-{dept}");
+            w.role(&name, &Value::Array(own)).await;
+            let selector = json!({"selector": {"matchLabels": {DEPARTMENT_LABEL: dept}}});
+            w.bind(&name, &name, selector).await;
         }
         w
+    }
+
+    async fn role(&self, name: &str, entitlements: &Value) {
+        self.apply(json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Role",
+            "metadata": {"name": name}, "spec": {"entitlements": entitlements}}))
+            .await;
+    }
+
+    async fn bind(&self, name: &str, role: &str, subjects: Value) {
+        self.apply(
+            json!({"apiVersion": "roster.dev/v1alpha1", "kind": "RoleBinding",
+            "metadata": {"name": name}, "spec": {"role": role, "subjects": subjects}}),
+        )
+        .await;
     }
 
     /// Server-side applies `obj` (a Secret or a Roster kind) in the namespace.
@@ -251,27 +326,39 @@ impl World {
     }
 }
 
-/// Applies an Identity for each of `people` (server-side apply, 16 at a time).
+/// Applies an Identity for each of `people` (server-side apply, 16 at a time), labelled
+/// with its department.
 pub async fn apply_people(client: &Client, people: &[Person]) -> Result<(), String> {
-    let pairs: Vec<(String, String)> = people
-        .iter()
-        .map(|p| (p.name.clone(), p.username.clone()))
-        .collect();
-    apply_identities(client, pairs.into_iter()).await
+    apply_identities(client, people.iter().cloned()).await
 }
 
 /// Applies an Identity per `(name, username)`, 16 at a time.
-pub async fn apply_identities(
+pub async fn apply_pairs(
     client: &Client,
     people: impl Iterator<Item = (String, String)>,
 ) -> Result<(), String> {
+    let people = people.map(|(name, username)| Person {
+        name,
+        username,
+        department: None,
+    });
+    apply_identities(client, people).await
+}
+
+async fn apply_identities(
+    client: &Client,
+    people: impl Iterator<Item = Person>,
+) -> Result<(), String> {
     let api = Api::<Identity>::all(client.clone());
     futures::stream::iter(people)
-        .map(|(name, username)| {
+        .map(|p| {
             let api = api.clone();
             async move {
+                let name = p.name;
+                let labels = p.department.map(|d| json!({DEPARTMENT_LABEL: d}));
                 let obj = json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Identity",
-                    "metadata": {"name": name}, "spec": {"username": username}});
+                    "metadata": {"name": name, "labels": labels.unwrap_or_else(|| json!({}))},
+                    "spec": {"username": p.username}});
                 api.patch(&name, &PatchParams::apply(MANAGER), &Patch::Apply(obj))
                     .await
                     .map_err(|e| format!("apply Identity {name}: {e}"))
@@ -281,4 +368,17 @@ pub async fn apply_identities(
         .try_collect::<Vec<_>>()
         .await
         .map(|_| ())
+}
+
+/// The pure checks `cargo test` runs: departments fill in order, the last one partly, and
+/// the references' groups follow Roster's.
+pub fn check() {
+    let d = Departments { size: 500 };
+    assert_eq!(d.all(1000).collect::<Vec<_>>(), ["d000", "d001"]);
+    assert_eq!(d.all(1001).last().as_deref(), Some("d002"));
+    assert_eq!(d.of(499), "d000");
+    assert_eq!(d.of(500), "d001");
+    assert_eq!(d.group(749, 750), "staff-d001");
+    assert_eq!(d.group(750, 750), "staff");
+    assert_eq!(Person::staff(3, d).department.as_deref(), Some("d000"));
 }

@@ -153,7 +153,8 @@ impl Apps {
         }
     }
 
-    /// Counts the `{stem}.` people on every app.
+    /// Counts the `{stem}.` people on every app; on SCIM, members of `{stem}-staff` or of
+    /// a group named `{stem}-staff-…`.
     pub async fn census(&self, stem: &str) -> Census {
         self.census_for(stem, "staff").await
     }
@@ -164,15 +165,24 @@ impl Apps {
         let (people, group) = (format!("{stem}."), format!("{stem}-{suffix}"));
         let users = self.scim.all_users(&people).await;
         let enabled = users.iter().filter(|u| u["active"] != false).count();
-        let ids: Vec<&str> = users.iter().filter_map(|u| u["id"].as_str()).collect();
+        let ids: std::collections::HashSet<&str> =
+            users.iter().filter_map(|u| u["id"].as_str()).collect();
+        // The group itself, and its parts (`{group}-d000`…) where people are split.
+        let part = format!("{group}-");
         let staff = self.scim.get("/Groups").await["Resources"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|g| g["displayName"] == group.as_str())
+            .filter(|g| {
+                g["displayName"]
+                    .as_str()
+                    .is_some_and(|d| d == group || d.starts_with(&part))
+            })
             .flat_map(|g| g["members"].as_array().cloned().unwrap_or_default())
-            .filter(|m| m["value"].as_str().is_some_and(|v| ids.contains(&v)))
-            .count();
+            .filter_map(|m| m["value"].as_str().map(str::to_owned))
+            .filter(|v| ids.contains(v.as_str()))
+            .collect::<std::collections::HashSet<_>>()
+            .len();
         Census {
             scim: (enabled, staff),
             ldap: ldap_census(&people, &group).await,
