@@ -189,7 +189,7 @@ pub async fn backlog(
                 joiners.len()
             ));
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(world::poll_every(w.staff.len() + joiners.len())).await;
     }
     Ok(Backlog {
         joiners: joiners.len(),
