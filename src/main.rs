@@ -5,13 +5,6 @@ use std::{io::Write, net::SocketAddr, process::ExitCode};
 use clap::{Parser, Subcommand};
 use roster::{governance, operator, telemetry};
 
-/// jemalloc, with its background thread returning freed pages to the system within
-/// seconds. Under glibc's allocator a burst of joiners left the operator at 682 MiB at
-/// 10,000 identities, 436 MiB of it freed memory that `malloc_trim` could hand back.
-#[cfg(not(target_env = "msvc"))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 /// Roster runs the identity lifecycle of an organisation from declared state.
 #[derive(Debug, Parser)]
 #[command(name = "roster", version, about)]

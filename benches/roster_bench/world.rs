@@ -75,9 +75,9 @@ impl Departments {
         (0..staff.div_ceil(self.size.max(1))).map(move |d| self.of(d * self.size.max(1)))
     }
 
-    /// The group suffix of person `i` of `people`, the first `staff` of them staff, as
-    /// Roster grants it (`staff-d000`…, and `staff` for the rest): the references grant
-    /// the same spread.
+    /// The group suffix of the `i`th joiner when the first `staff` joiners are staff, as
+    /// Roster grants it (`staff-d000`…, and `staff` for the rest), so that the references
+    /// grant the same spread.
     pub fn group(self, i: usize, staff: usize) -> String {
         if i < staff {
             format!("staff-{}", self.of(i))
