@@ -22,6 +22,11 @@ if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 
+# A CI run starts from a clean clone and builds once: incremental artifacts would only
+# fill the disk (a run has failed on a full disk, the incremental cache being the
+# largest part of target/).
+if [[ "${CI:-}" == true ]]; then export CARGO_INCREMENTAL=0; fi
+
 section() { printf '\n== %s\n' "$*"; }
 start=$(date +%s)
 
