@@ -286,6 +286,31 @@ impl Budgets {
         })
     }
 
+    /// Holds `who`'s removal when `breaker` is tripped on `connector` (approvals
+    /// applied), as [`Budgets::reserve`] would refuse it; reserves nothing otherwise.
+    pub fn hold_if_tripped(
+        &self,
+        connector: &Connector,
+        breaker: Breaker,
+        who: &str,
+        cause: Cause,
+        now: Timestamp,
+    ) -> Option<Refused> {
+        let approval = approval_of(connector, breaker, now);
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = map.entry(key(connector)).or_default();
+        conn.seed_trips(connector);
+        let state = conn.breakers.get_mut(&breaker)?;
+        state.lift_if_approved(approval.as_ref());
+        let trip = state.trip.clone()?;
+        let before = state.held.insert(who.to_owned(), cause);
+        Some(Refused {
+            trip,
+            new: false,
+            newly_held: before != Some(cause),
+        })
+    }
+
     /// Takes back a reservation [`Budgets::reserve`] made for `who` at `at`: another
     /// breaker refused the same account's removal, and a removal goes whole or not at all.
     pub fn unreserve(&self, connector: &Connector, breaker: Breaker, who: &str, at: Timestamp) {

@@ -407,3 +407,36 @@ fn an_unreserved_removal_frees_its_place() {
     assert!(budgets.reserve(&c, removal("b", 1), BTreeMap::new).is_ok());
     assert!(budgets.reserve(&c, removal("c", 2), BTreeMap::new).is_err());
 }
+
+#[test]
+fn a_tripped_breaker_holds_without_a_reservation_and_an_untripped_one_reserves_nothing() {
+    let budgets = Budgets::default();
+    let c = connector(1, None);
+    let held = |who: &str, t: i64| {
+        budgets.hold_if_tripped(&c, Breaker::Removals, who, Cause::Policy, at(t))
+    };
+    assert!(held("a", 0).is_none(), "not tripped: nothing held");
+    assert!(budgets.reserve(&c, removal("a", 1), BTreeMap::new).is_ok());
+    // Asking reserved nothing: the budget of one is still a's alone.
+    assert!(held("b", 2).is_none());
+    budgets
+        .reserve(&c, removal("c", 3), BTreeMap::new)
+        .expect_err("the second removal trips a budget of one");
+    let b = held("b", 4).expect("tripped: held");
+    assert!(!b.new && b.newly_held);
+    assert!(!held("b", 5).expect("still held").newly_held);
+    assert_eq!(budgets.snapshot(&c, at(6)).held.len(), 2, "c and b");
+    // Another breaker's trip holds nothing of this one's.
+    assert!(
+        budgets
+            .hold_if_tripped(&c, Breaker::Revocations, "d", Cause::Policy, at(7))
+            .is_none()
+    );
+    // An approval lifts the trip: nothing is held any more.
+    let approved = connector(1, Some(&at(10).to_string()));
+    assert!(
+        budgets
+            .hold_if_tripped(&approved, Breaker::Removals, "e", Cause::Policy, at(11))
+            .is_none()
+    );
+}

@@ -143,6 +143,29 @@ pub async fn hold(
     }
 }
 
+/// Holds an account's removals, needing `breakers`, before anything is read, if one of
+/// those breakers is tripped: says why, as [`hold`] would. `None`: none is tripped, and
+/// nothing was reserved (the pass reads the account and goes through [`hold`]).
+pub async fn held_before_read(
+    ctx: &Context,
+    connector: &Connector,
+    key: &ConnectorKey,
+    who: &str,
+    breakers: &BTreeSet<Breaker>,
+    now: Timestamp,
+) -> Option<String> {
+    let mut held = Vec::new();
+    for &breaker in breakers {
+        let refused = ctx
+            .budgets
+            .hold_if_tripped(connector, breaker, who, Cause::Policy, now);
+        if let Some(refused) = refused {
+            held.push(refused_message(ctx, connector, key, breaker, &refused).await);
+        }
+    }
+    (!held.is_empty()).then(|| held.join("; "))
+}
+
 async fn flag_wave(ctx: &Context, connector: &Connector, key: &ConnectorKey, message: &str) {
     tracing::warn!(connector = %key, reason = %message, "wave of explicit leavers: disabling them all the same");
     ctx.metrics.observe_leaver_wave(&key.to_string());

@@ -11,6 +11,7 @@ pub mod bounds;
 pub mod budget;
 pub mod cel_cost;
 pub mod expression;
+pub mod held;
 pub mod inventory;
 pub mod model;
 pub mod owner;

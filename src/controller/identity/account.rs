@@ -17,6 +17,7 @@ use crate::{
         ConnectorKey, DesiredAccount, Managed, ObservedAccount,
         audit::Grounds,
         budget::{Cause, Feeds, breaker_for},
+        held::{Recorded, removal_only},
         plan::{Ledger, Policy, plan},
     },
 };
@@ -63,13 +64,30 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
         Ok(b) => b,
         Err(e) => return failed(&input, e.reason(), e.to_string()),
     };
+    sync_on(ctx, input, &connector, backend.as_ref()).await
+}
+
+/// Syncs one account on `backend`, the app `connector` describes, and reports.
+async fn sync_on(
+    ctx: &Context,
+    input: Input<'_>,
+    connector: &Connector,
+    backend: &dyn crate::connector::Connector,
+) -> AccountReport {
+    let key = input.key;
     let blanked = input
         .desired
         .filter(|_| !backend.mirrors_attributes())
         .map(DesiredAccount::without_attributes);
     let desired = blanked.as_ref().or(input.desired);
     let username = input.identity.spec.username.as_str();
-    let observed = if needs_no_read(ctx, &input, &connector, backend.as_ref()) {
+    let identity = identity_name(input.identity);
+    let ledger = ledger_of(input.previous);
+    let policy = Policy::of(&connector.spec, username, input.now, backend.name_case());
+    if let Some(report) = held_unread(ctx, &input, connector, desired, &ledger, &policy).await {
+        return report;
+    }
+    let observed = if needs_no_read(ctx, &input, connector, backend) {
         None
     } else {
         match backend.observe(username).await {
@@ -77,9 +95,6 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
             Err(e) => return failed(&input, e.reason(), e.to_string()),
         }
     };
-    let identity = identity_name(input.identity);
-    let ledger = ledger_of(input.previous);
-    let policy = Policy::of(&connector.spec, username, input.now, backend.name_case());
     let first = plan(
         &identity,
         desired,
@@ -90,9 +105,9 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
     );
     let enforce = connector.spec.mode == ConnectorMode::Enforce;
     let write = Write {
-        connector: &connector,
+        connector,
         key,
-        backend: backend.as_ref(),
+        backend,
         subject: Subject::Identity(input.identity),
         removing: Removing {
             who: &identity,
@@ -113,8 +128,7 @@ pub async fn sync(ctx: &Context, input: Input<'_>) -> AccountReport {
     if let Some((_, e)) = &written.failed {
         error = error.or(Some((e.reason(), e.to_string())));
     }
-    let (verified, read_back, unread) =
-        read_back(ctx, &write, &written, backend.as_ref(), username).await;
+    let (verified, read_back, unread) = read_back(ctx, &write, &written, backend, username).await;
     error = error.or(unread);
     let applied = written.applied;
     let failed = written.failed.as_ref().map(|(c, _)| c);
@@ -184,6 +198,51 @@ async fn read_back(
     }
 }
 
+/// The report of a pass held before reading the account: a policy removal, by the
+/// ledger nothing else, on an enabled account of Roster's, while a breaker it needs is
+/// tripped (see [`crate::lifecycle::held`]). `None`: the pass reads as usual.
+async fn held_unread(
+    ctx: &Context,
+    input: &Input<'_>,
+    connector: &Connector,
+    desired: Option<&DesiredAccount>,
+    ledger: &Ledger,
+    policy: &Policy,
+) -> Option<AccountReport> {
+    let previous = input.previous?;
+    if input.leaving || connector.spec.mode != ConnectorMode::Enforce {
+        return None;
+    }
+    let identity = identity_name(input.identity);
+    let recorded = Recorded {
+        identity: &identity,
+        id: previous.external_id.as_deref()?,
+        username: &input.identity.spec.username,
+        active: previous.state == AccountState::Active,
+    };
+    let removal = removal_only(
+        recorded,
+        desired,
+        ledger,
+        input.managed,
+        policy,
+        input.cause,
+    )?;
+    let why = hold::held_before_read(
+        ctx,
+        connector,
+        input.key,
+        &identity,
+        &removal.breakers,
+        input.now,
+    )
+    .await?;
+    let mut report = failed(input, hold::HELD, why);
+    report.entry.drift = removal.drift;
+    report.entry.drift.truncate(outcome::DRIFT_LINES);
+    Some(report)
+}
+
 /// Whether the account is a joiner's first on an app that refuses duplicates, under a
 /// name the app's last scan did not list: its create needs no read first (see
 /// `controller::listed`). Never for a leaver, whose probe must find an account a crash
@@ -243,3 +302,7 @@ fn failed(input: &Input<'_>, reason: &'static str, message: String) -> AccountRe
         deleted_now: false,
     }
 }
+
+#[cfg(test)]
+#[path = "account_tests.rs"]
+mod tests;

@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// The most drift lines kept per account (the CRD bounds the list at 16).
-const DRIFT_LINES: usize = 16;
+pub(super) const DRIFT_LINES: usize = 16;
 
 /// What a pass saw and did on one account.
 pub struct Facts<'a> {
