@@ -113,7 +113,8 @@ pub struct Backlog {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Naive {
-    /// Its cycles: the first provisions, each later one finds nothing to do.
+    /// Its cycles: the first provisions, each later one finds nothing to do (none:
+    /// skipped).
     pub cycles: Vec<Cycle>,
     /// Roster's SCIM requests while the joiners were provisioned.
     pub roster_joiner_requests: f64,
@@ -158,12 +159,13 @@ pub struct Run {
     pub held_policy_removals: usize,
     pub contractors_still_enabled: usize,
     pub operator: Process,
-    /// The bare client's joiner ceiling on SCIM, the slowest app.
-    pub scim_ceiling: Floor,
+    /// The bare client's joiner ceiling on SCIM, the slowest app (`None`: skipped).
+    pub scim_ceiling: Option<Floor>,
     pub quiet: Quiet,
     pub scans: Vec<Scan>,
     pub naive: Naive,
-    pub cold_start: ColdStart,
+    /// `None`: skipped.
+    pub cold_start: Option<ColdStart>,
     pub backlog: Backlog,
     /// CPU-seconds of the components the benchmark started (the operator excluded).
     pub servers_cpu_seconds: std::collections::BTreeMap<String, f64>,
@@ -186,7 +188,8 @@ fn seconds(s: f64) -> String {
     }
 }
 
-fn latency_row(name: &str, l: Option<&Latency>) -> String {
+/// One row of the leaver latency table (also printed as each phase ends).
+pub fn latency_row(name: &str, l: Option<&Latency>) -> String {
     match l {
         Some(l) => format!(
             "  {name:34} {:>9} {:>9} {:>9} {:>9} {:>8}\n",
@@ -306,18 +309,23 @@ fn joiners(r: &Run) -> String {
     // The apps are provisioned concurrently and SCIM is the slowest: Roster's joiners
     // are done when SCIM is.
     let roster = n / r.joiner_seconds.max(f64::EPSILON);
-    let bare = n / r.scim_ceiling.seconds.max(f64::EPSILON);
     let mut out = format!(
         "  joiners: {} accounts on {} apps in {} ({rate:.1} accounts/s)\n",
         r.joiner_accounts,
         r.apps.len(),
         seconds(r.joiner_seconds)
     );
-    out.push_str(&format!(
-        "    {roster:.1} people/s on all four; a bare client's creates and grants on SCIM alone {bare:.1}/s ({} requests): {:.0} % of the ceiling (target ≥ 90 %)\n",
-        r.scim_ceiling.requests,
-        100.0 * roster / bare.max(f64::EPSILON)
-    ));
+    out.push_str(&match &r.scim_ceiling {
+        Some(ceiling) => {
+            let bare = n / ceiling.seconds.max(f64::EPSILON);
+            format!(
+                "    {roster:.1} people/s on all four; a bare client's creates and grants on SCIM alone {bare:.1}/s ({} requests): {:.0} % of the ceiling (target ≥ 90 %)\n",
+                ceiling.requests,
+                100.0 * roster / bare.max(f64::EPSILON)
+            )
+        }
+        None => format!("    {roster:.1} people/s on all four; the bare client: skipped\n"),
+    });
     for o in &r.joiner_operations {
         out.push_str(&format!(
             "    {:>5} {:10} {:>6.0} × {:>7.1} ms\n",
@@ -327,23 +335,28 @@ fn joiners(r: &Run) -> String {
             o.mean_seconds * 1000.0
         ));
     }
-    let naive_first = r.naive.cycles.first().cloned().unwrap_or_default();
-    let naive_later = r.naive.cycles.get(1).cloned().unwrap_or_default();
-    out.push_str(&format!(
-        "    naive per-user reconciler on SCIM: provisioning {} requests in {}, each later cycle {} requests in {}\n",
-        naive_first.reads + naive_first.writes,
-        seconds(naive_first.seconds),
-        naive_later.reads + naive_later.writes,
-        seconds(naive_later.seconds)
-    ));
-    let naive_cycle = (naive_later.reads + naive_later.writes) as f64;
-    out.push_str(&format!(
-        "    Roster on SCIM: provisioning {:.0} requests, each later scan interval {:.0}: {:.0}× fewer per cycle (target ≥ 10×)\n\n",
-        r.naive.roster_joiner_requests,
-        r.naive.roster_requests_per_interval,
-        naive_cycle / r.naive.roster_requests_per_interval.max(1.0)
-    ));
+    out.push_str(&naive(&r.naive));
     out
+}
+
+fn naive(naive: &Naive) -> String {
+    let roster = format!(
+        "    Roster on SCIM: provisioning {:.0} requests, each later scan interval {:.0}",
+        naive.roster_joiner_requests, naive.roster_requests_per_interval,
+    );
+    let (Some(first), Some(later)) = (naive.cycles.first(), naive.cycles.get(1)) else {
+        return format!("    naive per-user reconciler: skipped\n{roster}\n\n");
+    };
+    let cycle = (later.reads + later.writes) as f64;
+    format!(
+        "    naive per-user reconciler on SCIM: provisioning {} requests in {}, each later cycle {} requests in {}\n\
+         {roster}: {:.0}× fewer per cycle (target ≥ 10×)\n\n",
+        first.reads + first.writes,
+        seconds(first.seconds),
+        later.reads + later.writes,
+        seconds(later.seconds),
+        cycle / naive.roster_requests_per_interval.max(1.0)
+    )
 }
 
 fn steady(r: &Run) -> String {
@@ -382,17 +395,24 @@ fn steady(r: &Run) -> String {
             seconds(1.2 * slowest.bare.seconds + 5.0)
         ));
     }
-    let c = &r.cold_start;
-    out.push_str(&format!(
-        "  cold start with {} converged: ready in {}, settled in {}; {:.0} downstream writes, {:.0} status writes (target 0), {:.0} per-identity reads\n\n",
-        r.identities,
+    out.push_str(&cold_start(r.identities, r.cold_start.as_ref()));
+    out.push('\n');
+    out
+}
+
+/// The cold start's line (also printed as the phase ends).
+pub fn cold_start(identities: usize, c: Option<&ColdStart>) -> String {
+    let Some(c) = c else {
+        return format!("  cold start with {identities} converged: skipped\n");
+    };
+    format!(
+        "  cold start with {identities} converged: ready in {}, settled in {}; {:.0} downstream writes, {:.0} status writes (target 0), {:.0} per-identity reads\n",
         seconds(c.ready_seconds),
         seconds(c.settled_seconds),
         c.downstream_writes,
         c.status_writes,
         c.per_identity_reads
-    ));
-    out
+    )
 }
 
 /// The pure parts' checks. A `harness = false` bench gets no `#[test]`s, so `cargo test`

@@ -95,12 +95,32 @@ struct Args {
     /// Identities no binding matches, applied at the end for the memory figure.
     #[arg(long, default_value_t = 0)]
     idle_identities: usize,
+    /// Phases to leave out, comma-separated, where a run at scale cannot afford them
+    /// (their figures print as skipped): `ceiling` (the bare client), `naive`,
+    /// `cold-start`.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<Skip>,
     /// `cargo bench` passes this; without it the binary only runs its checks.
     #[arg(long, hide = true)]
     bench: bool,
 }
 
+/// A phase `--skip` leaves out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Skip {
+    /// The bare client's joiner ceiling on SCIM.
+    Ceiling,
+    /// The naive per-user reconciler's cycles.
+    Naive,
+    /// The cold start with everyone converged.
+    ColdStart,
+}
+
 impl Args {
+    fn runs(&self, phase: Skip) -> bool {
+        !self.skip.contains(&phase)
+    }
+
     fn problem(&self) -> Option<String> {
         let staff = self.identities - self.identities / 4;
         if self.department_size == 0 {
@@ -189,10 +209,10 @@ async fn run(args: &Args) -> Result<Run, String> {
     eprintln!("joiners: {n} identities");
     let before = scrape::operator(&operator.probe).await?;
     let joined = world.join_everyone(long).await?;
+    eprintln!("  joined in {:.1} s", joined.as_secs_f64());
     let window = scrape::operator(&operator.probe).await?.since(&before);
     let joined_requests = phases::all_requests(&window, &scim);
     let joiner_operations = phases::operations(&window, &world.ns, &CONNECTORS);
-    eprintln!("the bare client's ceiling on SCIM: {n} creates and grants");
     // The same spread over groups as Roster's: staff by department, then contractors.
     let joiners: Vec<Joiner> = (0..n)
         .map(|i| Joiner {
@@ -200,27 +220,58 @@ async fn run(args: &Args) -> Result<Run, String> {
             group: departments.group(i, staff),
         })
         .collect();
-    let scim_ceiling = floor::scim_ceiling(&joiners, IN_FLIGHT).await?;
+    let scim_ceiling = if args.runs(Skip::Ceiling) {
+        eprintln!("the bare client's ceiling on SCIM: {n} creates and grants");
+        let ceiling = floor::scim_ceiling(&joiners, IN_FLIGHT).await?;
+        eprintln!(
+            "  {:.1} s in {} requests",
+            ceiling.seconds, ceiling.requests
+        );
+        Some(ceiling)
+    } else {
+        None
+    };
 
     eprintln!(
         "steady state: {} s with nothing changing",
         args.quiet_seconds
     );
     let (quiet, scans, per_interval) = phases::quiet(&world, &operator, args.quiet_seconds).await?;
-    eprintln!("the naive per-user reconciler on SCIM: two cycles of {n}");
+    eprintln!(
+        "  {:.0} downstream writes, {:.0} per-identity reads, {:.0} status writes, {:.0} scans",
+        quiet.downstream_writes, quiet.per_identity_reads, quiet.status_writes, quiet.scans
+    );
+    let cycles = if args.runs(Skip::Naive) {
+        eprintln!("the naive per-user reconciler on SCIM: two cycles of {n}");
+        floor::naive(&joiners, IN_FLIGHT, 2).await
+    } else {
+        Vec::new()
+    };
     let naive = Naive {
-        cycles: floor::naive(&joiners, IN_FLIGHT, 2).await,
+        cycles,
         roster_joiner_requests: joined_requests,
         roster_requests_per_interval: per_interval,
     };
 
-    eprintln!("cold start with {n} converged");
-    let first = operator.usage();
-    let cold_start = phases::cold_start(&world, &mut operator, &cp.kubeconfig, n, long).await?;
+    // The cold start restarts the operator: what the first process used is counted here.
+    let mut first = harness::operator::Usage::default();
+    let cold_start = if args.runs(Skip::ColdStart) {
+        eprintln!("cold start with {n} converged");
+        first = operator.usage();
+        let c = phases::cold_start(&world, &mut operator, &cp.kubeconfig, n, long).await?;
+        eprint!("{}", figures::cold_start(n, Some(&c)));
+        Some(c)
+    } else {
+        None
+    };
 
     let l = args.leavers;
     eprintln!("leavers, idle: {l}");
     let idle = leavers::one_by_one(&world, &world.staff[..l], limit).await?;
+    eprint!(
+        "{}",
+        figures::latency_row("  idle", Latency::of(&idle).as_ref())
+    );
     // Every binding and entry counted, not only the leavers' own: nobody else lost access.
     let census = world.apps.census(world::STEM).await;
     if census != Census::all(n - l) {
@@ -232,6 +283,10 @@ async fn run(args: &Args) -> Result<Run, String> {
     eprintln!("  every Connector Quarantined after {held_after:?}");
     eprintln!("leavers, policy lane held: {l}");
     let quarantined = leavers::one_by_one(&world, &world.staff[l..2 * l], limit).await?;
+    eprint!(
+        "{}",
+        figures::latency_row("  policy lane held", Latency::of(&quarantined).as_ref())
+    );
     let (held_policy_removals, contractors_still_enabled) =
         (world.held().await, world.contractors_enabled().await);
 
@@ -242,6 +297,10 @@ async fn run(args: &Args) -> Result<Run, String> {
         .collect();
     eprintln!("leavers while {} joiners drain: {l}", joiners.len());
     let backlog = phases::backlog(&world, &joiners, &world.staff[2 * l..3 * l], long).await?;
+    eprint!(
+        "{}",
+        figures::latency_row("  joiners draining", backlog.leavers.as_ref())
+    );
 
     let saas = if args.saas_joiners > 0 {
         eprintln!(
