@@ -111,6 +111,11 @@ pub async fn scan(
         connector.name_any(),
     );
     let started = std::time::Instant::now();
+    // What status says is taken before the app is listed: an identity whose status
+    // changes during the listing is left to the pass that changed it (see `to_look_at`).
+    let now = Timestamp::now();
+    let catalog = ctx.stores.catalog();
+    let identities = ctx.stores.identities.state();
     // Memberships first, folded by account; then accounts page by page, each assessed
     // as it comes and dropped.
     let mut held = Held::default();
@@ -120,9 +125,6 @@ pub async fn scan(
     )
     .await?;
 
-    let now = Timestamp::now();
-    let catalog = ctx.stores.catalog();
-    let identities = ctx.stores.identities.state();
     let resolutions: Vec<_> = identities
         .iter()
         .map(|i| resolve(i, &catalog, now))
@@ -187,10 +189,21 @@ pub async fn scan(
         .into_iter()
         .map(|h| h.identity)
         .collect();
+    let versions: std::collections::HashMap<&str, Option<&str>> = names
+        .iter()
+        .zip(&identities)
+        .map(|(name, i)| (name.as_str(), i.metadata.resource_version.as_deref()))
+        .collect();
     let looks = to_look_at(
         &assessment,
         |n| provisioned.contains(n),
         |n| ctx.lanes.is_waiting(n) || held.contains(n),
+        |n| {
+            let now = ctx.stores.identities.get(&ObjectRef::new(n));
+            now.is_none_or(|i| {
+                versions.get(n).copied().flatten() != i.metadata.resource_version.as_deref()
+            })
+        },
     );
     for name in looks {
         let _ = ctx.identity_triggers.send(ObjectRef::new(name));
@@ -239,17 +252,22 @@ pub async fn scan(
 /// their first pass, queued or retrying on its own, makes it, and a scan that re-queued
 /// every joiner of a backlog each poll interval only lengthened the queue they were in.
 /// An account that existed and is gone (deleted downstream) is drift like any other.
-/// Pure.
+/// Nor those whose Identity changed after the scan took what status said (`changed`):
+/// a pass wrote it, having read the app itself while the scan listed it, so the scan
+/// compared the app with an older ledger (at 10,000 identities a SCIM scan takes a
+/// minute, and joiners provisioned in that minute went round again, read on every app).
+/// Drift that is real and stays is found by the next scan. Pure.
 pub fn to_look_at(
     assessment: &Assessment,
     provisioned: impl Fn(&str) -> bool,
     waiting: impl Fn(&str) -> bool,
+    changed: impl Fn(&str) -> bool,
 ) -> Vec<&str> {
     assessment
         .drifted
         .keys()
         .map(String::as_str)
-        .filter(|name| !waiting(name))
+        .filter(|name| !waiting(name) && !changed(name))
         .filter(|name| !assessment.absent.contains(*name) || provisioned(name))
         .collect()
 }
@@ -385,11 +403,21 @@ mod tests {
         // carol's account was made and is gone downstream: drift. bob's never was.
         let provisioned = |n: &str| ["ada", "carol", "dave"].contains(&n);
         let waiting = |n: &str| n == "dave";
-        assert_eq!(to_look_at(&a, provisioned, waiting), ["ada", "carol"]);
+        let unchanged = |_: &str| false;
         assert_eq!(
-            to_look_at(&a, |_| false, |_| false),
+            to_look_at(&a, provisioned, waiting, unchanged),
+            ["ada", "carol"]
+        );
+        assert_eq!(
+            to_look_at(&a, |_| false, |_| false, unchanged),
             ["ada", "dave"],
             "an account that differs is drift whatever status says"
+        );
+        // ada's pass wrote her status while the scan listed the app: the scan's view
+        // of her is the older one.
+        assert_eq!(
+            to_look_at(&a, provisioned, waiting, |n| n == "ada"),
+            ["carol"]
         );
     }
 }
