@@ -57,6 +57,7 @@ impl Lane {
         Some(Turn {
             _permit: permit,
             _running: Counted::on(&self.gauges.running),
+            _holder: None,
         })
     }
 }
@@ -81,6 +82,15 @@ impl Drop for Counted {
 pub struct Turn {
     _permit: OwnedSemaphorePermit,
     _running: Counted,
+    /// Who holds it: busy ([`Lanes::is_busy`]) until the turn ends.
+    _holder: Option<Queued>,
+}
+
+impl Turn {
+    fn held_by(mut self, holder: Queued) -> Self {
+        self._holder = Some(holder);
+        self
+    }
 }
 
 /// The two lanes, and who waits in them.
@@ -197,9 +207,11 @@ impl Lanes {
         }
     }
 
-    /// Whether the identity named `who` waits for a turn: a reconcile of it is coming,
-    /// so asking for another is no use (the inventory scan asks this).
-    pub fn is_waiting(&self, who: &str) -> bool {
+    /// Whether a reconcile of the identity named `who` waits for a turn or holds one: it
+    /// reads the apps itself, so asking for another is no use (the inventory scan asks
+    /// this; a pass in flight while a scan listed the app would otherwise have been sent
+    /// round again for what it was doing).
+    pub fn is_busy(&self, who: &str) -> bool {
         self.waiting.lock().contains_key(who)
     }
 
@@ -218,18 +230,18 @@ impl Lanes {
     ) -> Option<Turn> {
         let queued = Queued::on(&self.waiting, who);
         if until_leaving() == Some(Duration::ZERO) {
-            return self.leavers.take().await;
+            return self.leavers.take().await.map(|t| t.held_by(queued));
         }
-        {
+        let general_turn = {
             let general = self.general.take();
             tokio::pin!(general);
             loop {
                 let due = match until_leaving() {
-                    Some(Duration::ZERO) => break,
+                    Some(Duration::ZERO) => break None,
                     due => due.map(|d| d.min(FAR)),
                 };
                 tokio::select! {
-                    turn = &mut general => return turn,
+                    turn = &mut general => break Some(turn),
                     () = queued.wake.notified() => {}
                     () = tokio::time::sleep(due.unwrap_or(FAR)), if due.is_some() => {}
                 }
@@ -237,8 +249,12 @@ impl Lanes {
             // The general request ends here, before the wait for a leaver's turn: tokio
             // hands a freed permit to the first queued request whether or not it is
             // polled, so a request kept alive would take a general turn and sit on it.
-        }
-        self.leavers.take().await
+        };
+        let turn = match general_turn {
+            Some(turn) => turn,
+            None => self.leavers.take().await,
+        };
+        turn.map(|t| t.held_by(queued))
     }
 }
 
@@ -282,13 +298,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn who_waits_is_known_until_their_turn_comes_or_they_give_up() {
+    async fn who_is_busy_is_known_until_their_turn_ends_or_they_give_up() {
         let lanes = Arc::new(Lanes::new(1, 1));
         let busy = lanes.turn("ada", staying).await;
-        assert!(
-            !lanes.is_waiting("ada"),
-            "ada has her turn: she waits no more"
-        );
+        assert!(lanes.is_busy("ada"), "ada holds her turn: she is busy");
         let bob = {
             let lanes = lanes.clone();
             tokio::spawn(async move { lanes.turn("bob", staying).await.is_some() })
@@ -298,16 +311,14 @@ mod tests {
             tokio::spawn(async move { lanes.turn("carol", staying).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(lanes.is_waiting("bob") && lanes.is_waiting("carol"));
+        assert!(lanes.is_busy("bob") && lanes.is_busy("carol"));
         carol.abort();
         let _ = carol.await;
-        assert!(
-            !lanes.is_waiting("carol"),
-            "a dropped request waits no more"
-        );
+        assert!(!lanes.is_busy("carol"), "a dropped request waits no more");
         drop(busy);
+        assert!(!lanes.is_busy("ada"), "ada's turn is over");
         assert!(bob.await.unwrap());
-        assert!(!lanes.is_waiting("bob"));
+        assert!(!lanes.is_busy("bob"), "bob's turn ended with his task");
     }
 
     #[tokio::test]

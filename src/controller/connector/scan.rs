@@ -197,7 +197,7 @@ pub async fn scan(
     let looks = to_look_at(
         &assessment,
         |n| provisioned.contains(n),
-        |n| ctx.lanes.is_waiting(n) || held.contains(n),
+        |n| ctx.lanes.is_busy(n) || held.contains(n),
         |n| {
             let now = ctx.stores.identities.get(&ObjectRef::new(n));
             now.is_none_or(|i| {
@@ -245,7 +245,8 @@ pub async fn scan(
 }
 
 /// The drifted identities worth a reconcile. Not those a reconcile already waits for or
-/// whose removal a breaker holds until its approval re-queues them (`waiting`: at 2,000
+/// runs for (a pass in flight reads the apps itself), nor those whose removal a breaker
+/// holds until its approval re-queues them (`busy`: at 2,000
 /// identities a bad commit's 500 held contractors were re-read on four apps at every
 /// scan, and the leavers beside them slowed to 2 s). Nor those whose account is missing
 /// because it was never made, whose status records none here (`provisioned` says no):
@@ -260,14 +261,14 @@ pub async fn scan(
 pub fn to_look_at(
     assessment: &Assessment,
     provisioned: impl Fn(&str) -> bool,
-    waiting: impl Fn(&str) -> bool,
+    busy: impl Fn(&str) -> bool,
     changed: impl Fn(&str) -> bool,
 ) -> Vec<&str> {
     assessment
         .drifted
         .keys()
         .map(String::as_str)
-        .filter(|name| !waiting(name) && !changed(name))
+        .filter(|name| !busy(name) && !changed(name))
         .filter(|name| !assessment.absent.contains(*name) || provisioned(name))
         .collect()
 }
