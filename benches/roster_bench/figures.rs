@@ -65,6 +65,8 @@ pub struct Quiet {
     pub checks: f64,
     /// Inventory scans completed, summed over the Connectors.
     pub scans: f64,
+    /// Identities those scans found drifted and sent to their fast path.
+    pub scan_requeues: f64,
     /// Status writes the apiserver took on Roster's kinds, and by resource.
     pub status_writes: f64,
     pub status_writes_by_resource: std::collections::BTreeMap<String, f64>,
@@ -363,7 +365,7 @@ fn steady(r: &Run) -> String {
     let q = &r.quiet;
     let mut out = format!(
         "  steady state over {}: {:.0} downstream writes, {:.0} per-identity reads, {:.0} status writes {:?} (target 0); \
-         {:.0} scans in {:.0} list requests, {:.0} checks\n",
+         {:.0} scans in {:.0} list requests, {:.0} checks, {:.0} identities sent round for drift\n",
         seconds(q.seconds),
         q.downstream_writes,
         q.per_identity_reads,
@@ -371,7 +373,8 @@ fn steady(r: &Run) -> String {
         q.status_writes_by_resource,
         q.scans,
         q.list_requests,
-        q.checks
+        q.checks,
+        q.scan_requeues
     );
     for s in &r.scans {
         out.push_str(&format!(

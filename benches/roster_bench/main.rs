@@ -238,8 +238,12 @@ async fn run(args: &Args) -> Result<Run, String> {
     );
     let (quiet, scans, per_interval) = phases::quiet(&world, &operator, args.quiet_seconds).await?;
     eprintln!(
-        "  {:.0} downstream writes, {:.0} per-identity reads, {:.0} status writes, {:.0} scans",
-        quiet.downstream_writes, quiet.per_identity_reads, quiet.status_writes, quiet.scans
+        "  {:.0} downstream writes, {:.0} per-identity reads, {:.0} status writes, {:.0} scans sending {:.0} round for drift",
+        quiet.downstream_writes,
+        quiet.per_identity_reads,
+        quiet.status_writes,
+        quiet.scans,
+        quiet.scan_requeues
     );
     let cycles = if args.runs(Skip::Naive) {
         eprintln!("the naive per-user reconciler on SCIM: two cycles of {n}");

@@ -84,6 +84,7 @@ pub async fn quiet(
         list_requests: lists(&op, None),
         checks: requests(&op, None, "check"),
         scans: op.sum("roster_inventory_scan_seconds_count", &[]),
+        scan_requeues: op.sum("roster_inventory_requeues_total", &[]),
         status_writes: status_writes(&api),
         status_writes_by_resource: scrape::status_writes_by_resource(&api),
     };

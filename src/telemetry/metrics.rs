@@ -117,6 +117,7 @@ pub struct Metrics {
     lane_running: Family<LaneLabels, Gauge>,
     leaver_verified_seconds: ConnectorHistograms,
     scan_seconds: ConnectorHistograms,
+    scan_requeues: Family<ConnectorLabels, Counter>,
     governance: GovernanceGauges,
 }
 
@@ -214,6 +215,12 @@ impl Metrics {
             "How long a Connector's inventory scan took, every page listed and assessed",
             scan_seconds.clone(),
         );
+        let scan_requeues = Family::<ConnectorLabels, Counter>::default();
+        registry.register(
+            "inventory_requeues",
+            "Identities a Connector's inventory scan found drifted and sent to their fast path",
+            scan_requeues.clone(),
+        );
         let governance = GovernanceGauges {
             accuracy: Family::default(),
             accounts: Family::default(),
@@ -278,6 +285,7 @@ impl Metrics {
             lane_running,
             leaver_verified_seconds,
             scan_seconds,
+            scan_requeues,
             governance,
         }
     }
@@ -427,13 +435,16 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Records how long a completed inventory scan of `connector` took.
-    pub fn observe_scan(&self, connector: &str, seconds: f64) {
-        self.scan_seconds
-            .get_or_create(&ConnectorLabels {
-                connector: connector.to_owned(),
-            })
-            .observe(seconds);
+    /// Records how long a completed inventory scan of `connector` took, and how many
+    /// identities it sent to their fast path.
+    pub fn observe_scan(&self, connector: &str, seconds: f64, requeued: usize) {
+        let labels = ConnectorLabels {
+            connector: connector.to_owned(),
+        };
+        self.scan_seconds.get_or_create(&labels).observe(seconds);
+        self.scan_requeues
+            .get_or_create(&labels)
+            .inc_by(u64::try_from(requeued).unwrap_or(u64::MAX));
     }
 
     /// The metrics in the OpenMetrics text format.

@@ -52,7 +52,8 @@ fn downstream_changes_and_leaver_latency_are_exposed() {
     m.observe_downstream_change("ns/pg", "Revoked", true);
     m.observe_downstream_change("ns/pg", "Disabled", false);
     m.observe_leaver_verified("ns/pg", 3.0);
-    m.observe_scan("ns/pg", 0.3);
+    m.observe_scan("ns/pg", 0.3, 2);
+    m.observe_scan("ns/pg", 0.3, 1);
     let text = m.encode().unwrap();
     for line in [
         r#"roster_downstream_changes_total{connector="ns/pg",operation="Revoked",outcome="applied"} 2"#,
@@ -60,8 +61,9 @@ fn downstream_changes_and_leaver_latency_are_exposed() {
         r#"roster_leaver_verified_seconds_count{connector="ns/pg"} 1"#,
         r#"roster_leaver_verified_seconds_bucket{le="4.0",connector="ns/pg"} 1"#,
         r#"roster_leaver_verified_seconds_bucket{le="2.0",connector="ns/pg"} 0"#,
-        r#"roster_inventory_scan_seconds_count{connector="ns/pg"} 1"#,
-        r#"roster_inventory_scan_seconds_bucket{le="0.4",connector="ns/pg"} 1"#,
+        r#"roster_inventory_scan_seconds_count{connector="ns/pg"} 2"#,
+        r#"roster_inventory_scan_seconds_bucket{le="0.4",connector="ns/pg"} 2"#,
+        r#"roster_inventory_requeues_total{connector="ns/pg"} 3"#,
     ] {
         assert!(text.contains(line), "{line} missing from\n{text}");
     }

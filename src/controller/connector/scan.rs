@@ -205,6 +205,7 @@ pub async fn scan(
             })
         },
     );
+    let requeued = looks.len();
     for name in looks {
         let _ = ctx.identity_triggers.send(ObjectRef::new(name));
     }
@@ -219,10 +220,10 @@ pub async fn scan(
     } else {
         assessment.strays.clone()
     };
-    tracing::info!(connector = %key, accounts, drifted = assessment.drifted.len(),
+    tracing::info!(connector = %key, accounts, drifted = assessment.drifted.len(), requeued,
         orphaned = assessment.orphaned.len(), strays = assessment.strays.len(), "inventory scanned");
     ctx.metrics
-        .observe_scan(&key.to_string(), started.elapsed().as_secs_f64());
+        .observe_scan(&key.to_string(), started.elapsed().as_secs_f64(), requeued);
     Ok(Scanned {
         inventory: Inventory {
             managed: count(assessment.managed),
