@@ -47,7 +47,8 @@ impl ProvisionError {
     }
 }
 
-async fn secret_text(
+/// The bytes of a Secret key (a CA bundle); `field` names the spec field in the error.
+async fn secret_bytes(
     client: &Client,
     namespace: &str,
     field: &'static str,
@@ -58,22 +59,16 @@ async fn secret_text(
         .map_err(|source| ProvisionError::Secret { field, source })
 }
 
-/// A Secret value that must be text (tokens, passwords); `what` names it in the error.
-async fn utf8_secret(
+/// A Secret key that must be text (a token, a password, a kubeconfig).
+async fn secret_text(
     client: &Client,
     namespace: &str,
     field: &'static str,
     r: &LocalSecretKeyRef,
-    what: &str,
 ) -> Result<String, ProvisionError> {
-    let bytes = secret_text(client, namespace, field, r).await?;
-    String::from_utf8(bytes).map_err(|_| ProvisionError::Secret {
-        field,
-        source: SecretError::Api {
-            name: r.name.clone(),
-            reason: format!("{what} is not UTF-8 text"),
-        },
-    })
+    secrets::read_text(client, namespace, r)
+        .await
+        .map_err(|source| ProvisionError::Secret { field, source })
 }
 
 /// Builds the backend a Connector describes, reading its Secrets; it reaches only the
@@ -90,16 +85,9 @@ pub async fn build(
         allow_plaintext: spec.allow_plaintext,
     };
     if let Some(scim) = &spec.scim {
-        let token = utf8_secret(
-            client,
-            &ns,
-            "scim.tokenSecretRef",
-            &scim.token_secret_ref,
-            "the token",
-        )
-        .await?;
+        let token = secret_text(client, &ns, "scim.tokenSecretRef", &scim.token_secret_ref).await?;
         let ca = match &scim.ca_secret_ref {
-            Some(r) => Some(secret_text(client, &ns, "scim.caSecretRef", r).await?),
+            Some(r) => Some(secret_bytes(client, &ns, "scim.caSecretRef", r).await?),
             None => None,
         };
         return Ok(Arc::new(ScimConnector::new(
@@ -110,16 +98,15 @@ pub async fn build(
         )?));
     }
     if let Some(l) = &spec.ldap {
-        let password = utf8_secret(
+        let password = secret_text(
             client,
             &ns,
             "ldap.bindPasswordSecretRef",
             &l.bind_password_secret_ref,
-            "the password",
         )
         .await?;
         let ca_pem = match &l.ca_secret_ref {
-            Some(r) => Some(secret_text(client, &ns, "ldap.caSecretRef", r).await?),
+            Some(r) => Some(secret_bytes(client, &ns, "ldap.caSecretRef", r).await?),
             None => None,
         };
         return Ok(Arc::new(LdapConnector::new(ldap::Settings {
@@ -135,16 +122,15 @@ pub async fn build(
         })));
     }
     if let Some(pg) = &spec.postgres {
-        let password = utf8_secret(
+        let password = secret_text(
             client,
             &ns,
             "postgres.passwordSecretRef",
             &pg.password_secret_ref,
-            "the password",
         )
         .await?;
         let ca_pem = match &pg.ca_secret_ref {
-            Some(r) => Some(secret_text(client, &ns, "postgres.caSecretRef", r).await?),
+            Some(r) => Some(secret_bytes(client, &ns, "postgres.caSecretRef", r).await?),
             None => None,
         };
         let port = u16::try_from(pg.port).map_err(|_| {
@@ -167,14 +153,7 @@ pub async fn build(
     if let Some(k) = &spec.kubernetes {
         let target = match &k.kubeconfig_secret_ref {
             Some(r) => {
-                let yaml = utf8_secret(
-                    client,
-                    &ns,
-                    "kubernetes.kubeconfigSecretRef",
-                    r,
-                    "the kubeconfig",
-                )
-                .await?;
+                let yaml = secret_text(client, &ns, "kubernetes.kubeconfigSecretRef", r).await?;
                 kubeconfig::client(&yaml, &network).await?
             }
             None => client.clone(),

@@ -29,6 +29,14 @@ pub enum SecretError {
         /// The Secret's name.
         name: String,
     },
+    /// The value must be text (a token, a password, a kubeconfig) and is not UTF-8.
+    #[error("Secret {name:?} key {key:?} is not UTF-8 text")]
+    NotText {
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+    },
     /// The API server failed.
     #[error("cannot read Secret {name:?}: {reason}")]
     Api {
@@ -46,6 +54,7 @@ impl SecretError {
             Self::NotFound { .. } => "SecretNotFound",
             Self::KeyMissing { .. } => "SecretKeyNotFound",
             Self::Forbidden { .. } => "SecretForbidden",
+            Self::NotText { .. } => "SecretInvalid",
             Self::Api { .. } => "SecretUnavailable",
         }
     }
@@ -76,4 +85,18 @@ pub async fn read(
             reason: e.to_string(),
         }),
     }
+}
+
+/// The text under `r.key` in Secret `r.name` of `namespace`: a token, a password or a
+/// kubeconfig, which must be UTF-8.
+pub async fn read_text(
+    client: &Client,
+    namespace: &str,
+    r: &LocalSecretKeyRef,
+) -> Result<String, SecretError> {
+    let bytes = read(client, namespace, r).await?;
+    String::from_utf8(bytes).map_err(|_| SecretError::NotText {
+        name: r.name.clone(),
+        key: r.key.clone(),
+    })
 }

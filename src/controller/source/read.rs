@@ -265,9 +265,10 @@ async fn text_secret(
     field: &str,
     r: &LocalSecretKeyRef,
 ) -> Result<String, Refused> {
-    let value = secret(ctx, ns, field, r).await?;
-    String::from_utf8(value).map_err(|_| Refused {
-        reason: "SecretInvalid",
-        message: format!("{field}: the value is not UTF-8 text"),
-    })
+    secrets::read_text(&ctx.client, ns, r)
+        .await
+        .map_err(|e| Refused {
+            reason: e.reason(),
+            message: format!("{field}: {e}"),
+        })
 }
