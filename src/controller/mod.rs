@@ -205,6 +205,19 @@ where
 
 /// A context over `stores` whose client points at an apiserver that is not there
 /// (Events are dropped with a warning): for unit tests.
+/// A context for unit tests with empty caches, whose client reaches nothing.
+#[cfg(test)]
+fn empty_test_context() -> Context {
+    use kube::runtime::reflector::store;
+    test_context(Stores {
+        identities: store::<Identity>().0,
+        roles: store::<Role>().0,
+        bindings: store::<RoleBinding>().0,
+        connectors: store::<Connector>().0,
+        catalog: Default::default(),
+    })
+}
+
 #[cfg(test)]
 fn test_context(stores: Stores) -> Context {
     let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));

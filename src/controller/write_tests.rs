@@ -5,7 +5,6 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::reflector;
 
 use super::{
     hold::Removing,
@@ -105,16 +104,6 @@ impl Backend for Recording {
     }
 }
 
-fn context() -> Context {
-    test_context(Stores {
-        identities: reflector::store::<Identity>().0,
-        roles: reflector::store::<Role>().0,
-        bindings: reflector::store::<RoleBinding>().0,
-        connectors: reflector::store::<Connector>().0,
-        catalog: Default::default(),
-    })
-}
-
 fn connector(mode: ConnectorMode, allowed: &[&str]) -> Connector {
     let spec: ConnectorSpec = serde_json::from_value(serde_json::json!({
         "mode": mode,
@@ -153,7 +142,7 @@ async fn run_within(
     feeds: Feeds,
     changes: Vec<Change>,
 ) -> (write::Written, Vec<String>) {
-    let (ctx, backend, account) = (context(), Recording::default(), account());
+    let (ctx, backend, account) = (empty_test_context(), Recording::default(), account());
     let connector = connector(mode, allowed);
     let key = ConnectorKey::new("ns", "app");
     let w = Write {

@@ -4,26 +4,15 @@
 use std::sync::{Arc, atomic::AtomicUsize};
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
-use kube::runtime::reflector;
 use tokio::sync::Semaphore;
 
 use super::*;
 use crate::{
-    api::{ConnectorStatus, Identity, QuarantineStatus, Role, RoleBinding, TripStatus},
+    api::{ConnectorStatus, Identity, QuarantineStatus, TripStatus},
     connector::testing::Nothing,
-    controller::{Stores, test_context},
+    controller::empty_test_context,
     lifecycle::budget::Feeds,
 };
-
-fn context() -> Context {
-    test_context(Stores {
-        identities: reflector::store::<Identity>().0,
-        roles: reflector::store::<Role>().0,
-        bindings: reflector::store::<RoleBinding>().0,
-        connectors: reflector::store::<Connector>().0,
-        catalog: Default::default(),
-    })
-}
 
 /// A SCIM Connector, its revocation budget tripped when `tripped`.
 fn connector(tripped: bool) -> Connector {
@@ -73,7 +62,7 @@ fn desired(entitlements: &[&str]) -> DesiredAccount {
 /// One pass for Ada, whose status records `staff` and `contractors` granted, wanting
 /// `want`: the report, and how many times the app was read.
 async fn pass(tripped: bool, want: &[&str], cause: Cause) -> (AccountReport, usize) {
-    let (ctx, connector, identity) = (context(), connector(tripped), identity());
+    let (ctx, connector, identity) = (empty_test_context(), connector(tripped), identity());
     let reads = Arc::new((AtomicUsize::new(0), Semaphore::new(100)));
     let backend = Nothing {
         gate: Some(reads.clone()),
