@@ -100,8 +100,9 @@ pub struct Lanes {
     waiting: Arc<Waiting>,
 }
 
-/// The identities waiting for a turn, by name: how many of their requests wait (kube
-/// runs one per object, so at most one in practice), and what wakes them.
+/// The identities waiting for a turn or holding one, by name: how many of their requests
+/// do (kube runs one per object, so at most one in practice), and what wakes them while
+/// they wait (a wake while the turn is held is dropped with the entry).
 #[derive(Default)]
 struct Waiting(std::sync::Mutex<std::collections::HashMap<String, (usize, Arc<Notify>)>>);
 
@@ -114,7 +115,7 @@ impl Waiting {
     }
 }
 
-/// Counts one identity as waiting for as long as this lives.
+/// Counts one identity as waiting, then as holding its turn, for as long as this lives.
 struct Queued {
     waiting: Arc<Waiting>,
     who: String,
