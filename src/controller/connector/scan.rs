@@ -199,8 +199,8 @@ pub async fn scan(
         |n| provisioned.contains(n),
         |n| ctx.lanes.is_busy(n) || held.contains(n),
         |n| {
-            let now = ctx.stores.identities.get(&ObjectRef::new(n));
-            now.is_none_or(|i| {
+            let current = ctx.stores.identities.get(&ObjectRef::new(n));
+            current.is_none_or(|i| {
                 versions.get(n).copied().flatten() != i.metadata.resource_version.as_deref()
             })
         },
@@ -247,9 +247,9 @@ pub async fn scan(
 
 /// The drifted identities worth a reconcile. Not those a reconcile already waits for or
 /// runs for (a pass in flight reads the apps itself), nor those whose removal a breaker
-/// holds until its approval re-queues them (`busy`: at 2,000
-/// identities a bad commit's 500 held contractors were re-read on four apps at every
-/// scan, and the leavers beside them slowed to 2 s). Nor those whose account is missing
+/// holds until its approval re-queues them (`busy`: at 2,000 identities a bad commit's
+/// 500 held contractors were re-read on four apps at every scan, and the leavers beside
+/// them slowed to 2 s). Nor those whose account is missing
 /// because it was never made, whose status records none here (`provisioned` says no):
 /// their first pass, queued or retrying on its own, makes it, and a scan that re-queued
 /// every joiner of a backlog each poll interval only lengthened the queue they were in.
