@@ -227,13 +227,8 @@ impl Budgets {
             .remove(req.who)
             .then(|| state.released.1.clone())
             .flatten();
-        if let Some(trip) = &state.trip {
-            let before = state.held.insert(req.who.to_owned(), req.cause);
-            return Err(Refused {
-                trip: trip.clone(),
-                new: false,
-                newly_held: before != Some(req.cause),
-            });
+        if let Some(refused) = state.hold_if_tripped(req.who, req.cause) {
+            return Err(refused);
         }
         let approved_at = approval.map(|a| a.at);
         let accounts = counted(&state.removals, limits.window(), approved_at, req.now);
@@ -302,13 +297,7 @@ impl Budgets {
         conn.seed_trips(connector);
         let state = conn.breakers.get_mut(&breaker)?;
         state.lift_if_approved(approval.as_ref());
-        let trip = state.trip.clone()?;
-        let before = state.held.insert(who.to_owned(), cause);
-        Some(Refused {
-            trip,
-            new: false,
-            newly_held: before != Some(cause),
-        })
+        state.hold_if_tripped(who, cause)
     }
 
     /// Takes back a reservation [`Budgets::reserve`] made for `who` at `at`: another
@@ -366,6 +355,17 @@ impl Budgets {
 }
 
 impl State {
+    /// While tripped, holds `who` (listing it among the held) and says so.
+    fn hold_if_tripped(&mut self, who: &str, cause: Cause) -> Option<Refused> {
+        let trip = self.trip.clone()?;
+        let before = self.held.insert(who.to_owned(), cause);
+        Some(Refused {
+            trip,
+            new: false,
+            newly_held: before != Some(cause),
+        })
+    }
+
     fn lift_if_approved(&mut self, approval: Option<&Approval>) {
         if self
             .trip

@@ -203,8 +203,6 @@ where
         .await;
 }
 
-/// A context over `stores` whose client points at an apiserver that is not there
-/// (Events are dropped with a warning): for unit tests.
 /// A context for unit tests with empty caches, whose client reaches nothing.
 #[cfg(test)]
 fn empty_test_context() -> Context {
@@ -218,6 +216,8 @@ fn empty_test_context() -> Context {
     })
 }
 
+/// A context over `stores` whose client points at an apiserver that is not there
+/// (Events are dropped with a warning): for unit tests.
 #[cfg(test)]
 fn test_context(stores: Stores) -> Context {
     let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
