@@ -54,6 +54,9 @@ pub struct Process {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Quiet {
+    /// How long the operator still had Identities queued or running when the window
+    /// was due (the joiners' last passes); the window opens after.
+    pub settle_seconds: f64,
     pub seconds: f64,
     /// Downstream writes, summed over the Connectors.
     pub downstream_writes: f64,
@@ -364,9 +367,10 @@ fn naive(naive: &Naive) -> String {
 fn steady(r: &Run) -> String {
     let q = &r.quiet;
     let mut out = format!(
-        "  steady state over {}: {:.0} downstream writes, {:.0} per-identity reads, {:.0} status writes {:?} (target 0); \
+        "  steady state over {} (opened once no Identity was queued, {} later): {:.0} downstream writes, {:.0} per-identity reads, {:.0} status writes {:?} (target 0); \
          {:.0} scans in {:.0} list requests, {:.0} checks, {:.0} identities sent round for drift\n",
         seconds(q.seconds),
+        seconds(q.settle_seconds),
         q.downstream_writes,
         q.per_identity_reads,
         q.status_writes,

@@ -236,9 +236,11 @@ async fn run(args: &Args) -> Result<Run, String> {
         "steady state: {} s with nothing changing",
         args.quiet_seconds
     );
-    let (quiet, scans, per_interval) = phases::quiet(&world, &operator, args.quiet_seconds).await?;
+    let (quiet, scans, per_interval) =
+        phases::quiet(&world, &operator, args.quiet_seconds, long).await?;
     eprintln!(
-        "  {:.0} downstream writes, {:.0} per-identity reads, {:.0} status writes, {:.0} scans sending {:.0} round for drift",
+        "  opened once no Identity was queued, {:.1} s later: {:.0} downstream writes, {:.0} per-identity reads, {:.0} status writes, {:.0} scans sending {:.0} round for drift",
+        quiet.settle_seconds,
         quiet.downstream_writes,
         quiet.per_identity_reads,
         quiet.status_writes,
@@ -388,9 +390,12 @@ fn scim_addr() -> &'static str {
 
 /// The release operator, serving the SCIM push endpoint in plain HTTP on loopback.
 pub fn start_operator(kubeconfig: &std::path::Path) -> Operator {
+    // `ROSTER_BENCH_LOG` raises the operator's log level for an investigation; the
+    // default keeps logging out of the figures.
+    let filter = std::env::var("ROSTER_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned());
     Operator::start_with(
         kubeconfig,
-        "warn",
+        &filter,
         &[
             ("ROSTER_SCIM_ADDR", scim_addr()),
             ("ROSTER_SCIM_PLAINTEXT", "true"),
@@ -421,9 +426,7 @@ async fn idle_memory(
     // Bounded: an hour.
     for _ in 0..36_000 {
         let s = scrape::operator(&operator.probe).await?;
-        let busy = s.sum("roster_identity_queue_depth", &[])
-            + s.sum("roster_identity_reconciles_running", &[]);
-        if busy == 0.0 && reconciled(&s) >= want {
+        if scrape::identity_work(&s) == 0.0 && reconciled(&s) >= want {
             break;
         }
         if reconciled(&s) >= shown + 10_000.0 {

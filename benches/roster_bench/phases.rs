@@ -63,13 +63,36 @@ pub fn all_requests(s: &Samples, connector: &str) -> f64 {
     )
 }
 
+/// Waits until the operator has had no Identity queued or reconciling for a second:
+/// what the joiners' passes (and the scans' re-queues during them) left to do is done.
+/// Returns the seconds it took; gives up after `limit`.
+pub async fn settle(operator: &Operator, limit: Duration) -> Result<f64, String> {
+    let started = Instant::now();
+    let mut idle_since: Option<Instant> = None;
+    while started.elapsed() < limit {
+        let s = scrape::operator(&operator.probe).await?;
+        if scrape::identity_work(&s) > 0.0 {
+            idle_since = None;
+        } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= Duration::from_secs(1) {
+            return Ok(started.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "the operator still had Identities queued after {limit:?}"
+    ))
+}
+
 /// Watches `seconds` in which nothing changes: what the operator asked of the apps and
-/// of the apiserver, and each Connector's scans.
+/// of the apiserver, and each Connector's scans. The window opens once the operator has
+/// settled (`settle`), so the joiners' last passes are not counted as steady state.
 pub async fn quiet(
     w: &World,
     operator: &Operator,
     seconds: u64,
+    limit: Duration,
 ) -> Result<(Quiet, Vec<Scan>, f64), String> {
+    let settle_seconds = settle(operator, limit).await?;
     let (op0, api0) = (
         scrape::operator(&operator.probe).await?,
         scrape::apiserver(&w.client).await?,
@@ -78,6 +101,7 @@ pub async fn quiet(
     let op = scrape::operator(&operator.probe).await?.since(&op0);
     let api = scrape::apiserver(&w.client).await?.since(&api0);
     let quiet = Quiet {
+        settle_seconds,
         seconds: seconds as f64,
         downstream_writes: writes(&op, None),
         per_identity_reads: requests(&op, None, "observe"),
@@ -138,9 +162,7 @@ pub async fn cold_start(
     let settled = loop {
         let s = scrape::operator(&operator.probe).await?;
         let reconciled = s.sum("roster_reconciliations_total", &[r#"kind="Identity""#]);
-        let busy = s.sum("roster_identity_queue_depth", &[])
-            + s.sum("roster_identity_reconciles_running", &[]);
-        if reconciled >= identities as f64 && busy == 0.0 {
+        if reconciled >= identities as f64 && scrape::identity_work(&s) == 0.0 {
             break s;
         }
         if started.elapsed() > limit {

@@ -196,3 +196,8 @@ pub fn check() {
     );
     assert_eq!(requests(&later.since(&s), Some("b/scim"), "observe"), 3.0);
 }
+
+/// Identities the operator has queued or is reconciling now.
+pub fn identity_work(s: &Samples) -> f64 {
+    s.sum("roster_identity_queue_depth", &[]) + s.sum("roster_identity_reconciles_running", &[])
+}
