@@ -207,6 +207,10 @@ pub async fn scan(
     );
     let requeued = looks.len();
     for name in looks {
+        // Which difference sent whom round: the first thing to read when scans keep
+        // finding drift no one made.
+        tracing::debug!(connector = %key, identity = name,
+            difference = assessment.drifted.get(name).map_or("", String::as_str), "drift re-queued");
         let _ = ctx.identity_triggers.send(ObjectRef::new(name));
     }
     let failed_strays = if connector.spec.mode == ConnectorMode::Enforce {
