@@ -3,7 +3,7 @@
 //! changed out of band, strangers in groups Roster manages, marked accounts no identity
 //! claims — at the cost of O(pages) requests. Pure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::{
     model::{DesiredAccount, EntitlementMembers, Managed, ObservedAccount},
@@ -119,6 +119,9 @@ pub struct Assessor<'a> {
     wanted: BTreeSet<String>,
     /// Every account's username, folded.
     seen: BTreeSet<String>,
+    /// Every account's id: a listing paged by index over an app that changes meanwhile
+    /// shows an account again on the next page, and the copy is not a second account.
+    ids: HashSet<String>,
     out: Assessment,
 }
 
@@ -145,6 +148,7 @@ impl<'a> Assessor<'a> {
                 .map(|c| names.key(c.username))
                 .collect(),
             seen: BTreeSet::new(),
+            ids: HashSet::new(),
             out: Assessment::default(),
         }
     }
@@ -153,8 +157,13 @@ impl<'a> Assessor<'a> {
         self.protected.contains(&self.policy.names.key(username))
     }
 
-    /// Assesses one account (its entitlements filled in).
+    /// Assesses one account (its entitlements filled in); an account already assessed
+    /// is skipped. The first copy is the one that counts: [`Held::fill`] gave it the
+    /// account's memberships, and a copy would look like an account that lost them.
     pub fn add(&mut self, account: &ObservedAccount) {
+        if !self.ids.insert(account.id.clone()) {
+            return;
+        }
         let key = self.policy.names.key(&account.username);
         let Some(owner) = account.owner.as_deref() else {
             self.unowned(account, &key);

@@ -208,3 +208,55 @@ fn an_identitys_own_unmarked_account_is_not_a_stray() {
         "the conflict is reported on the identity, not fixed here"
     );
 }
+
+#[test]
+fn an_account_listed_twice_is_assessed_once() {
+    // SCIM pages by index (RFC 7644 §3.4.2.4): an account created before the cursor
+    // while the scan pages pushes the rest down one, so the last account of a page
+    // comes again at the top of the next. The scan folds memberships in first and
+    // hands each account its groups once; the second copy must not read as an account
+    // that lost them (a false drift), nor count or strip a stranger twice.
+    let mut held = Held::default();
+    held.add(&EntitlementMembers {
+        name: "eng".into(),
+        members: vec!["1".into(), "2".into()],
+    });
+    let d_ada = desired("ada", &["eng"]);
+    let claims = [Claim {
+        identity: "ada",
+        username: "ada",
+        desired: Some(&d_ada),
+        ledger: Ledger {
+            granted: set(&["eng"]),
+            disabled_at: None,
+        },
+    }];
+    let managed = Managed {
+        names: set(&["eng"]),
+        authoritative: set(&["eng"]),
+    };
+    let policy = policy();
+    let mut assessor = Assessor::new(&claims, &managed, &BTreeSet::new(), &policy);
+    let pages = [
+        [
+            account("1", "ada", Some("ada")),
+            account("2", "mallory", None),
+        ],
+        [
+            account("2", "mallory", None),
+            account("1", "ada", Some("ada")),
+        ],
+    ];
+    for page in pages {
+        for mut a in page {
+            held.fill(&mut a);
+            assessor.add(&a);
+        }
+    }
+    let accounts = assessor.accounts();
+    let a = assessor.finish();
+    assert!(a.drifted.is_empty(), "{:?}", a.drifted);
+    assert_eq!(accounts, 2, "two accounts, each listed twice");
+    assert_eq!((a.managed, a.unmanaged), (1, 1));
+    assert_eq!(a.strays.len(), 1, "one stray membership: {:?}", a.strays);
+}
