@@ -54,9 +54,26 @@ pub async fn run(c: &dyn Connector, fixture: &dyn Fixture, prefix: &str) {
 
     // Create, read back, update.
     let d = desired(&ada, "Ada Lovelace");
-    let id = c.create(&ada, &d, true).await.expect("create");
+    let (id, answer) = c.create_answered(&ada, &d, true).await.expect("create");
     let seen = must_observe(c, &ada).await;
     assert_eq!(seen.id, id);
+    // A joiner whose create was answered is not read back: the answer must be the read.
+    if let Some(answer) = answer {
+        assert_eq!(answer, seen, "the create's answer is the account as read");
+    }
+    // A joiner the last scan did not list is created without a read first: the app must
+    // refuse the name it holds, and the refusal must change nothing.
+    if c.refuses_duplicates() {
+        match c.create(&ada, &desired(&ada, "Someone Else"), false).await {
+            Err(ConnectorError::Conflict(_)) => {}
+            other => panic!("a second create under {ada:?}: {other:?}"),
+        }
+        assert_eq!(
+            must_observe(c, &ada).await,
+            seen,
+            "the refused create changed nothing"
+        );
+    }
     assert_eq!(
         seen.owner.as_deref(),
         Some(ada.as_str()),

@@ -168,6 +168,15 @@ impl Connector for KubernetesConnector {
         false
     }
 
+    /// An account is an object named after the username (a ServiceAccount) or after a
+    /// hash of it (a person's record), and the apiserver refuses a second object of one
+    /// name. A person created while a stranger's ServiceAccount of the same name appeared
+    /// since the last scan gets its own record beside it: a User and a ServiceAccount are
+    /// different subjects to RBAC, so the stranger's access is untouched.
+    fn refuses_duplicates(&self) -> bool {
+        true
+    }
+
     async fn check(&self) -> Result<Capabilities, ConnectorError> {
         self.client.apiserver_version().await.map_err(api_error)?;
         let ns = Some(self.namespace.as_str());
@@ -300,10 +309,26 @@ impl Connector for KubernetesConnector {
         desired: &DesiredAccount,
         active: bool,
     ) -> Result<String, ConnectorError> {
+        self.create_answered(identity, desired, active)
+            .await
+            .map(|(id, _)| id)
+    }
+
+    /// The apiserver answers a create with the object as stored, which is this account
+    /// as `observe` would read it: a new account has no bindings yet. A joiner then
+    /// needs no read after its create and grants; `observe`'s listing of bindings by
+    /// label walks every binding in the cluster.
+    async fn create_answered(
+        &self,
+        identity: &str,
+        desired: &DesiredAccount,
+        active: bool,
+    ) -> Result<(String, Option<ObservedAccount>), ConnectorError> {
         let username = desired.username.as_str();
         let pp = PostParams::default();
         let active_note = [(ACTIVE_ANNOTATION, active.to_string())];
-        let res = if desired.kind == IdentityKind::Service {
+        let service = desired.kind == IdentityKind::Service;
+        let res = if service {
             if !names::is_object_name(username) {
                 return Err(ConnectorError::Config(format!(
                     "{username:?} cannot name a ServiceAccount: a Service identity's username here must be lower-case letters, digits, '-' and '.'"
@@ -319,7 +344,10 @@ impl Connector for KubernetesConnector {
                 ),
                 ..ServiceAccount::default()
             };
-            self.service_accounts().create(&pp, &sa).await.map(drop)
+            self.service_accounts()
+                .create(&pp, &sa)
+                .await
+                .map(|sa| sa.metadata)
         } else {
             let cm = ConfigMap {
                 metadata: objects::account_meta(
@@ -332,10 +360,14 @@ impl Connector for KubernetesConnector {
                 data: Some([("username".to_owned(), username.to_owned())].into()),
                 ..ConfigMap::default()
             };
-            self.records().create(&pp, &cm).await.map(drop)
+            self.records().create(&pp, &cm).await.map(|cm| cm.metadata)
         };
         match res {
-            Ok(()) => Ok(username.to_owned()),
+            Ok(meta) => {
+                let record = Record { meta, service };
+                let answer = observed(username.to_owned(), &record, &[], (false, &self.key));
+                Ok((username.to_owned(), Some(answer)))
+            }
             Err(kube::Error::Api(s)) if s.code == 409 => Err(ConnectorError::Conflict(format!(
                 "an account object for {username:?} appeared while Roster was creating it"
             ))),
