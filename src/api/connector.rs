@@ -85,8 +85,10 @@ pub struct ConnectorSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_plaintext: bool,
 
-    /// How often the whole downstream inventory is listed to find drift and orphans. The
-    /// per-identity fast path does not wait for it.
+    /// How often the whole downstream inventory is listed to find drift and orphans: the
+    /// least rest between one scan's end and the next one's start. A slow scan rests
+    /// four times its own length if that is longer, so that listing takes at most a fifth
+    /// of the app's time. The per-identity fast path does not wait for it.
     #[serde(default = "default_poll_interval")]
     #[schemars(range(min = 10, max = 86400))]
     pub poll_interval_seconds: i32,

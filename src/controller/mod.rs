@@ -133,8 +133,9 @@ pub struct Context {
     pub lanes: lanes::Lanes,
     /// Live backends, one per Connector, shared by every reconcile.
     pub backends: crate::provision::Backends,
-    /// When each Connector (`namespace/name`) was last scanned, in this process.
-    pub last_scans: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// When each Connector (`namespace/name`) was last scanned in this process, and how
+    /// long that took (the next scan rests in proportion).
+    pub last_scans: std::sync::Mutex<std::collections::HashMap<String, connector::pace::LastScan>>,
     /// The usernames each Connector's last scan listed.
     pub listed: listed::Listed,
     /// The Kubernetes client.

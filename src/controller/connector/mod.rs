@@ -3,6 +3,7 @@
 //! are not watched; a fixed resync picks up a Secret created or rotated after the
 //! Connector.
 
+pub mod pace;
 mod scan;
 
 use std::{
@@ -12,6 +13,8 @@ use std::{
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt, runtime::controller::Action};
+
+use pace::LastScan;
 
 use super::{Context, Error, instrumented, status};
 use crate::{
@@ -199,9 +202,9 @@ pub async fn reconcile(connector: Arc<Connector>, ctx: Arc<Context>) -> Result<A
                     .last_scans
                     .lock()
                     .map(|mut m| match m.get(&key) {
-                        Some(t) => (false, t.elapsed() >= poll),
+                        Some(last) => (false, last.due(poll, Instant::now())),
                         None => {
-                            m.insert(key.clone(), Instant::now());
+                            m.insert(key.clone(), LastScan::first_look(Instant::now()));
                             (true, false)
                         }
                     })
@@ -214,11 +217,16 @@ pub async fn reconcile(connector: Arc<Connector>, ctx: Arc<Context>) -> Result<A
                     tracing::warn!(connector = %key, error = %e, "cannot list the accounts' names");
                 }
                 let scanned = if checked.is_ok() && due {
+                    let started = Instant::now();
                     let result = scan::scan(&ctx, &connector, backend.as_ref())
                         .await
                         .map_err(|e| e.to_string());
                     if let Ok(mut m) = ctx.last_scans.lock() {
-                        m.insert(key.clone(), Instant::now());
+                        let last = LastScan {
+                            ended: Instant::now(),
+                            took: started.elapsed(),
+                        };
+                        m.insert(key.clone(), last);
                     }
                     Some(result)
                 } else {
