@@ -392,7 +392,10 @@ async fn suspend_then_resume() {
 /// create, and the next pass reads and finds it is not Roster's.
 #[tokio::test]
 async fn an_account_made_after_the_scan_meets_a_refused_create_and_is_left_untouched() {
-    let s = Scenario::new("late", json!({"pollIntervalSeconds": 10})).await;
+    // The joiner's pass must come before the next scan lists the account (then it reads
+    // first, another path): 30 s between scans leaves room for a suite-loaded operator,
+    // where 10 s failed twice.
+    let s = Scenario::new("late", json!({"pollIntervalSeconds": 30})).await;
     s.groups(&["staff"]).await;
     s.role("staff", &["staff"]).await;
     s.binding(
