@@ -30,6 +30,10 @@ pub struct Scenario {
     pub ns: String,
     pub scim: scim::Direct,
     log: LogSource,
+    /// The shared operator, when it is the one at work: a timeout shows its lanes.
+    shared: Option<&'static operator::SharedOperator>,
+    /// The Identities this scenario made: a timeout shows the log lines naming them.
+    made: std::sync::Mutex<Vec<String>>,
 }
 
 impl Scenario {
@@ -37,7 +41,9 @@ impl Scenario {
     /// its token Secret, and the shared operator running.
     pub async fn new(prefix: &str, extra: Value) -> Self {
         let op = operator::shared();
-        Self::on(control_plane(), Box::new(|| op.log()), prefix, extra).await
+        let mut s = Self::on(control_plane(), Box::new(|| op.log()), prefix, extra).await;
+        s.shared = Some(op);
+        s
     }
 
     /// [`Scenario::new`] on the control plane `cp`, whose operator the caller runs and
@@ -51,6 +57,8 @@ impl Scenario {
             ns,
             scim: scim::Direct::new(&base),
             log,
+            shared: None,
+            made: Default::default(),
         };
         let [secret, connector] = apps::scim_connector(&base, &extra);
         s.apply::<Secret>(secret).await;
@@ -164,6 +172,12 @@ impl Scenario {
     }
 
     pub async fn identity(&self, name: &str, spec: Value) {
+        {
+            let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+            if !made.iter().any(|m| m == name) {
+                made.push(name.to_owned());
+            }
+        }
         let obj = json!({"apiVersion": "roster.dev/v1alpha1", "kind": "Identity", "metadata": {"name": name}, "spec": spec});
         self.identities()
             .patch(name, &PatchParams::apply("it").force(), &Patch::Apply(&obj))
@@ -205,15 +219,26 @@ impl Scenario {
         }
         let log = self.log();
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
-        // The shared operator serves every test: its tail may be someone else's.
+        // The shared operator serves every test: its tail may be someone else's. Its
+        // Identities are cluster-scoped: their lines name them, not the namespace.
+        let names: Vec<String> = {
+            let made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+            made.iter()
+                .flat_map(|m| [format!("name={m} "), format!("roster.dev/{m} ")])
+                .collect()
+        };
         let ours: Vec<&str> = log
             .lines()
             .rev()
-            .filter(|l| l.contains(self.ns.as_str()))
-            .take(40)
+            .filter(|l| l.contains(self.ns.as_str()) || names.iter().any(|n| l.contains(n)))
+            .take(60)
             .collect();
+        let lanes = match self.shared {
+            Some(op) => op.lanes().await,
+            None => String::new(),
+        };
         panic!(
-            "{what}: not within {limit:?}; operator log (newest first):\n{}\n\nlines naming {} (newest first):\n{}",
+            "{what}: not within {limit:?}; operator log (newest first):\n{}\n\nlines naming {} or its identities (newest first):\n{}\n\nlanes now:\n{lanes}",
             tail.join("\n"),
             self.ns,
             ours.join("\n")

@@ -16,6 +16,8 @@ pub struct SharedOperator {
     pub log: PathBuf,
     /// Where it serves its SCIM push endpoint (`http://127.0.0.1:PORT`).
     pub scim: String,
+    /// Where it serves /metrics (`http://127.0.0.1:PORT`).
+    pub probe: String,
 }
 
 static OPERATOR: OnceLock<SharedOperator> = OnceLock::new();
@@ -24,6 +26,25 @@ impl SharedOperator {
     /// The operator's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its Identity lanes' queue depths and running reconciles, from /metrics: what a
+    /// test that waited too long shows of the load it waited behind.
+    pub async fn lanes(&self) -> String {
+        let text = match reqwest::get(format!("{}/metrics", self.probe)).await {
+            Ok(r) => r
+                .text()
+                .await
+                .unwrap_or_else(|e| format!("(no metrics: {e})")),
+            Err(e) => format!("(no metrics: {e})"),
+        };
+        text.lines()
+            .filter(|l| {
+                l.starts_with("roster_identity_queue_depth")
+                    || l.starts_with("roster_identity_reconciles_running")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -69,6 +90,7 @@ pub fn shared() -> &'static SharedOperator {
         SharedOperator {
             log,
             scim: format!("http://{scim}"),
+            probe: format!("http://127.0.0.1:{port}"),
         }
     })
 }
