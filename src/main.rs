@@ -5,6 +5,11 @@ use std::{io::Write, net::SocketAddr, process::ExitCode};
 use clap::{Parser, Subcommand};
 use roster::{governance, operator, telemetry};
 
+/// jemalloc, for what glibc's arenas did not hand back (Cargo.toml says why).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Roster runs the identity lifecycle of an organisation from declared state.
 #[derive(Debug, Parser)]
 #[command(name = "roster", version, about)]
