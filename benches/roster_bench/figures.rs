@@ -42,6 +42,32 @@ impl Latency {
     }
 }
 
+/// Cores each process used over a phase: its CPU-seconds then over the phase's length,
+/// by command name (`roster` is the operator, `roster-bench` this process).
+pub type Cores = std::collections::BTreeMap<String, f64>;
+
+/// The cores each process used between two readings of everyone's CPU-seconds taken
+/// `seconds` apart; a process seen only in the second counts from zero.
+pub fn cores(before: &Cores, after: &Cores, seconds: f64) -> Cores {
+    after
+        .iter()
+        .map(|(name, cpu)| {
+            let used = cpu - before.get(name).copied().unwrap_or(0.0);
+            (name.clone(), used.max(0.0) / seconds.max(f64::EPSILON))
+        })
+        .collect()
+}
+
+/// A phase's cores, the busiest first: `scim2-server 0.93, roster 0.41, …`; processes
+/// below a hundredth of a core are left out.
+pub fn cores_line(c: &Cores) -> String {
+    let mut busy: Vec<(&String, &f64)> = c.iter().filter(|(_, v)| **v >= 0.01).collect();
+    busy.sort_by(|a, b| b.1.total_cmp(a.1));
+    let total: f64 = c.values().sum();
+    let each: Vec<String> = busy.iter().map(|(n, v)| format!("{n} {v:.2}")).collect();
+    format!("{total:.2} cores: {}", each.join(", "))
+}
+
 /// What the operator process used.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Process {
@@ -154,6 +180,10 @@ pub struct Run {
     /// Where the joiners' time went at the apps: each Connector's operations, how many
     /// and how long each took once admitted.
     pub joiner_operations: Vec<Operations>,
+    /// Cores each process used while the joiners were provisioned.
+    pub joiner_cores: Cores,
+    /// Cores each process used while the bare client made its joiners (`None`: skipped).
+    pub ceiling_cores: Option<Cores>,
     /// Leaver latency from the Identity's change to the account read back disabled and
     /// stripped on every app, with nothing else going on.
     pub leaver_idle: Option<Latency>,
@@ -331,6 +361,18 @@ fn joiners(r: &Run) -> String {
         }
         None => format!("    {roster:.1} people/s on all four; the bare client: skipped\n"),
     });
+    // Every process shares the machine: what the apps and the control plane took while
+    // Roster provisioned four apps, against what the bare client's SCIM run took.
+    out.push_str(&format!(
+        "    cores during the joiners: {}\n",
+        cores_line(&r.joiner_cores)
+    ));
+    if let Some(c) = &r.ceiling_cores {
+        out.push_str(&format!(
+            "    cores during the bare client: {}\n",
+            cores_line(c)
+        ));
+    }
     for o in &r.joiner_operations {
         out.push_str(&format!(
             "    {:>5} {:10} {:>6.0} × {:>7.1} ms\n",
@@ -426,6 +468,19 @@ pub fn cold_start(identities: usize, c: Option<&ColdStart>) -> String {
 /// runs the bench binary without `--bench`, and it runs these instead.
 pub fn check() {
     nearest_rank_percentiles();
+    cores_over_a_phase();
+}
+
+fn cores_over_a_phase() {
+    let reading =
+        |v: &[(&str, f64)]| -> Cores { v.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect() };
+    let before = reading(&[("scim2-server", 10.0), ("roster", 4.0)]);
+    let after = reading(&[("scim2-server", 30.0), ("roster", 8.0), ("slapd", 0.16)]);
+    let c = cores(&before, &after, 20.0);
+    let shown: Vec<String> = c.iter().map(|(n, v)| format!("{n} {v:.3}")).collect();
+    assert_eq!(shown, ["roster 0.200", "scim2-server 1.000", "slapd 0.008"]);
+    // slapd counts in the total, below the hundredth a process needs to be named.
+    assert_eq!(cores_line(&c), "1.21 cores: scim2-server 1.00, roster 0.20");
 }
 
 fn nearest_rank_percentiles() {

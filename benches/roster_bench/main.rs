@@ -70,7 +70,8 @@ struct Args {
     /// Each Connector's inventory scan interval (pollIntervalSeconds).
     #[arg(long, default_value_t = 30)]
     poll_seconds: u32,
-    /// The quiet window's length; at least two scan intervals to see a scan.
+    /// The quiet window's shortest length, at least two scan intervals; it goes on
+    /// until each Connector has finished a scan (a slow scan rests four times its length).
     #[arg(long, default_value_t = 75)]
     quiet_seconds: u64,
     /// Joiners applied, behind a SaaS-like limit of 180 writes a minute, while
@@ -208,8 +209,11 @@ async fn run(args: &Args) -> Result<Run, String> {
 
     eprintln!("joiners: {n} identities");
     let before = scrape::operator(&operator.probe).await?;
+    let cpu_before = scrape::children_cpu();
     let joined = world.join_everyone(long).await?;
+    let joiner_cores = figures::cores(&cpu_before, &scrape::children_cpu(), joined.as_secs_f64());
     eprintln!("  joined in {:.1} s", joined.as_secs_f64());
+    eprintln!("  {}", figures::cores_line(&joiner_cores));
     let window = scrape::operator(&operator.probe).await?.since(&before);
     let joined_requests = phases::all_requests(&window, &scim);
     let joiner_operations = phases::operations(&window, &world.ns, &CONNECTORS);
@@ -220,16 +224,19 @@ async fn run(args: &Args) -> Result<Run, String> {
             group: departments.group(i, staff),
         })
         .collect();
-    let scim_ceiling = if args.runs(Skip::Ceiling) {
+    let (scim_ceiling, ceiling_cores) = if args.runs(Skip::Ceiling) {
         eprintln!("the bare client's ceiling on SCIM: {n} creates and grants");
+        let cpu_before = scrape::children_cpu();
         let ceiling = floor::scim_ceiling(&joiners, IN_FLIGHT).await?;
+        let cores = figures::cores(&cpu_before, &scrape::children_cpu(), ceiling.seconds);
         eprintln!(
             "  {:.1} s in {} requests",
             ceiling.seconds, ceiling.requests
         );
-        Some(ceiling)
+        eprintln!("  {}", figures::cores_line(&cores));
+        (Some(ceiling), Some(cores))
     } else {
-        None
+        (None, None)
     };
 
     eprintln!(
@@ -354,6 +361,8 @@ async fn run(args: &Args) -> Result<Run, String> {
         joiner_accounts: n * CONNECTORS.len(),
         joiner_seconds: joined.as_secs_f64(),
         joiner_operations,
+        joiner_cores,
+        ceiling_cores,
         leaver_idle: Latency::of(&idle),
         leaver_quarantined: Latency::of(&quarantined),
         held_policy_removals,
@@ -371,7 +380,7 @@ async fn run(args: &Args) -> Result<Run, String> {
         backlog,
         servers_cpu_seconds: scrape::children_cpu()
             .into_iter()
-            .filter(|(name, _)| name != "roster")
+            .filter(|(name, _)| name != "roster" && name != "roster-bench")
             .collect(),
         idle_identities: args.idle_identities,
         idle_rss_mib,

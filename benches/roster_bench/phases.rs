@@ -83,9 +83,14 @@ pub async fn settle(operator: &Operator, limit: Duration) -> Result<f64, String>
     ))
 }
 
-/// Watches `seconds` in which nothing changes: what the operator asked of the apps and
-/// of the apiserver, and each Connector's scans. The window opens once the operator has
-/// settled (`settle`), so the joiners' last passes are not counted as steady state.
+/// The Connectors whose scans the quiet window times against a bare listing.
+const SCANNED: [&str; 3] = ["scim", "ldap", "pg"];
+
+/// Watches at least `seconds` in which nothing changes, and on until each of [`SCANNED`]
+/// has finished a scan (a slow scan rests four times its length, which can outlast the
+/// window): what the operator asked of the apps and of the apiserver, and each
+/// Connector's scans. The window opens once the operator has settled (`settle`), so the
+/// joiners' last passes are not counted as steady state.
 pub async fn quiet(
     w: &World,
     operator: &Operator,
@@ -97,12 +102,31 @@ pub async fn quiet(
         scrape::operator(&operator.probe).await?,
         scrape::apiserver(&w.client).await?,
     );
+    let opened = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let op = scrape::operator(&operator.probe).await?.since(&op0);
+    let scans_of = |op: &scrape::Samples, name: &str| {
+        let label = format!("connector=\"{}/{name}\"", w.ns);
+        op.sum("roster_inventory_scan_seconds_count", &[&label])
+    };
+    let op = loop {
+        let op = scrape::operator(&operator.probe).await?.since(&op0);
+        let unscanned: Vec<&str> = SCANNED
+            .into_iter()
+            .filter(|name| scans_of(&op, name) < 1.0)
+            .collect();
+        if unscanned.is_empty() {
+            break op;
+        }
+        if opened.elapsed() > limit {
+            return Err(format!("no scan of {unscanned:?} in {limit:?} of quiet"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let seconds = opened.elapsed().as_secs_f64();
     let api = scrape::apiserver(&w.client).await?.since(&api0);
     let quiet = Quiet {
         settle_seconds,
-        seconds: seconds as f64,
+        seconds,
         downstream_writes: writes(&op, None),
         per_identity_reads: requests(&op, None, "observe"),
         list_requests: lists(&op, None),
@@ -122,9 +146,7 @@ pub async fn quiet(
         .map(|(name, bare)| {
             let c = format!("{}/{name}", w.ns);
             let label = format!("connector=\"{c}\"");
-            let n = op
-                .sum("roster_inventory_scan_seconds_count", &[&label])
-                .max(1.0);
+            let n = scans_of(&op, name).max(1.0);
             Scan {
                 connector: name.into(),
                 seconds: op.sum("roster_inventory_scan_seconds_sum", &[&label]) / n,
@@ -135,12 +157,7 @@ pub async fn quiet(
         .collect();
     // Roster's SCIM requests per scan interval, for the naive comparison.
     let scim = format!("{}/scim", w.ns);
-    let scim_scans = op
-        .sum(
-            "roster_inventory_scan_seconds_count",
-            &[&format!("connector=\"{scim}\"")],
-        )
-        .max(1.0);
+    let scim_scans = scans_of(&op, "scim").max(1.0);
     Ok((quiet, scans, all_requests(&op, &scim) / scim_scans))
 }
 

@@ -129,7 +129,8 @@ pub fn status_writes_by_resource(s: &Samples) -> BTreeMap<String, f64> {
 
 /// CPU-seconds used so far by each process this one started, with its live
 /// descendants and its reaped children (PostgreSQL's backends are the postmaster's
-/// children), keyed by command name. Read from /proc; Linux only.
+/// children), keyed by command name, and by this process as `roster-bench`. Read from
+/// /proc; Linux only.
 pub fn children_cpu() -> BTreeMap<String, f64> {
     let me = std::process::id();
     let procs: Vec<(u32, u32, String, f64, f64)> = std::fs::read_dir("/proc")
@@ -173,6 +174,9 @@ pub fn children_cpu() -> BTreeMap<String, f64> {
         // The harness starts PostgreSQL through runuser (it refuses to run as root).
         let name = if comm == "runuser" { "postgres" } else { comm };
         *out.entry(name.to_owned()).or_insert(0.0) += (own + reaped + below) / hz;
+    }
+    if let Some((.., own, _)) = procs.iter().find(|p| p.0 == me) {
+        out.insert("roster-bench".to_owned(), own / hz);
     }
     out
 }
