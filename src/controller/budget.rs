@@ -219,8 +219,8 @@ impl Budgets {
                 conn.breakers.entry(breaker).or_default().removals = removals;
             }
         }
+        conn.lift_approved(connector, req.now);
         let state = conn.breakers.entry(req.breaker).or_default();
-        state.lift_if_approved(approval.as_ref());
         let released_by = state
             .released
             .0
@@ -291,13 +291,11 @@ impl Budgets {
         cause: Cause,
         now: Timestamp,
     ) -> Option<Refused> {
-        let approval = approval_of(connector, breaker, now);
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let conn = map.entry(key(connector)).or_default();
         conn.seed_trips(connector);
-        let state = conn.breakers.get_mut(&breaker)?;
-        state.lift_if_approved(approval.as_ref());
-        state.hold_if_tripped(who, cause)
+        conn.lift_approved(connector, now);
+        conn.breakers.get_mut(&breaker)?.hold_if_tripped(who, cause)
     }
 
     /// Takes back a reservation [`Budgets::reserve`] made for `who` at `at`: another
@@ -323,8 +321,8 @@ impl Budgets {
         conn.seed_trips(connector);
         let mut out = Snapshot::default();
         let mut held: BTreeMap<(bool, String), HeldRemoval> = BTreeMap::new();
+        conn.lift_approved(connector, now);
         for (breaker, state) in &mut conn.breakers {
-            state.lift_if_approved(approval_of(connector, *breaker, now).as_ref());
             if let Some(t) = &state.trip {
                 out.trips.push((*breaker, t.clone()));
                 for (who, cause) in &state.held {
@@ -365,22 +363,37 @@ impl State {
             newly_held: before != Some(cause),
         })
     }
-
-    fn lift_if_approved(&mut self, approval: Option<&Approval>) {
-        if self
-            .trip
-            .as_ref()
-            .is_some_and(|t| approved(t, approval.map(|a| a.at)))
-        {
-            self.trip = None;
-            let held = std::mem::take(&mut self.held);
-            self.allowance = held.len();
-            self.released = (held.into_keys().collect(), approval.cloned());
-        }
-    }
 }
 
 impl Connectors {
+    /// Lifts every trip the Connector's approvals at `now` approve. What they held is
+    /// released under each breaker lifted together, not only the one that held it: a
+    /// removal goes whole, and a pass held by one breaker was never asked by another
+    /// that tripped a moment later (the approval of all five held accounts once let four
+    /// through and held the fifth's revocations again, for no one to approve).
+    fn lift_approved(&mut self, connector: &Connector, now: Timestamp) {
+        let mut lifted = Vec::new();
+        let mut released = BTreeSet::new();
+        for (breaker, state) in &mut self.breakers {
+            let approval = approval_of(connector, *breaker, now);
+            if state
+                .trip
+                .as_ref()
+                .is_some_and(|t| approved(t, approval.as_ref().map(|a| a.at)))
+            {
+                state.trip = None;
+                released.extend(std::mem::take(&mut state.held).into_keys());
+                lifted.push((*breaker, approval));
+            }
+        }
+        for (breaker, approval) in lifted {
+            if let Some(state) = self.breakers.get_mut(&breaker) {
+                state.allowance = released.len();
+                state.released = (released.clone(), approval);
+            }
+        }
+    }
+
     /// Trips and holds from the Connector's status, once.
     fn seed_trips(&mut self, connector: &Connector) {
         if std::mem::replace(&mut self.trips_seeded, true) {

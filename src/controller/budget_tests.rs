@@ -440,3 +440,66 @@ fn a_tripped_breaker_holds_without_a_reservation_and_an_untripped_one_reserves_n
             .is_none()
     );
 }
+
+/// The CI run at d97d037 (`mass_removal::an_emptied_namespace_is_held_before_any_write`):
+/// one pass tripped the removals breaker, then, a moment later, revocations; between the
+/// two, another pass was held under removals only. The approval of all five held let four
+/// through and tripped revocations anew on the fifth, which no one approved again.
+#[test]
+fn an_approval_releases_a_held_removal_under_every_breaker_it_approves() {
+    let budgets = Budgets::default();
+    let c = connector(50, None);
+    let empty = |breaker, who, t| Request {
+        empty: Some("no Role names an entitlement on this Connector"),
+        ..req(breaker, who, Cause::Policy, t)
+    };
+    assert!(
+        budgets
+            .reserve(&c, empty(Breaker::Removals, "e4", 0), BTreeMap::new)
+            .is_err()
+    );
+    // e3 is held before its read: removals is tripped, revocations not yet.
+    assert!(
+        budgets
+            .hold_if_tripped(&c, Breaker::Removals, "e3", Cause::Policy, at(0))
+            .is_some()
+    );
+    assert!(
+        budgets
+            .hold_if_tripped(&c, Breaker::Revocations, "e3", Cause::Policy, at(0))
+            .is_none()
+    );
+    assert!(
+        budgets
+            .reserve(&c, empty(Breaker::Revocations, "e4", 1), BTreeMap::new)
+            .is_err()
+    );
+    for who in ["e0", "e1", "e2"] {
+        for breaker in [Breaker::Removals, Breaker::Revocations] {
+            assert!(
+                budgets
+                    .hold_if_tripped(&c, breaker, who, Cause::Policy, at(2))
+                    .is_some()
+            );
+        }
+    }
+    assert_eq!(budgets.snapshot(&c, at(3)).held.len(), 5);
+
+    let approved = connector(50, Some(&at(10).to_string()));
+    for who in ["e0", "e1", "e2", "e4", "e3"] {
+        for breaker in [Breaker::Removals, Breaker::Revocations] {
+            let reserved = budgets.reserve(&approved, empty(breaker, who, 11), BTreeMap::new);
+            assert!(reserved.is_ok(), "{who}: {breaker:?} held again");
+        }
+    }
+    assert!(
+        budgets
+            .reserve(
+                &approved,
+                empty(Breaker::Revocations, "e5", 12),
+                BTreeMap::new
+            )
+            .is_err(),
+        "no one else"
+    );
+}
