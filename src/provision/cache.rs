@@ -1,7 +1,8 @@
 //! Live backends, kept between reconciles: one per Connector, so that its rate limit is
 //! shared by every identity and its HTTP connections are reused. An entry is rebuilt when
 //! the Connector changes, and at least every [`REFRESH`] so that a rotated Secret is
-//! picked up.
+//! picked up; its rate limit's [`Gate`] is kept across rebuilds while `rateLimit` is
+//! unchanged, so that calls still in flight on the old backend count against the new.
 
 use std::{
     collections::HashMap,
@@ -14,7 +15,11 @@ use kube::{Client, ResourceExt};
 use super::{ProvisionError, build, metered::Metered};
 use crate::{
     api::Connector,
-    connector::{self, limit::RateLimited, target::TargetPolicy},
+    connector::{
+        self,
+        limit::{Gate, RateLimited},
+        target::TargetPolicy,
+    },
     telemetry::Metrics,
 };
 
@@ -25,6 +30,7 @@ struct Entry {
     resource_version: Option<String>,
     built: Instant,
     backend: Arc<dyn connector::Connector>,
+    gate: Arc<Gate>,
 }
 
 /// The cache.
@@ -65,22 +71,24 @@ impl Backends {
             connector.name_any()
         );
         let version = connector.resource_version();
+        let limit = &connector.spec.rate_limit;
+        let mut kept = None;
         if let Ok(entries) = self.entries.lock()
             && let Some(e) = entries.get(&key)
-            && e.resource_version == version
-            && e.built.elapsed() < REFRESH
         {
-            return Ok(e.backend.clone());
+            if e.resource_version == version && e.built.elapsed() < REFRESH {
+                return Ok(e.backend.clone());
+            }
+            kept = e.gate.is_for(limit).then(|| e.gate.clone());
         }
+        let gate = kept.unwrap_or_else(|| Arc::new(Gate::new(limit)));
         let metered = Metered::new(
             build(client, connector, &self.policy).await?,
             key.clone(),
             self.metrics.clone(),
         );
-        let backend: Arc<dyn connector::Connector> = Arc::new(RateLimited::new(
-            Arc::new(metered),
-            &connector.spec.rate_limit,
-        ));
+        let backend: Arc<dyn connector::Connector> =
+            Arc::new(RateLimited::through(Arc::new(metered), gate.clone()));
         if let Ok(mut entries) = self.entries.lock() {
             entries.insert(
                 key,
@@ -88,9 +96,74 @@ impl Backends {
                     resource_version: version,
                     built: Instant::now(),
                     backend: backend.clone(),
+                    gate,
                 },
             );
         }
         Ok(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(resource_version: &str, max_in_flight: i32) -> Connector {
+        let mut c = Connector::new(
+            "k8s",
+            serde_json::from_value(serde_json::json!({"kubernetes": {},
+                "rateLimit": {"requestsPerSecond": 20, "burst": 20, "maxInFlight": max_in_flight}}))
+            .expect("spec"),
+        );
+        c.metadata.namespace = Some("ns".into());
+        c.metadata.resource_version = Some(resource_version.into());
+        c
+    }
+
+    fn gate(backends: &Backends) -> Arc<Gate> {
+        backends.entries.lock().expect("lock")["ns/k8s"]
+            .gate
+            .clone()
+    }
+
+    /// Seen failing before the gate was kept: each status write rebuilt the backend, and
+    /// with it a fresh set of slots and a refilled burst.
+    #[tokio::test]
+    async fn a_rebuilt_backend_keeps_its_rate_limit_until_the_limit_changes() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = Client::try_from(config).expect("client");
+        let backends = Backends::default();
+        let first = backends
+            .get(&client, &connector("1", 8))
+            .await
+            .expect("built");
+        let before = gate(&backends);
+        let again = backends
+            .get(&client, &connector("1", 8))
+            .await
+            .expect("kept");
+        assert!(Arc::ptr_eq(&first, &again), "unchanged: the same backend");
+
+        let rebuilt = backends
+            .get(&client, &connector("2", 8))
+            .await
+            .expect("built");
+        assert!(
+            !Arc::ptr_eq(&first, &rebuilt),
+            "a changed Connector is built again"
+        );
+        assert!(
+            Arc::ptr_eq(&before, &gate(&backends)),
+            "behind the same gate"
+        );
+
+        backends
+            .get(&client, &connector("3", 4))
+            .await
+            .expect("built");
+        assert!(
+            !Arc::ptr_eq(&before, &gate(&backends)),
+            "a new limit, a new gate"
+        );
     }
 }

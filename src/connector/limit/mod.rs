@@ -29,15 +29,51 @@ mod precedence;
 pub use precedence::{GRACE, MAX_YIELD, urgently};
 use precedence::{Precedence, Running, is_urgent};
 
-/// A backend whose every operation first waits for a slot (unless urgent) and a token.
-pub struct RateLimited {
-    inner: Arc<dyn Connector>,
+/// One Connector's `rateLimit` as live state: its buckets, its slots and its leavers'
+/// precedence. It outlives the backend built behind it: a backend is rebuilt when the
+/// Connector changes (each status write) and every minute (for a rotated Secret), and
+/// a gate per backend let the calls still in flight on the old one and the new one's
+/// run side by side, past `maxInFlight`, with a refilled burst.
+pub struct Gate {
+    /// What it was made from: a changed `rateLimit` needs a new gate.
+    limit: RateLimit,
     limiter: DefaultDirectRateLimiter,
     /// Four fifths of `limiter`'s rate and burst: what work other than leavers may use.
     others: DefaultDirectRateLimiter,
     in_flight: Arc<Semaphore>,
     /// Leavers' operations running on the app, which other work waits for.
     precedence: Precedence,
+}
+
+impl Gate {
+    /// The buckets and slots `limit` describes (values below 1 count as 1).
+    pub fn new(limit: &RateLimit) -> Self {
+        let positive = |v: u32| NonZeroU32::new(v.max(1)).unwrap_or(NonZeroU32::MIN);
+        let count = |v: i32| u32::try_from(v).unwrap_or(1);
+        let (rate, burst) = (count(limit.requests_per_second), count(limit.burst));
+        let quota =
+            |rate: u32, burst: u32| Quota::per_second(positive(rate)).allow_burst(positive(burst));
+        let share = |v: u32| v.saturating_mul(OTHERS_FIFTHS) / 5;
+        let slots = usize::try_from(limit.max_in_flight).unwrap_or(1).max(1);
+        Self {
+            limit: limit.clone(),
+            limiter: RateLimiter::direct(quota(rate, burst)),
+            others: RateLimiter::direct(quota(share(rate), share(burst))),
+            in_flight: Arc::new(Semaphore::new(slots)),
+            precedence: Precedence::default(),
+        }
+    }
+
+    /// Whether this gate is what `limit` describes.
+    pub fn is_for(&self, limit: &RateLimit) -> bool {
+        self.limit == *limit
+    }
+}
+
+/// A backend whose every operation first waits for a slot (unless urgent) and a token.
+pub struct RateLimited {
+    inner: Arc<dyn Connector>,
+    gate: Arc<Gate>,
     /// How long one operation may take once admitted.
     deadline: Duration,
 }
@@ -51,21 +87,16 @@ pub const CALL_DEADLINE: Duration = Duration::from_secs(60);
 const OTHERS_FIFTHS: u32 = 4;
 
 impl RateLimited {
-    /// Wraps `inner` in the bucket `limit` describes (values below 1 count as 1).
+    /// Wraps `inner` in a gate of its own, as `limit` describes.
     pub fn new(inner: Arc<dyn Connector>, limit: &RateLimit) -> Self {
-        let positive = |v: u32| NonZeroU32::new(v.max(1)).unwrap_or(NonZeroU32::MIN);
-        let count = |v: i32| u32::try_from(v).unwrap_or(1);
-        let (rate, burst) = (count(limit.requests_per_second), count(limit.burst));
-        let quota =
-            |rate: u32, burst: u32| Quota::per_second(positive(rate)).allow_burst(positive(burst));
-        let share = |v: u32| v.saturating_mul(OTHERS_FIFTHS) / 5;
-        let slots = usize::try_from(limit.max_in_flight).unwrap_or(1).max(1);
+        Self::through(inner, Arc::new(Gate::new(limit)))
+    }
+
+    /// Wraps `inner` in `gate`, which other backends of the same Connector may share.
+    pub fn through(inner: Arc<dyn Connector>, gate: Arc<Gate>) -> Self {
         Self {
             inner,
-            limiter: RateLimiter::direct(quota(rate, burst)),
-            others: RateLimiter::direct(quota(share(rate), share(burst))),
-            in_flight: Arc::new(Semaphore::new(slots)),
-            precedence: Precedence::default(),
+            gate,
             deadline: CALL_DEADLINE,
         }
     }
@@ -96,20 +127,21 @@ impl RateLimited {
     /// waits for a slot, for the app to be free of leavers, and for a token of the
     /// others' share, then of the Connector's; the slot is held while the operation runs.
     async fn admit(&self) -> Admitted<'_> {
+        let gate = &self.gate;
         if is_urgent() {
             // Counted from before its token: other work starts nothing new meanwhile.
-            let running = self.precedence.enter();
-            self.limiter.until_ready().await;
+            let running = gate.precedence.enter();
+            gate.limiter.until_ready().await;
             return Admitted {
                 _urgent: Some(running),
                 _slot: None,
             };
         }
         // The semaphore is never closed: acquiring fails only at shutdown.
-        let slot = self.in_flight.clone().acquire_owned().await.ok();
-        self.precedence.after_urgent().await;
-        self.others.until_ready().await;
-        self.limiter.until_ready().await;
+        let slot = gate.in_flight.clone().acquire_owned().await.ok();
+        gate.precedence.after_urgent().await;
+        gate.others.until_ready().await;
+        gate.limiter.until_ready().await;
         Admitted {
             _urgent: None,
             _slot: slot,

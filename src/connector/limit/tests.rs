@@ -46,7 +46,7 @@ async fn an_operation_that_never_answers_fails_at_its_deadline() {
         other => panic!("expected a deadline error, got {other:?}"),
     }
     // The slot it held is free again: the next call is admitted.
-    assert!(limited.in_flight.available_permits() == 1);
+    assert!(limited.gate.in_flight.available_permits() == 1);
 }
 
 /// After the burst, the bucket has no token left: the next call would wait.
@@ -60,10 +60,13 @@ async fn the_burst_is_spent_by_calls() {
             max_in_flight: 1,
         },
     );
-    assert!(limited.limiter.check().is_ok(), "a fresh bucket has tokens");
+    assert!(
+        limited.gate.limiter.check().is_ok(),
+        "a fresh bucket has tokens"
+    );
     limited.observe("x").await.unwrap();
     assert!(
-        limited.limiter.check().is_err(),
+        limited.gate.limiter.check().is_err(),
         "burst of 2 spent by one check and one call"
     );
 }
@@ -111,7 +114,7 @@ async fn a_fifth_of_the_rate_stays_free_for_leavers() {
             .expect("within the others' burst");
     }
     assert!(
-        limited.others.check().is_err(),
+        limited.gate.others.check().is_err(),
         "the others' share is spent"
     );
     let leaver = tokio::time::timeout(
@@ -140,8 +143,8 @@ fn nonsense_limits_become_one() {
             max_in_flight: 0,
         },
     );
-    assert!(limited.limiter.check().is_ok());
-    assert!(limited.limiter.check().is_err(), "a burst of one");
+    assert!(limited.gate.limiter.check().is_ok());
+    assert!(limited.gate.limiter.check().is_err(), "a burst of one");
 }
 
 /// A single-threaded app shares itself between every open request: while a leaver's
@@ -191,4 +194,34 @@ async fn other_work_holds_back_for_leavers_only_so_long() {
     assert_eq!(entered(), 1);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(entered(), 2, "the joiner went after MAX_YIELD");
+}
+
+#[tokio::test]
+async fn backends_through_one_gate_share_its_slots() {
+    let (first, gate) = gated(1);
+    let second = Arc::new(RateLimited::through(
+        Arc::new(Nothing {
+            gate: Some(gate.clone()),
+            ..Nothing::default()
+        }),
+        first.gate.clone(),
+    ));
+    let busy = {
+        let first = first.clone();
+        tokio::spawn(async move { first.observe("a").await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let waiting = {
+        let second = second.clone();
+        tokio::spawn(async move { second.observe("b").await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        gate.0.load(Ordering::SeqCst),
+        1,
+        "one slot between them: the second backend's call waits"
+    );
+    gate.1.add_permits(2);
+    assert!(busy.await.is_ok_and(|r| r.is_ok()));
+    assert!(waiting.await.is_ok_and(|r| r.is_ok()));
 }
