@@ -14,7 +14,7 @@ use kube::{Client, ResourceExt};
 
 use super::{ProvisionError, build, metered::Metered};
 use crate::{
-    api::Connector,
+    api::{Connector, RateLimit},
     connector::{
         self,
         limit::{Gate, RateLimited},
@@ -30,13 +30,15 @@ struct Entry {
     resource_version: Option<String>,
     built: Instant,
     backend: Arc<dyn connector::Connector>,
-    gate: Arc<Gate>,
 }
 
 /// The cache.
 #[derive(Default)]
 pub struct Backends {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Each Connector's rate limit, kept apart from its entry so that two reconciles
+    /// building the first backend at once still share one.
+    gates: Mutex<HashMap<String, Arc<Gate>>>,
     policy: TargetPolicy,
     metrics: Arc<Metrics>,
 }
@@ -47,6 +49,7 @@ impl Backends {
     pub fn new(policy: TargetPolicy, metrics: Arc<Metrics>) -> Self {
         Self {
             entries: Mutex::default(),
+            gates: Mutex::default(),
             policy,
             metrics,
         }
@@ -71,17 +74,14 @@ impl Backends {
             connector.name_any()
         );
         let version = connector.resource_version();
-        let limit = &connector.spec.rate_limit;
-        let mut kept = None;
         if let Ok(entries) = self.entries.lock()
             && let Some(e) = entries.get(&key)
+            && e.resource_version == version
+            && e.built.elapsed() < REFRESH
         {
-            if e.resource_version == version && e.built.elapsed() < REFRESH {
-                return Ok(e.backend.clone());
-            }
-            kept = e.gate.is_for(limit).then(|| e.gate.clone());
+            return Ok(e.backend.clone());
         }
-        let gate = kept.unwrap_or_else(|| Arc::new(Gate::new(limit)));
+        let gate = self.gate(&key, &connector.spec.rate_limit);
         let metered = Metered::new(
             build(client, connector, &self.policy).await?,
             key.clone(),
@@ -96,11 +96,25 @@ impl Backends {
                     resource_version: version,
                     built: Instant::now(),
                     backend: backend.clone(),
-                    gate,
                 },
             );
         }
         Ok(backend)
+    }
+
+    /// The Connector `key`'s gate: the one it has while `limit` is unchanged, else a
+    /// new one.
+    fn gate(&self, key: &str, limit: &RateLimit) -> Arc<Gate> {
+        // Each update is one insert: a panic elsewhere cannot tear the map.
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        match gates.get(key) {
+            Some(gate) if gate.is_for(limit) => gate.clone(),
+            _ => {
+                let gate = Arc::new(Gate::new(limit));
+                gates.insert(key.to_owned(), gate.clone());
+                gate
+            }
+        }
     }
 }
 
@@ -121,9 +135,7 @@ mod tests {
     }
 
     fn gate(backends: &Backends) -> Arc<Gate> {
-        backends.entries.lock().expect("lock")["ns/k8s"]
-            .gate
-            .clone()
+        backends.gates.lock().expect("lock")["ns/k8s"].clone()
     }
 
     /// Seen failing before the gate was kept: each status write rebuilt the backend, and
