@@ -20,8 +20,8 @@ use crate::harness::{ControlPlane, apps, control_plane, operator, scim};
 /// serves every test, first come first served, and on 2 cores a neighbour's churn (the
 /// 200 people of `leaver_lane` going when their Connectors do, beside `liveness`' own
 /// control plane and 1,000 Identities) has held an Identity's turn for over 30 s. A
-/// joiner queued just after `leaver_lane`'s 200, each a pass over four apps at about four
-/// passes a second under the whole suite's load, had not had its turn after 60 s.
+/// joiner applied as `leaver_lane`'s 200 were was not provisioned within 60 s, while
+/// their passes, four apps each, still ran at about four a second.
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// Where an operator's log is read from.
