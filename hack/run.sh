@@ -165,6 +165,8 @@ up() {
   command -v cargo >/dev/null || die "cargo is required: install Rust with rustup (https://rustup.rs)"
   command -v go >/dev/null || die "Go is required to build the local control plane (https://go.dev/dl)"
   command -v curl >/dev/null || { log "installing curl"; apt-get install -y curl >/dev/null; }
+  # jemalloc, the operator's allocator, is built from source with cc and make.
+  { command -v cc && command -v make; } >/dev/null || { log "installing build-essential"; apt-get install -y build-essential >/dev/null; }
   stop_all
   for p in "$APISERVER_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" "$KCM_PORT" "${PROBE_ADDR##*:}" "$SCIM_PORT" "$LDAP_PORT" "$PG_PORT"; do
     port_free "$p" || die "port $p on 127.0.0.1 is in use; free it or set the *_PORT/PROBE_ADDR variables"

@@ -17,6 +17,11 @@ esac
 need() { command -v "$1" >/dev/null || { echo "test.sh: $1 is required: $2" >&2; exit 1; }; }
 need cargo "install Rust with rustup (https://rustup.rs)"
 need go "install Go >= 1.22 (https://go.dev/dl); newer toolchains are fetched from the Go module proxy"
+# jemalloc, the operator's allocator, is built from source with cc and make.
+for tool in cc make; do
+  command -v "$tool" >/dev/null || ! command -v apt-get >/dev/null || apt-get install -y -qq build-essential >&2 || true
+  need "$tool" "install a C compiler and make (Debian: build-essential)"
+done
 if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
