@@ -68,6 +68,14 @@ pub fn cores_line(c: &Cores) -> String {
     format!("{total:.2} cores: {}", each.join(", "))
 }
 
+/// People made per CPU-second `server` spent on them: `people` in `seconds`, while it
+/// used `cores`. On a shared machine the app gets less than its core while the others
+/// run (the apiserver, the other apps, the operator); this takes that share out.
+pub fn per_cpu_second(people: usize, seconds: f64, cores: &Cores, server: &str) -> Option<f64> {
+    let cpu = seconds * cores.get(server)?;
+    (cpu > 0.0).then(|| people as f64 / cpu)
+}
+
 /// What the operator process used.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Process {
@@ -182,6 +190,8 @@ pub struct Run {
     pub joiner_operations: Vec<Operations>,
     /// Cores each process used while the joiners were provisioned.
     pub joiner_cores: Cores,
+    /// The operator's peak RSS while the joiners were provisioned, in MiB.
+    pub joiner_peak_rss_mib: f64,
     /// Cores each process used while the bare client made its joiners (`None`: skipped).
     pub ceiling_cores: Option<Cores>,
     /// Leaver latency from the Identity's change to the account read back disabled and
@@ -373,6 +383,23 @@ fn joiners(r: &Run) -> String {
             cores_line(c)
         ));
     }
+    let server = "scim2-server";
+    let ours = per_cpu_second(r.identities, r.joiner_seconds, &r.joiner_cores, server);
+    let bare = r
+        .scim_ceiling
+        .as_ref()
+        .zip(r.ceiling_cores.as_ref())
+        .and_then(|(f, c)| per_cpu_second(r.identities, f.seconds, c, server));
+    if let (Some(ours), Some(bare)) = (ours, bare) {
+        out.push_str(&format!(
+            "    people per CPU-second of {server}: Roster {ours:.1}, the bare client {bare:.1}: {:.0} %\n",
+            100.0 * ours / bare
+        ));
+    }
+    out.push_str(&format!(
+        "    the operator's peak RSS during the joiners: {:.1} MiB\n",
+        r.joiner_peak_rss_mib
+    ));
     for o in &r.joiner_operations {
         out.push_str(&format!(
             "    {:>5} {:10} {:>6.0} × {:>7.1} ms\n",
@@ -469,6 +496,20 @@ pub fn cold_start(identities: usize, c: Option<&ColdStart>) -> String {
 pub fn check() {
     nearest_rank_percentiles();
     cores_over_a_phase();
+    people_per_cpu_second();
+}
+
+fn people_per_cpu_second() {
+    let c: Cores = [("scim2-server".to_owned(), 0.5)].into_iter().collect();
+    // 1,000 people in 100 s at half a core: 50 CPU-seconds, 20 people each.
+    assert_eq!(per_cpu_second(1000, 100.0, &c, "scim2-server"), Some(20.0));
+    assert_eq!(
+        per_cpu_second(1000, 100.0, &c, "slapd"),
+        None,
+        "not measured"
+    );
+    let idle: Cores = [("scim2-server".to_owned(), 0.0)].into_iter().collect();
+    assert_eq!(per_cpu_second(1000, 100.0, &idle, "scim2-server"), None);
 }
 
 fn cores_over_a_phase() {

@@ -3,8 +3,9 @@
 //! slapd and PostgreSQL on loopback with the test harness, runs the release operator as
 //! a separate process, and drives it through the apiserver:
 //!
-//! 1. joiners — every Identity applied, until each app shows every account; beside it a
-//!    bare client's creates and grants on SCIM (the ceiling);
+//! 1. joiners — first a bare client's creates and grants on SCIM (the ceiling), while the
+//!    operator has nothing to do; then every Identity applied, until each app shows
+//!    every account;
 //! 2. a quiet window — what the operator asks of the apps and the apiserver when nothing
 //!    changes, and each drift scan beside a bare paged listing of its app;
 //! 3. the naive per-user reconciler on SCIM, for the same outcome;
@@ -207,37 +208,34 @@ async fn run(args: &Args) -> Result<Run, String> {
     ready(&operator).await?;
     let scim = format!("{}/scim", world.ns);
 
-    eprintln!("joiners: {n} identities");
-    let before = scrape::operator(&operator.probe).await?;
-    let cpu_before = scrape::children_cpu();
-    let joined = world.join_everyone(long).await?;
-    let joiner_cores = figures::cores(&cpu_before, &scrape::children_cpu(), joined.as_secs_f64());
-    eprintln!("  joined in {:.1} s", joined.as_secs_f64());
-    eprintln!("  {}", figures::cores_line(&joiner_cores));
-    let window = scrape::operator(&operator.probe).await?.since(&before);
-    let joined_requests = phases::all_requests(&window, &scim);
-    let joiner_operations = phases::operations(&window, &world.ns, &CONNECTORS);
-    // The same spread over groups as Roster's: staff by department, then contractors.
-    let joiners: Vec<Joiner> = (0..n)
-        .map(|i| Joiner {
-            name: format!("floor.{i:06}"),
-            group: departments.group(i, staff),
-        })
-        .collect();
+    // The bare client first, while the operator has nothing to do: after the joiners,
+    // Roster's scans of 10,000 people shared scim2-server (one process, one interpreter
+    // lock) with it.
     let (scim_ceiling, ceiling_cores) = if args.runs(Skip::Ceiling) {
-        eprintln!("the bare client's ceiling on SCIM: {n} creates and grants");
-        let cpu_before = scrape::children_cpu();
-        let ceiling = floor::scim_ceiling(&joiners, IN_FLIGHT).await?;
-        let cores = figures::cores(&cpu_before, &scrape::children_cpu(), ceiling.seconds);
-        eprintln!(
-            "  {:.1} s in {} requests",
-            ceiling.seconds, ceiling.requests
-        );
-        eprintln!("  {}", figures::cores_line(&cores));
-        (Some(ceiling), Some(cores))
+        let c = ceiling(n, staff, departments).await?;
+        (Some(c.0), Some(c.1))
     } else {
         (None, None)
     };
+
+    eprintln!("joiners: {n} identities");
+    let before = scrape::operator(&operator.probe).await?;
+    let cpu_before = scrape::children_cpu();
+    let peak_before = operator
+        .restart_peak()
+        .map_err(|e| format!("cannot restart the operator's peak RSS: {e}"))?;
+    let joined = world.join_everyone(long).await?;
+    let joiner_cores = figures::cores(&cpu_before, &scrape::children_cpu(), joined.as_secs_f64());
+    let joiner_peak = operator.usage().peak_rss;
+    eprintln!("  joined in {:.1} s", joined.as_secs_f64());
+    eprintln!("  {}", figures::cores_line(&joiner_cores));
+    eprintln!(
+        "  the operator's peak RSS meanwhile {:.1} MiB",
+        mib(joiner_peak)
+    );
+    let window = scrape::operator(&operator.probe).await?.since(&before);
+    let joined_requests = phases::all_requests(&window, &scim);
+    let joiner_operations = phases::operations(&window, &world.ns, &CONNECTORS);
 
     eprintln!(
         "steady state: {} s with nothing changing",
@@ -256,7 +254,7 @@ async fn run(args: &Args) -> Result<Run, String> {
     );
     let cycles = if args.runs(Skip::Naive) {
         eprintln!("the naive per-user reconciler on SCIM: two cycles of {n}");
-        floor::naive(&joiners, IN_FLIGHT, 2).await
+        floor::naive(&bare_joiners(n, staff, departments), IN_FLIGHT, 2).await
     } else {
         Vec::new()
     };
@@ -352,7 +350,6 @@ async fn run(args: &Args) -> Result<Run, String> {
     };
     let idle_rss_mib = idle_memory(&operator, &world, args.idle_identities).await?;
     let second = operator.usage();
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     Ok(Run {
         identities: n,
         contractors,
@@ -362,6 +359,7 @@ async fn run(args: &Args) -> Result<Run, String> {
         joiner_seconds: joined.as_secs_f64(),
         joiner_operations,
         joiner_cores,
+        joiner_peak_rss_mib: mib(joiner_peak),
         ceiling_cores,
         leaver_idle: Latency::of(&idle),
         leaver_quarantined: Latency::of(&quarantined),
@@ -369,7 +367,7 @@ async fn run(args: &Args) -> Result<Run, String> {
         contractors_still_enabled,
         operator: Process {
             rss_mib: mib(second.rss),
-            peak_rss_mib: mib(first.peak_rss.max(second.peak_rss)),
+            peak_rss_mib: mib(peak_before.max(first.peak_rss).max(second.peak_rss)),
             cpu_seconds: first.cpu_seconds + second.cpu_seconds,
         },
         scim_ceiling,
@@ -388,6 +386,41 @@ async fn run(args: &Args) -> Result<Run, String> {
         hr,
         push,
     })
+}
+
+/// Bytes as MiB.
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The users the bare client and the naive reconciler make: as many as Roster's joiners,
+/// in the same spread over groups (staff by department, then contractors).
+fn bare_joiners(n: usize, staff: usize, departments: Departments) -> Vec<Joiner> {
+    (0..n)
+        .map(|i| Joiner {
+            name: format!("floor.{i:06}"),
+            group: departments.group(i, staff),
+        })
+        .collect()
+}
+
+/// The bare client's ceiling on SCIM, and the cores each process used meanwhile.
+async fn ceiling(
+    n: usize,
+    staff: usize,
+    departments: Departments,
+) -> Result<(floor::Floor, figures::Cores), String> {
+    eprintln!("the bare client's ceiling on SCIM: {n} creates and grants");
+    let joiners = bare_joiners(n, staff, departments);
+    let cpu_before = scrape::children_cpu();
+    let ceiling = floor::scim_ceiling(&joiners, IN_FLIGHT).await?;
+    let cores = figures::cores(&cpu_before, &scrape::children_cpu(), ceiling.seconds);
+    eprintln!(
+        "  {:.1} s in {} requests",
+        ceiling.seconds, ceiling.requests
+    );
+    eprintln!("  {}", figures::cores_line(&cores));
+    Ok((ceiling, cores))
 }
 
 /// Where the operator serves its SCIM push endpoint: one loopback port for the run, so a
@@ -428,7 +461,6 @@ async fn idle_memory(
         |s: &scrape::Samples| s.sum("roster_reconciliations_total", &[r#"kind="Identity""#]);
     let before = scrape::operator(&operator.probe).await?;
     world::apply_pairs(&world.client, people).await?;
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     eprintln!("  applied; RSS {:.1} MiB", mib(operator.usage().rss));
     let want = reconciled(&before) + count as f64;
     let mut shown = reconciled(&before);

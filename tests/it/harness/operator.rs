@@ -187,6 +187,16 @@ impl Operator {
         }
     }
 
+    /// Starts the peak RSS (`VmHWM`) over from the RSS now, so that the next reading's
+    /// peak is one phase's (Linux's `clear_refs`, value 5); returns the peak until now,
+    /// in bytes.
+    #[allow(dead_code)] // the benchmark's
+    pub fn restart_peak(&self) -> std::io::Result<u64> {
+        let peak = self.usage().peak_rss;
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")?;
+        Ok(peak)
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
