@@ -212,8 +212,8 @@ async fn run(args: &Args) -> Result<Run, String> {
     // Roster's scans of 10,000 people shared scim2-server (one process, one interpreter
     // lock) with it.
     let (scim_ceiling, ceiling_cores) = if args.runs(Skip::Ceiling) {
-        let c = ceiling(n, staff, departments).await?;
-        (Some(c.0), Some(c.1))
+        let (bare, cores) = ceiling(n, staff, departments).await?;
+        (Some(bare), Some(cores))
     } else {
         (None, None)
     };
